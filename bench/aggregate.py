@@ -7,16 +7,40 @@ from typing import Any
 
 from bench import stats
 
+# Which measured matmul peak a precision policy is held against: its hidden layers' compute dtype.
+PEAK_DTYPE = {"float32": "float32", "mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
+AXES = ("batch_size", "validation", "precision", "device")
+
+
+def peak_flops(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+    """(device, dtype) → matmul FLOP/s measured by this run's probe (the latest one if merged)."""
+    peaks: dict[tuple[str, str], float] = {}
+    for rec in records:
+        if rec["kind"] == "probe":
+            for device, by_dtype in rec["probe"]["peak_flops_per_s"].items():
+                peaks.update({(device, dt): v for dt, v in by_dtype.items() if v})
+    return peaks
+
+
+def baseline_id(records: list[dict[str, Any]]) -> str | None:
+    """The run's baseline variant: as recorded, else the first variant record."""
+    variants = [r for r in records if r["kind"] == "variant"]
+    recorded = next((r["run"].get("baseline") for r in variants if r["run"].get("baseline")), None)
+    return recorded or (variants[0]["variant_id"] if variants else None)
+
 
 def _spread(values: list[float]) -> tuple[float | None, float | None]:
     return (min(values), max(values)) if len(values) > 1 else (None, None)
 
 
-def variant_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def variant_rows(
+    records: list[dict[str, Any]], peaks: dict[tuple[str, str], float] | None = None
+) -> list[dict[str, Any]]:
     """Group variant records by id (first-seen order) and summarise their successful repeats."""
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in records:
-        groups[rec["variant_id"]].append(rec)
+        if rec["kind"] == "variant":
+            groups[rec["variant_id"]].append(rec)
     rows = []
     for variant_id, recs in groups.items():
         ok = [r for r in recs if r["status"] == "ok"]
@@ -31,6 +55,9 @@ def variant_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         if ok:
             row.update(_summarise_ok(ok))
+            peak = (peaks or {}).get((v["device"], PEAK_DTYPE[v["precision"]]))
+            row["peak_flops_per_s"] = peak
+            row["pct_of_peak"] = 100 * row["achieved_flops_per_s"] / peak if peak else None
         rows.append(row)
     return rows
 
@@ -79,6 +106,30 @@ def _num(value: float | None, fmt: str) -> str:
     return "–" if value is None else format(value, fmt)
 
 
+def _kb(value: float | None) -> str:
+    """KB = 1024 B, as Keras prints parameter memory."""
+    return "–" if value is None else f"{value / 1024:,.2f}"
+
+
+def step_cell(row: dict[str, Any]) -> str:
+    """'1.234 [1.200–1.300]': median of repeat medians [their range]."""
+    spread = (
+        f" [{row['step_ms_min']:.3f}–{row['step_ms_max']:.3f}]"
+        if row["step_ms_min"] is not None
+        else ""
+    )
+    return f"{row['step_ms']:.3f}{spread}"
+
+
+def ttt_cell(row: dict[str, Any]) -> str:
+    """Time to target in seconds, or why there is none."""
+    if row["validation"] == "end_only":
+        return "n/a (no per-epoch validation)"
+    if row["time_to_target_s"] is None:
+        return "not reached"
+    return f"{row['time_to_target_s']:.1f} ({row['reached_target']}/{row['repeats_ok']})"
+
+
 def display_row(row: dict[str, Any]) -> dict[str, str]:
     """A row formatted for the markdown summary table (units in the headers)."""
     out = {
@@ -90,27 +141,27 @@ def display_row(row: dict[str, Any]) -> dict[str, str]:
         "status": row["status"],
     }
     if row["status"] != "ok":
-        out["note"] = str(row["reason"]).splitlines()[0][:100]
-        return out
-    spread = (
-        f" [{row['step_ms_min']:.3f}–{row['step_ms_max']:.3f}]"
-        if row["step_ms_min"] is not None
-        else ""
-    )
-    ttt = row["time_to_target_s"]
-    out.update(
-        {
-            "median step ms [repeat range]": f"{row['step_ms']:.3f}{spread}",
-            "p10–p90 ms": f"{row['step_ms_p10']:.3f}–{row['step_ms_p90']:.3f}",
-            "wall ms/step": _num(row["wall_step_ms"], ".3f"),
-            "first step ms": _num(row["first_step_ms"], ".0f"),
-            "samples/s": _num(row["samples_per_s"], ",.0f"),
-            "train s/epoch": _num(row["train_s_per_epoch"], ".2f"),
-            "val s/epoch": _num(row["val_s_per_epoch"], ".2f"),
-            "test acc": _num(row["test_accuracy"], ".4f"),
-            f"time to {row['target_accuracy']:g} s": "not reached" if ttt is None else f"{ttt:.1f}",
-            "repeats ok": f"{row['repeats_ok']}/{row['repeats']}",
-            "note": "",
-        }
-    )
-    return out
+        return out | {"note": str(row["reason"]).splitlines()[0][:100]}
+    cv = row["step_ms_cv"]
+    return out | {
+        "median step ms [repeat range]": step_cell(row),
+        "p10–p90 ms": f"{row['step_ms_p10']:.3f}–{row['step_ms_p90']:.3f}",
+        "CV %": "–" if cv is None else f"{100 * cv:.1f}",
+        "wall ms/step": _num(row["wall_step_ms"], ".3f"),
+        "first step ms": _num(row["first_step_ms"], ".0f"),
+        "samples/s": _num(row["samples_per_s"], ",.0f"),
+        "train s/epoch": _num(row["train_s_per_epoch"], ".2f"),
+        "val s/epoch": _num(row["val_s_per_epoch"], ".2f"),
+        "test acc": _num(row["test_accuracy"], ".4f"),
+        f"time to {row['target_accuracy']:g} s": ttt_cell(row),
+        "params KB": _kb(row["param_bytes"]),
+        "Adam state KB": _kb(row["optimizer_bytes"]),
+        "activations KB/batch (est.)": _kb(row["activation_bytes_est"]),
+        "peak RSS MiB": _num(
+            row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None, ",.0f"
+        ),
+        "GFLOP/s": _num(row["achieved_flops_per_s"] / 1e9, ".2f"),
+        "% of peak": _num(row["pct_of_peak"], ".1f"),
+        "repeats ok": f"{row['repeats_ok']}/{row['repeats']}",
+        "note": "",
+    }

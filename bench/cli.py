@@ -64,7 +64,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     data = load_mnist(args.data)  # fetch and verify once, before any child starts
     print(f"data: {data.source} ({data.location})")
     ctx = runner.RunContext(
-        run_id=out_dir.name, profile=matrix.name, settings=matrix.settings, data_path=args.data
+        run_id=out_dir.name,
+        profile=matrix.name,
+        settings=matrix.settings,
+        data_path=args.data,
+        baseline_id=variants[0].id,  # expand() puts the baseline (or first combination) first
     )
     print(f"{len(variants)} variants x {matrix.settings.repeats} repeats -> {results}")
     try:
@@ -96,6 +100,50 @@ def _cmd_report(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.results).parent
     path = write_report(Path(args.results), out_dir, fmt=args.format)
     print(path)
+    return 0
+
+
+def _cmd_overhead(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.overhead import measure_overhead
+    from bench.variant import Variant
+    from mnist_models.data import load_mnist
+
+    if args.rounds < 1 or args.epochs < 1:
+        raise MatrixError("--rounds and --epochs must be >= 1")
+    data = load_mnist(args.data)
+    result = measure_overhead(Variant(epochs=args.epochs), data, rounds=args.rounds)
+    print(
+        "| round | harness median ms | bare median ms | harness wall ms/step | bare wall ms/step |"
+    )
+    print("|---|---|---|---|---|")
+    for i, p in enumerate(result["rounds"], start=1):
+        h, b = p["harness"], p["bare"]
+        print(
+            f"| {i} | {h['step_ms_median']:.3f} | {b['step_ms_median']:.3f} | "
+            f"{h['wall_step_ms']:.3f} | {b['wall_step_ms']:.3f} |"
+        )
+    for key, label in (("step_ms_median", "median step"), ("wall_step_ms", "wall time per step")):
+        lo, hi = result["ratio_range"][key]
+        print(
+            f"harness/bare {label}: median {result['median_ratio'][key]:.3f}x "
+            f"(rounds {lo:.3f}-{hi:.3f}) over {args.rounds} interleaved rounds of {result['variant']}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import render_compare
+    from bench.records import read_records
+
+    a, b = read_records(args.a), read_records(args.b)  # both checked before any output
+    text = render_compare(a, b, args.a, args.b)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
     return 0
 
 
@@ -140,6 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", help="output directory (default: beside the records)")
     report.add_argument("--format", choices=("md", "csv", "json"), default="md")
     report.set_defaults(func=_cmd_report)
+
+    overhead = sub.add_parser(
+        "overhead", help="self-check: harness vs bare model.fit step time, side by side"
+    )
+    overhead.add_argument("--rounds", type=int, default=5, help="interleaved pairs (default 5)")
+    overhead.add_argument("--epochs", type=int, default=1, help="epochs per fit (default 1)")
+    overhead.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
+    overhead.add_argument("--json", help="also write the raw figures to this JSON file")
+    overhead.set_defaults(func=_cmd_overhead)
+
+    compare = sub.add_parser("compare", help="two records files side by side, with ratios")
+    compare.add_argument("a", help="results.jsonl of run A (the reference)")
+    compare.add_argument("b", help="results.jsonl of run B")
+    compare.add_argument("--out", help="also write the markdown to this file")
+    compare.set_defaults(func=_cmd_compare)
 
     profiles = sub.add_parser("profiles", help="list the shipped matrix profiles")
     profiles.set_defaults(func=_cmd_profiles)

@@ -1,4 +1,4 @@
-"""REPORT.md from a records file alone (pandas + tabulate); never imports TensorFlow."""
+"""REPORT.md (+ PNG plots) from a records file alone; never imports TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ from typing import Any
 import pandas as pd
 
 from bench import aggregate
+from bench.axes import axis_comparisons, describe, speed_phrase
+from bench.findings import findings
 from bench.records import probe_records, read_records, variant_records
 
 FORMATS = ("md", "csv", "json")
+PLOTS = (
+    ("step_time_vs_batch.png", "Step time and throughput vs batch size"),
+    ("val_accuracy.png", "Validation accuracy per epoch"),
+    ("time_to_target.png", "Time to the accuracy target"),
+    ("train_vs_validation.png", "Training vs validation time"),
+)
 
 
 def _fmt_bytes(n: float | None) -> str:
@@ -24,13 +32,12 @@ def _fmt_bytes(n: float | None) -> str:
 
 
 def _table(df: pd.DataFrame) -> str:
-    return df.to_markdown(index=False, disable_numparse=True)
+    return df.fillna("").to_markdown(index=False, disable_numparse=True)
 
 
 def header(records: list[dict[str, Any]]) -> str:
-    """When, what, where: the facts a reader needs before trusting any number below."""
-    first = records[0]
-    variants = variant_records(records)
+    """When, what, where and how: the facts a reader needs before trusting any number below."""
+    first, variants, probes = records[0], variant_records(records), probe_records(records)
     machine, commit = first["machine"], first["commit"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     times = sorted(r["created_utc"] for r in records)
@@ -40,15 +47,15 @@ def header(records: list[dict[str, Any]]) -> str:
         if data
         else "–"
     )
-    commit_line = f"`{commit['id'] or 'unknown'}`" + (
-        " (with uncommitted changes)" if commit.get("dirty") else ""
-    )
+    dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
-    settings = variants[0]["settings"] if variants else {}
-    gpus = (
-        ", ".join(next((p["probe"]["gpus"] for p in probe_records(records)), []))
-        or "none visible to TensorFlow"
+    warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
+    gpus = ", ".join(probes[-1]["probe"]["gpus"] if probes else []) or "none visible to TensorFlow"
+    peaks = aggregate.peak_flops(records)
+    peak_line = ", ".join(
+        f"{dev} {dt} {v / 1e9:,.1f} GFLOP/s" for (dev, dt), v in sorted(peaks.items())
     )
+    matmul_n = probes[-1]["probe"]["matmul_n"] if probes else "?"
     lines = [
         "# mnist-bench report",
         "",
@@ -58,17 +65,88 @@ def header(records: list[dict[str, Any]]) -> str:
         f"- **Machine:** {machine['cpu_model']}, {machine['cpu_cores']} cores, "
         f"{_fmt_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
         f"- **Versions:** Python {machine['python']}, {versions}",
-        f"- **Commit:** {commit_line}",
+        f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
         f"- **Data:** {data_line}",
-        f"- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
-        f"(`time.perf_counter`; Keras has synchronised the step's outputs by then), first "
-        f"{settings.get('warmup_steps', '?')} steps of epoch 1 excluded as warm-up; the first "
-        "(trace) step is reported on its own. Per repeat: median and p10–p90 over its steps. "
-        "Across repeats: the median of the repeat medians, and their min–max range.",
+        f"- **Baseline:** `{aggregate.baseline_id(records)}` — comparisons and findings are against it.",
+        "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
+        "(`time.perf_counter`; Keras has synchronised the step's outputs by then), first "
+        f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
+        "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants.",
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
+        f"- **Machine peak:** dense {matmul_n}² matmul measured with TensorFlow in this run: "
+        f"{peak_line or 'not measured'}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
+        "step ÷ median step time) ÷ the peak for the policy's compute dtype on that device.",
     ]
     return "\n".join(lines)
+
+
+def findings_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
+    items = findings(rows, baseline)
+    return "## Findings\n\n" + (
+        "\n".join(f"- {f}" for f in items) if items else "No variant finished."
+    )
+
+
+def summary_section(rows: list[dict[str, Any]]) -> str:
+    """One row per variant, skipped/failed ones included with their reason."""
+    table = pd.DataFrame([aggregate.display_row(r) for r in rows])
+    note = (
+        "`median step ms` is the median over repeats of each repeat's median step; brackets give the "
+        "repeats' range, `CV %` their coefficient of variation, `p10–p90` the spread of steps within "
+        "a repeat. Time to target counts training time only, until validation accuracy first reaches "
+        "the target (`split` validates on held-out training images, not the test set); the bracket "
+        "says how many repeats reached it. Parameter and Adam memory are the variables' bytes at their "
+        "own dtype (float32 under every policy); activations are an estimate from the layer shapes; "
+        "peak RSS is the whole child process, TensorFlow included."
+    )
+    return "## All variants\n\n" + _table(table) + "\n\n" + note
+
+
+def axes_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
+    """Per-axis tables: each value against the baseline, as ratios."""
+    comparisons = axis_comparisons(rows, baseline) if baseline else {}
+    title = "## Each axis against the baseline"
+    if not comparisons:
+        return f"{title}\n\nNo successful baseline variant, or no variant differing from it in one axis."
+    out = [
+        title,
+        "",
+        f"Ratios are variant ÷ baseline `{baseline}`; all but the named axis as in the baseline.",
+    ]
+    for axis, entries in comparisons.items():
+        table = []
+        for e in entries:
+            row = e["row"]
+            cells: dict[str, str] = {axis: str(e["value"]), "status": row["status"]}
+            if row["status"] == "ok":
+                cells |= {
+                    "step ms (vs baseline)": f"{row['step_ms']:.3f} vs {e['base']['step_ms']:.3f}",
+                    "step time": speed_phrase(e["step_ratio"]),
+                    "samples/s ×": f"{e['samples_ratio']:.2f}",
+                    "train s/epoch ×": f"{e['train_epoch_ratio']:.2f}",
+                    "Δ test acc (pt)": f"{e['accuracy_delta_pt']:+.2f}",
+                }
+            table.append(cells | {"in words": describe(e)})
+        out += ["", f"### {axis}", "", _table(pd.DataFrame(table))]
+    return "\n".join(out)
+
+
+def plot_names(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> set[str]:
+    """Which plots have data: decided from records, so the markdown never depends on files."""
+    if not any(r["status"] == "ok" for r in rows):
+        return set()
+    names = {"step_time_vs_batch.png", "time_to_target.png", "train_vs_validation.png"}
+    ok = [r for r in variant_records(records) if r["status"] == "ok"]
+    if any(a is not None for r in ok for a in r["accuracy"]["val_accuracy"]):
+        names.add("val_accuracy.png")
+    return names
+
+
+def plots_section(available: set[str]) -> str:
+    """Links to the PNGs written beside REPORT.md."""
+    links = [f"![{title}]({name})" for name, title in PLOTS if name in available]
+    return "## Plots\n\n" + ("\n\n".join(links) if links else "Nothing to plot.")
 
 
 def model_section(records: list[dict[str, Any]]) -> str:
@@ -104,70 +182,79 @@ def model_section(records: list[dict[str, Any]]) -> str:
     )
 
 
-def summary_section(records: list[dict[str, Any]]) -> str:
-    """One row per variant, skipped/failed ones included with their reason."""
-    rows = aggregate.variant_rows(variant_records(records))
-    table = pd.DataFrame([aggregate.display_row(r) for r in rows])
-    return "## All variants\n\n" + _table(table)
-
-
 def curves_section(records: list[dict[str, Any]]) -> str:
-    """Per-epoch loss/accuracy of each variant's first successful repeat."""
+    """Per-epoch loss/accuracy/time of each variant's first successful repeat."""
     out = ["## Per-epoch curves (first successful repeat)"]
+    seen: set[str] = set()
     for rec in variant_records(records):
-        if rec["status"] != "ok" or rec["repeat"] != min(
-            r["repeat"]
-            for r in variant_records(records)
-            if r["variant_id"] == rec["variant_id"] and r["status"] == "ok"
-        ):
+        if rec["status"] != "ok" or rec["variant_id"] in seen:
             continue
+        seen.add(rec["variant_id"])
         acc, timing = rec["accuracy"], rec["timing"]
         df = pd.DataFrame(
             {
-                "epoch": range(1, len(acc["loss"]) + 1),
-                "loss": acc["loss"],
-                "accuracy": acc["accuracy"],
-                "val_loss": acc["val_loss"],
-                "val_accuracy": acc["val_accuracy"],
-                "train s": timing["train_s_per_epoch"],
-                "validation s": timing["val_s_per_epoch"],
+                "epoch": [str(i) for i in range(1, len(acc["loss"]) + 1)],
+                "loss": [f"{v:.4f}" for v in acc["loss"]],
+                "accuracy": [f"{v:.4f}" for v in acc["accuracy"]],
+                "val_loss": ["–" if v is None else f"{v:.4f}" for v in acc["val_loss"]],
+                "val_accuracy": ["–" if v is None else f"{v:.4f}" for v in acc["val_accuracy"]],
+                "train s": [f"{v:.2f}" for v in timing["train_s_per_epoch"]],
+                "validation s": [f"{v:.2f}" for v in timing["val_s_per_epoch"]],
             }
         )
-        out += [
-            "",
-            f"**{rec['variant_id']}**",
-            "",
-            _table(df.round(4).astype(object).where(df.notna(), "–")),
-        ]
+        out += ["", f"**{rec['variant_id']}** (repeat {rec['repeat']})", "", _table(df)]
     return "\n".join(out)
 
 
 def render_markdown(records: list[dict[str, Any]]) -> str:
     """The whole REPORT.md as a string; a pure function of the records."""
+    rows = aggregate.variant_rows(records, aggregate.peak_flops(records))
+    baseline = aggregate.baseline_id(records)
     sections = [
         header(records),
+        findings_section(rows, baseline),
+        summary_section(rows),
+        axes_section(rows, baseline),
+        plots_section(plot_names(records, rows)),
         model_section(records),
-        summary_section(records),
         curves_section(records),
     ]
     return "\n\n".join(sections) + "\n"
 
 
-def write_report(results: Path, out_dir: Path, fmt: str = "md") -> Path:
-    """Render results into out_dir (REPORT.md, results.csv or summary.json); returns the path."""
+def write_plots(
+    records: list[dict[str, Any]], rows: list[dict[str, Any]], out_dir: Path
+) -> list[Path]:
+    """Draw every plot that has data into out_dir."""
+    from bench import plots  # matplotlib only when plots are wanted
+
+    base = next((r for r in rows if r["variant_id"] == aggregate.baseline_id(records)), None)
+    validation = base["validation"] if base else "per_epoch"
+    drawn = [
+        plots.step_time_vs_batch(rows, validation, out_dir / "step_time_vs_batch.png"),
+        plots.val_accuracy_curves(variant_records(records), out_dir / "val_accuracy.png"),
+        plots.time_to_target(rows, out_dir / "time_to_target.png"),
+        plots.train_vs_validation(rows, out_dir / "train_vs_validation.png"),
+    ]
+    return [p for p in drawn if p is not None]
+
+
+def write_report(results: Path, out_dir: Path, fmt: str = "md", plots: bool = True) -> Path:
+    """Render results into out_dir (REPORT.md + PNGs, summary.csv or summary.json); returns the path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     records = read_records(results)
+    rows = aggregate.variant_rows(records, aggregate.peak_flops(records))
     out_dir.mkdir(parents=True, exist_ok=True)
-    if fmt == "md":
-        path = out_dir / "REPORT.md"
-        path.write_text(render_markdown(records))
-    elif fmt == "csv":
+    if fmt == "csv":
         path = out_dir / "summary.csv"
-        pd.DataFrame(aggregate.variant_rows(variant_records(records))).to_csv(path, index=False)
+        pd.DataFrame(rows).to_csv(path, index=False)
     elif fmt == "json":
         path = out_dir / "summary.json"
-        path.write_text(
-            json.dumps(aggregate.variant_rows(variant_records(records)), indent=2) + "\n"
-        )
+        path.write_text(json.dumps(rows, indent=2) + "\n")
     else:
-        raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+        path = out_dir / "REPORT.md"
+        path.write_text(render_markdown(records))
+        if plots:
+            write_plots(records, rows, out_dir)
     return path

@@ -43,6 +43,7 @@ class RunContext:
     profile: str
     settings: RunSettings
     data_path: str | None = None
+    baseline_id: str | None = None  # the variant reports compare every other one against
     hook: str | None = None  # 'module:function' giving run_variant kwargs; for experiments/tests
     machine: dict[str, Any] = field(default_factory=envinfo.machine_info)
     commit: dict[str, Any] = field(default_factory=lambda: envinfo.git_commit(REPO_ROOT))
@@ -51,7 +52,7 @@ class RunContext:
         return {
             "schema_version": records.SCHEMA_VERSION,
             "kind": kind,
-            "run": {"id": self.run_id, "profile": self.profile},
+            "run": {"id": self.run_id, "profile": self.profile, "baseline": self.baseline_id},
             "created_utc": records.utc_now(),
             "machine": self.machine,
             "commit": self.commit,

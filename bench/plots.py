@@ -1,0 +1,125 @@
+"""PNG plots beside the report (matplotlib, Agg backend), drawn from records and rows only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+WIDTH_IN = 9.0  # ~900 px at 100 dpi: GitHub's content width
+DPI = 100
+
+
+def _save(fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) -> Path | None:
+    """Median step time and samples/s vs batch size, one line per (precision, device)."""
+    ok = [r for r in rows if r["status"] == "ok" and r["validation"] == validation]
+    if not ok:
+        return None
+    fig, (ax_step, ax_rate) = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.6))
+    for key in sorted({(r["precision"], r["device"]) for r in ok}):
+        line = sorted(
+            (r for r in ok if (r["precision"], r["device"]) == key), key=lambda r: r["batch_size"]
+        )
+        batches = [r["batch_size"] for r in line]
+        label = f"{key[0]}, {key[1]}"
+        ax_step.plot(batches, [r["step_ms"] for r in line], marker="o", label=label)
+        ax_rate.plot(batches, [r["samples_per_s"] for r in line], marker="o", label=label)
+    ticks = sorted({r["batch_size"] for r in ok})
+    for ax, ylabel in ((ax_step, "median step time (ms)"), (ax_rate, "throughput (samples/s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size (log scale)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+    ax_step.set_title(f"Step time ({validation} validation)")
+    ax_rate.set_title("Training throughput")
+    ax_rate.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def val_accuracy_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
+    """Validation accuracy per epoch, first successful repeat of each variant."""
+    seen: set[str] = set()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.0))
+    for rec in records:
+        if rec["kind"] != "variant" or rec["status"] != "ok" or rec["variant_id"] in seen:
+            continue
+        points = [
+            (i + 1, a) for i, a in enumerate(rec["accuracy"]["val_accuracy"]) if a is not None
+        ]
+        if not points:
+            continue
+        seen.add(rec["variant_id"])
+        ax.plot(*zip(*points, strict=True), marker="o", label=rec["variant_id"])
+    if not seen:
+        plt.close(fig)
+        return None
+    target = next(
+        r["accuracy"]["target_accuracy"]
+        for r in records
+        if r["kind"] == "variant" and r["status"] == "ok"
+    )
+    ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy")
+    ax.set_title("Validation accuracy per epoch (first repeat)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="x-small", ncol=2)
+    return _save(fig, path)
+
+
+def time_to_target(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training seconds to the target accuracy per variant; bars absent where never reached."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.35 * len(ok) + 1.2))
+    names = [r["variant_id"] for r in ok]
+    values = [r["time_to_target_s"] or 0.0 for r in ok]
+    ax.barh(names, values, color="tab:blue")
+    for i, r in enumerate(ok):
+        if r["time_to_target_s"] is None:
+            why = "n/a: no per-epoch validation" if r["validation"] == "end_only" else "not reached"
+            ax.text(0, i, f" {why}", va="center", fontsize="small", color="grey")
+    ax.invert_yaxis()
+    ax.set_xlabel(
+        f"training time to {ok[0]['target_accuracy']:g} validation accuracy (s, validation excluded)"
+    )
+    ax.set_title("Time to accuracy target")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, path)
+
+
+def train_vs_validation(rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Training vs validation seconds over the whole run, one bar per variant (stacked)."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    if not ok:
+        return None
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 0.35 * len(ok) + 1.2))
+    names = [r["variant_id"] for r in ok]
+    train = [r["train_s_per_epoch"] * r["epochs"] for r in ok]
+    # end_only validates once after training; the others inside fit, every (N-th) epoch.
+    val = [
+        r["final_eval_s"] if r["validation"] == "end_only" else r["val_s_per_epoch"] * r["epochs"]
+        for r in ok
+    ]
+    ax.barh(names, train, label="training")
+    ax.barh(names, val, left=train, label="validation")
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per run (median over repeats)")
+    ax.set_title("Training vs validation time")
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="x", alpha=0.3)
+    return _save(fig, path)

@@ -1,0 +1,158 @@
+"""Matrix definitions: expansion in both modes, CLI overrides, and errors before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench import matrix
+from bench.matrix import MatrixError, apply_overrides, build_matrix, load_profile
+from bench.variant import Variant
+
+
+def _ids(m: matrix.Matrix) -> list[str]:
+    return [v.id for v in m.variants()]
+
+
+def test_cross_product_expands_every_combination():
+    m = build_matrix(
+        "t",
+        {
+            "matrix": {"mode": "cross"},
+            "axes": {"batch_size": [32, 64], "precision": ["float32", "mixed_bfloat16"]},
+        },
+    )
+    assert _ids(m) == [
+        "bs32-per_epoch-float32-cpu",
+        "bs32-per_epoch-mixed_bfloat16-cpu",
+        "bs64-per_epoch-float32-cpu",
+        "bs64-per_epoch-mixed_bfloat16-cpu",
+    ]
+
+
+def test_ablation_is_the_baseline_plus_each_value_alone():
+    m = build_matrix(
+        "t", {"axes": {"batch_size": [32, 64, 128], "validation": ["per_epoch", "end_only"]}}
+    )
+    assert _ids(m) == [
+        "bs32-per_epoch-float32-cpu",
+        "bs64-per_epoch-float32-cpu",
+        "bs128-per_epoch-float32-cpu",
+        "bs32-end_only-float32-cpu",
+    ]
+
+
+def test_explicit_baseline_recentres_the_ablation():
+    m = build_matrix("t", {"axes": {"batch_size": [32, 64]}, "baseline": {"batch_size": 64}})
+    assert _ids(m) == ["bs64-per_epoch-float32-cpu", "bs32-per_epoch-float32-cpu"]
+
+
+def test_default_profile_covers_all_four_axes():
+    variants = load_profile("default").variants()
+    assert {v.batch_size for v in variants} == {32, 128, 512, 2048}
+    assert {v.validation for v in variants} == {"per_epoch", "end_only", "split", "freq"}
+    assert {v.precision for v in variants} == {"float32", "mixed_float16", "mixed_bfloat16"}
+    assert {v.device for v in variants} == {"cpu", "gpu"}
+    assert variants[0] == Variant(epochs=variants[0].epochs)  # the reference variant comes first
+
+
+def test_seed_profile_is_the_classic_run():
+    (variant,) = load_profile("seed").variants()
+    assert (variant.batch_size, variant.validation, variant.epochs, variant.precision) == (
+        32,
+        "per_epoch",
+        30,
+        "float32",
+    )
+
+
+def test_full_profile_is_the_cross_product():
+    assert len(load_profile("full").variants()) == 4 * 4 * 3 * 2
+
+
+def test_overrides_replace_axes_and_run_settings():
+    m = apply_overrides(load_profile("quick"), ["batch_size=64,256", "repeats=3", "epochs=2"])
+    assert {v.batch_size for v in m.variants()} == {64, 256}
+    assert {v.epochs for v in m.variants()} == {2}
+    assert m.settings.repeats == 3
+
+
+def test_validation_settings_show_in_the_id():
+    assert Variant(validation="split", validation_split=0.2).id == "bs32-split-float32-cpu-vs0.2"
+    assert Variant(validation="freq", validation_freq=3).id == "bs32-freq-float32-cpu-vf3"
+    assert (
+        Variant(steps_per_execution=4, jit_compile=True).id == "bs32-per_epoch-float32-cpu-spe4-xla"
+    )
+    assert Variant(validation_split=0.2).id == "bs32-per_epoch-float32-cpu"  # irrelevant here
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"axes": {"batch_sise": [32]}}, "unknown axis 'batch_sise'; allowed axes: ['batch_size'"),
+        (
+            {"axes": {"validation": ["every_epoch"]}},
+            "axes.validation: validation='every_epoch': choose from ['per_epoch', 'end_only', 'split', 'freq']",
+        ),
+        (
+            {"axes": {"precision": ["float16"]}},
+            "precision='float16': choose from ['float32', 'mixed_float16', 'mixed_bfloat16']",
+        ),
+        ({"axes": {"device": ["tpu"]}}, "device='tpu': choose from ['cpu', 'gpu']"),
+        ({"axes": {"batch_size": [0]}}, "batch_size=0: must be an integer in 1..60000"),
+        ({"axes": {"batch_size": [60001]}}, "batch_size=60001: must be an integer in 1..60000"),
+        (
+            {"axes": {"batch_size": [58000], "validation": ["split"]}},
+            "batch_size=58000: larger than the 54000 training images",
+        ),
+        ({"axes": {"validation_split": [1.0]}}, "validation_split=1.0: must be in (0, 1)"),
+        ({"axes": {"validation_split": [0]}}, "validation_split=0: must be in (0, 1)"),
+        ({"axes": {"batch_size": []}}, "axes.batch_size: empty list"),
+        (
+            {"matrix": {"mode": "diagonal"}},
+            "matrix.mode='diagonal': choose from ['cross', 'ablation']",
+        ),
+        ({"run": {"repeats": 0}}, "run.repeats=0: must be an integer >= 1"),
+        ({"run": {"repetitions": 2}}, "unknown run setting(s) ['repetitions']"),
+        ({"axis": {}}, "unknown section(s) ['axis']"),
+    ],
+)
+def test_bad_matrix_input_names_the_field_and_the_allowed_values(spec, message):
+    with pytest.raises(MatrixError) as err:
+        build_matrix("t", spec)
+    assert message in str(err.value)
+
+
+def test_unknown_profile_lists_the_shipped_ones():
+    with pytest.raises(MatrixError, match=r"unknown profile 'defualt'; choose from \['default', "):
+        load_profile("defualt")
+
+
+def test_malformed_toml_is_reported(tmp_path: Path):
+    path = tmp_path / "mine.toml"
+    path.write_text("[axes]\nbatch_size = [32,\n")
+    with pytest.raises(MatrixError, match=r"mine.toml: malformed TOML"):
+        load_profile(str(path))
+
+
+def test_bad_override_is_reported():
+    with pytest.raises(MatrixError, match="expected KEY=VALUE"):
+        apply_overrides(load_profile("quick"), ["batch_size"])
+    with pytest.raises(MatrixError, match="--set colour: unknown"):
+        apply_overrides(load_profile("quick"), ["colour=red"])
+
+
+def test_cli_rejects_bad_input_before_running(capsys):
+    from bench.cli import main
+
+    assert main(["run", "--profile", "quick", "--set", "batch_size=-1", "--list"]) == 2
+    assert "batch_size=-1: must be an integer in 1..60000" in capsys.readouterr().err
+
+
+def test_cli_list_prints_variants_without_running(capsys):
+    from bench.cli import main
+
+    assert main(["run", "--profile", "default", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "bs32-per_epoch-float32-cpu-e3" in out and "bs32-per_epoch-float32-gpu-e3" in out
