@@ -62,6 +62,17 @@ def variant_rows(
     return rows
 
 
+LONG_STEP_FACTOR = 10  # a step this many times the median is a pause, not a training step
+
+
+def long_steps(record: dict[str, Any]) -> tuple[int, float]:
+    """(count, total seconds) of steps over LONG_STEP_FACTOR × the median, the trace step excluded."""
+    median = record["timing"]["step_ms"]["median"]
+    steps = [s for epoch in record["timing"]["step_ms_raw"] for s in epoch][1:]
+    slow = [s for s in steps if s > LONG_STEP_FACTOR * median]
+    return len(slow), sum(slow) / 1000
+
+
 def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
     def med(get: Any) -> float | None:
         values = [x for x in (get(r) for r in ok) if x is not None]
@@ -80,6 +91,8 @@ def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
         "step_ms_p90": med(lambda r: r["timing"]["step_ms"]["p90"]),
         "first_step_ms": med(lambda r: r["timing"]["first_step_ms"]),
         "wall_step_ms": med(lambda r: r["timing"]["wall_step_ms"]),
+        "long_steps": med(lambda r: long_steps(r)[0]),
+        "long_steps_s": med(lambda r: long_steps(r)[1]),
         "steps_per_epoch": first["timing"]["steps_per_epoch"],
         "samples_per_s": med(lambda r: r["timing"]["samples_per_s"]),
         "train_s_per_epoch": med(lambda r: stats.median(r["timing"]["train_s_per_epoch"])),

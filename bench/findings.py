@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.aggregate import LONG_STEP_FACTOR
 from bench.axes import axis_comparisons, speed_phrase
 
 NOISY_CV = 0.10  # repeat-to-repeat CV above which a difference of that size is noise
@@ -25,6 +26,7 @@ def findings(rows: list[dict[str, Any]], baseline_id: str | None) -> list[str]:
         comparisons = axis_comparisons(rows, base["variant_id"])
         out += _validation_cost(comparisons, base)
         out += _mixed_precision(comparisons, base)
+        out += _wall_vs_median(base)
     out += _time_to_target(ok)
     out += _noise(ok)
     out += _not_run(rows)
@@ -91,6 +93,21 @@ def _mixed_precision(
             "variables stay float32."
         )
     return out
+
+
+def _wall_vs_median(base: dict[str, Any]) -> list[str]:
+    ratio = base["wall_step_ms"] / base["step_ms"]
+    text = (
+        f"Cross-check for the baseline: wall-clock training time per step is {base['wall_step_ms']:.3f} ms, "
+        f"{ratio:.2f}× the median step ({base['step_ms']:.3f} ms)"
+    )
+    if base["long_steps"]:
+        text += (
+            f"; a median of {base['long_steps']:g} steps per repeat took over {LONG_STEP_FACTOR}× the median "
+            f"({base['long_steps_s']:.2f} s per repeat) — pauses such as garbage collection or other "
+            "processes on the machine, which the median leaves out and the wall clock does not"
+        )
+    return [text + "."]
 
 
 def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:
