@@ -106,7 +106,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_overhead(args: argparse.Namespace) -> int:
     import json
 
-    from bench.overhead import measure_overhead
+    from bench.overhead import measure_overhead, render_overhead
     from bench.variant import Variant
     from mnist_models.data import load_mnist
 
@@ -114,22 +114,7 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
         raise MatrixError("--rounds and --epochs must be >= 1")
     data = load_mnist(args.data)
     result = measure_overhead(Variant(epochs=args.epochs), data, rounds=args.rounds)
-    print(
-        "| round | harness median ms | bare median ms | harness wall ms/step | bare wall ms/step |"
-    )
-    print("|---|---|---|---|---|")
-    for i, p in enumerate(result["rounds"], start=1):
-        h, b = p["harness"], p["bare"]
-        print(
-            f"| {i} | {h['step_ms_median']:.3f} | {b['step_ms_median']:.3f} | "
-            f"{h['wall_step_ms']:.3f} | {b['wall_step_ms']:.3f} |"
-        )
-    for key, label in (("step_ms_median", "median step"), ("wall_step_ms", "wall time per step")):
-        lo, hi = result["ratio_range"][key]
-        print(
-            f"harness/bare {label}: median {result['median_ratio'][key]:.3f}x "
-            f"(rounds {lo:.3f}-{hi:.3f}) over {args.rounds} interleaved rounds of {result['variant']}"
-        )
+    print(render_overhead(result), end="")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

@@ -73,3 +73,25 @@ def measure_overhead(variant: Variant, data: Mnist, rounds: int = 5) -> dict[str
         "median_ratio": {k: stats.median(v) for k, v in ratio.items()},
         "ratio_range": {k: (min(v), max(v)) for k, v in ratio.items()},
     }
+
+
+def render_overhead(result: dict[str, Any]) -> str:
+    """Markdown: each round's figures, then the median ratios and their range."""
+    lines = [
+        "| round | harness median ms | bare median ms | harness wall ms/step | bare wall ms/step |",
+        "|---|---|---|---|---|",
+    ]
+    for i, p in enumerate(result["rounds"], start=1):
+        h, b = p["harness"], p["bare"]
+        lines.append(
+            f"| {i} | {h['step_ms_median']:.3f} | {b['step_ms_median']:.3f} | "
+            f"{h['wall_step_ms']:.3f} | {b['wall_step_ms']:.3f} |"
+        )
+    lines.append("")
+    for key, label in (("step_ms_median", "median step"), ("wall_step_ms", "wall time per step")):
+        lo, hi = result["ratio_range"][key]
+        lines.append(
+            f"harness/bare {label}: median {result['median_ratio'][key]:.3f}x "
+            f"(rounds {lo:.3f}-{hi:.3f}), {len(result['rounds'])} interleaved rounds of {result['variant']}"
+        )
+    return "\n".join(lines) + "\n"

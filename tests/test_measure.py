@@ -53,3 +53,16 @@ def test_time_to_target_counts_training_time_only():
     assert time_to_target([2.0, 3.0, 4.0], [0.9, 0.97, 0.99], 0.97) == 5.0
     assert time_to_target([2.0, 3.0], [None, 0.98], 0.97) == 5.0
     assert time_to_target([2.0, 3.0], [0.5, 0.6], 0.97) is None
+
+
+def test_overhead_self_check_pairs_harness_and_bare_fit(small_mnist):
+    from bench.overhead import measure_overhead, render_overhead
+
+    result = measure_overhead(Variant(batch_size=50), small_mnist, rounds=1)
+    (pair,) = result["rounds"]
+    for side in ("harness", "bare"):
+        assert pair[side]["step_ms_median"] > 0 and pair[side]["wall_step_ms"] > 0
+    assert result["median_ratio"]["step_ms_median"] == pytest.approx(
+        pair["harness"]["step_ms_median"] / pair["bare"]["step_ms_median"]
+    )
+    assert "harness/bare median step" in render_overhead(result)
