@@ -1,4 +1,4 @@
-"""Sessions: `nox -s tests`, `nox -s bench`, `nox -s lint` (see README.md)."""
+"""Sessions: `nox -s tests`, `bench`, `lint`, `benchmark`, `regress` (see README.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ PYTHON = "3.11"
 def tests(session: nox.Session) -> None:
     """Run the pytest suite (fetches real MNIST once into .cache/)."""
     session.install("-e", ".[test]")
-    session.run("pytest", *session.posargs, env={"MNIST_BENCH_CACHE": ".cache"})
+    # Micro-benchmarks are `nox -s benchmark`'s job; timing them here would only slow CI down.
+    session.run(
+        "pytest",
+        "--ignore=tests/benchmarks",
+        *session.posargs,
+        env={"MNIST_BENCH_CACHE": ".cache"},
+    )
 
 
 @nox.session(python=PYTHON)
@@ -22,6 +28,31 @@ def bench(session: nox.Session) -> None:
     session.install("-e", ".")
     args = session.posargs or ["--profile", "default"]
     session.run("mnist-bench", "run", *args)
+
+
+@nox.session(python=PYTHON)
+def benchmark(session: nox.Session) -> None:
+    """pytest-benchmark micro-benchmarks of one train step, saved to .benchmarks/.
+
+    Compare with a saved run of this machine: `nox -s benchmark -- --benchmark-compare
+    --benchmark-compare-fail=median:15%`.
+    """
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        "tests/benchmarks",
+        "--benchmark-only",
+        "--benchmark-autosave",
+        *session.posargs,
+        env={"MNIST_BENCH_CACHE": ".cache"},
+    )
+
+
+@nox.session(python=PYTHON)
+def regress(session: nox.Session) -> None:
+    """Step-time regression gate vs reports/baseline/gate.json (0 pass, 1 regression, 2 unjudged)."""
+    session.install("-e", ".")
+    session.run("mnist-bench", "regress", *session.posargs, env={"MNIST_BENCH_CACHE": ".cache"})
 
 
 @nox.session(python=PYTHON)

@@ -48,6 +48,9 @@ def variant_rows(
         row: dict[str, Any] = {
             "variant_id": variant_id,
             **{k: v[k] for k in ("batch_size", "validation", "precision", "device", "epochs")},
+            # batch_size is the global batch; a tf.distribute strategy splits it over replicas.
+            "strategy": v.get("strategy", "default"),
+            "replicas": 1 if v.get("strategy", "default") == "default" else v["replicas"],
             "status": "ok" if ok else recs[-1]["status"],
             "reason": None if ok else recs[-1]["reason"],
             "repeats_ok": len(ok),
@@ -147,7 +150,12 @@ def display_row(row: dict[str, Any]) -> dict[str, str]:
     """A row formatted for the markdown summary table (units in the headers)."""
     out = {
         "variant": row["variant_id"],
-        "batch": str(row["batch_size"]),
+        "batch": str(row["batch_size"])
+        + (
+            f" = {row['replicas']}×{row['batch_size'] // row['replicas']}"
+            if row["replicas"] > 1
+            else ""
+        ),
         "validation": row["validation"],
         "precision": row["precision"],
         "device": row["device"],

@@ -13,6 +13,7 @@ from bench import progress
 from bench.matrix import MatrixError, apply_overrides, load_profile, profile_names
 from bench.records import RecordError
 from bench.runner import RunError
+from bench.shard import ShardError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -40,16 +41,35 @@ def _load_matrix(args: argparse.Namespace) -> Any:
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench import runner
     from bench.records import read_records
+    from bench.shard import parse_shard, select_shard
 
+    parse_shard(args.shard)  # a bad spec stops here, before the matrix is even read
     matrix = _load_matrix(args)
-    variants = matrix.variants()
+    all_variants = matrix.variants()
+    shard = select_shard(all_variants, args.shard, matrix.settings.repeats)
+    variants = list(shard.variants)
     if args.list:
         for v in variants:
             print(v.id)
         print(f"{len(variants)} variants x {matrix.settings.repeats} repeats ({matrix.mode})")
+        if shard.count > 1:
+            print(
+                f"shard {shard.spec}: {len(variants)} of {len(all_variants)} variants, "
+                f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"
+            )
+        return 0
+    if not variants:
+        print(
+            f"shard {shard.spec}: no variants (the matrix has {len(all_variants)}); nothing to run"
+        )
         return 0
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(args.out) if args.out else Path("reports") / f"{Path(matrix.name).stem}-{stamp}"
+    suffix = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
+    out_dir = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / f"{Path(matrix.name).stem}-{stamp}{suffix}"
+    )
     results = out_dir / "results.jsonl"
     if results.exists() and results.stat().st_size and not args.resume:
         raise runner.RunError(
@@ -68,7 +88,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         profile=matrix.name,
         settings=matrix.settings,
         data_path=args.data,
-        baseline_id=variants[0].id,  # expand() puts the baseline (or first combination) first
+        baseline_id=all_variants[0].id,  # expand() puts the baseline (or first combination) first
+        shard=shard.spec,
     )
     print(f"{len(variants)} variants x {matrix.settings.repeats} repeats -> {results}")
     try:
@@ -84,6 +105,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(
             f"\ninterrupted: everything finished so far is in {results}; continue with: "
             f"mnist-bench run --profile {args.profile} --out {out_dir} --resume"
+            + (f" --shard {shard.spec}" if shard.count > 1 else "")
         )
         return EXIT_INTERRUPTED
     if not args.no_report:
@@ -132,6 +154,52 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from bench.records import probe_records, variant_records
+    from bench.shard import merge_files, missing_shards
+
+    merged = merge_files([Path(p) for p in args.results], Path(args.out))
+    print(
+        f"{args.out}: {len(variant_records(merged))} variant records and "
+        f"{len(probe_records(merged))} machine probes from {len(args.results)} files"
+    )
+    missing = missing_shards(merged)
+    if missing:
+        print(f"note: no records from shard(s) {', '.join(missing)} among the inputs")
+    return 0
+
+
+def _rounds(text: str) -> int:
+    from bench.regress import MIN_ROUNDS
+
+    if not text.isdigit() or int(text) < MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {MIN_ROUNDS}")
+    return int(text)
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from bench import regress
+
+    try:
+        if not args.update_baseline:
+            regress.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
+        from bench import gate
+        from mnist_models.data import load_mnist
+
+        data = load_mnist(args.data)
+        return gate.run_gate(
+            Path(args.baseline),
+            data,
+            update=args.update_baseline,
+            rounds=args.rounds,
+            json_out=Path(args.json) if args.json else None,
+        )
+    except Exception as exc:  # exit 1 means "regression", so any failure to measure is 2
+        reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
+        return regress.EXIT_UNMEASURED
+
+
 def _cmd_profiles(args: argparse.Namespace) -> int:
     for name in profile_names():
         m = load_profile(name)
@@ -166,6 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--list", action="store_true", help="print the variants and exit")
     run.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     run.add_argument("--no-report", action="store_true", help="write records only")
+    run.add_argument(
+        "--shard",
+        default="1/1",
+        metavar="I/N",
+        help="run only slice I of N of the matrix (same on every machine; merge them after)",
+    )
     run.set_defaults(func=_cmd_run)
 
     report = sub.add_parser("report", help="render REPORT.md (or csv/json) from a records file")
@@ -189,6 +263,29 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", help="also write the markdown to this file")
     compare.set_defaults(func=_cmd_compare)
 
+    merge = sub.add_parser("merge", help="combine shard records files into one")
+    merge.add_argument("results", nargs="+", help="results.jsonl of each shard")
+    merge.add_argument("-o", "--out", required=True, help="merged records file (must not exist)")
+    merge.set_defaults(func=_cmd_merge)
+
+    from bench.regress import DEFAULT_ROUNDS  # pure, no TensorFlow
+
+    regress = sub.add_parser(
+        "regress", help="step-time regression gate: exit 0 pass, 1 regression, 2 cannot judge"
+    )
+    regress.add_argument(
+        "--baseline", default="reports/baseline/gate.json", help="default: %(default)s"
+    )
+    regress.add_argument(
+        "--update-baseline", action="store_true", help="measure and rewrite the baseline instead"
+    )
+    regress.add_argument(
+        "--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="A/B rounds (default: %(default)s)"
+    )
+    regress.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
+    regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
+    regress.set_defaults(func=_cmd_regress)
+
     profiles = sub.add_parser("profiles", help="list the shipped matrix profiles")
     profiles.set_defaults(func=_cmd_profiles)
     return parser
@@ -200,6 +297,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.func(args))
-    except (MatrixError, RecordError, MnistDataError, RunError) as exc:
+    except (MatrixError, RecordError, MnistDataError, RunError, ShardError) as exc:
         print(f"mnist-bench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

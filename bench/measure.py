@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bench import costs, stats
+from bench import costs, distribute, stats
 from bench.clock import StepClock
 from bench.variant import Variant
 from mnist_models import mlp
@@ -85,18 +85,23 @@ def run_variant(
     ``learning_rate`` and ``callbacks`` are for experiments through the API (e.g. a test that forces
     divergence, or a gate check that injects extra work per step); matrices never set them.
     """
+    strategy = distribute.make_strategy(variant)  # first: multi_worker must precede other TF work
     keras.utils.set_random_seed(variant.seed)
     device_name = "/GPU:0" if variant.device == "gpu" else "/CPU:0"
     x_train, x_test = mlp.scale_images(data.x_train), mlp.scale_images(data.x_test)
     y_train, y_test = data.y_train, data.y_test
 
-    with tf.device(device_name):
+    # Under a strategy the model, optimizer and metrics are created in its scope, so their
+    # variables are mirrored; fit then splits each global batch over the replicas.
+    with strategy.scope() if strategy is not None else tf.device(device_name):
         model = mlp.build_mlp(
             variant.precision,
             learning_rate=learning_rate,
             jit_compile=variant.jit_compile,
             steps_per_execution=variant.steps_per_execution,
         )
+        if variant.strategy == "multi_worker":
+            distribute.patch_keras_multi_worker(model, strategy)
         clock = StepClock()
         fit_start = time.perf_counter()
         history = model.fit(
@@ -133,12 +138,16 @@ def run_variant(
     median_s = step_summary["median"] / 1000  # type: ignore[operator]
     # Cross-check: all training wall time but the trace step, over all steps but that one.
     total_steps = steps_per_epoch * variant.epochs
-    wall_step_ms = (1000 * sum(train_s) - first_step_ms * spe) / max(1, total_steps - spe)
+    if total_steps > spe:
+        wall_step_ms = (1000 * sum(train_s) - first_step_ms * spe) / (total_steps - spe)
+    else:  # one execution (e.g. a batch as large as a small slice): nothing but the trace to time
+        wall_step_ms = 1000 * sum(train_s) / total_steps
     val_accuracy = _per_epoch(history, "val_accuracy", variant)
     flops = costs.train_step_flops(variant.batch_size)
 
     optimizer_vars = list(model.optimizer.variables)
     return {
+        "distribution": distribute.describe(variant, strategy, device_name),
         "timing": {
             "warmup_steps_excluded": warm * spe,
             "steps_per_epoch": steps_per_epoch,

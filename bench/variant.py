@@ -8,6 +8,9 @@ from typing import Any
 VALIDATIONS = ("per_epoch", "end_only", "split", "freq")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DEVICES = ("cpu", "gpu")
+# default: one device; mirrored: tf.distribute.MirroredStrategy over `replicas` GPUs or logical CPU
+# devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy over `replicas` worker processes.
+STRATEGIES = ("default", "mirrored", "multi_worker")
 TRAIN_IMAGES = 60000
 
 # Short labels for fields outside the four headline axes, used in the id only when non-default.
@@ -39,14 +42,18 @@ class Variant:
     steps_per_execution: int = 1
     jit_compile: bool = False
     seed: int = 0
+    strategy: str = "default"
+    replicas: int = 2  # used by mirrored/multi_worker only, like validation_freq by freq
 
     def __post_init__(self) -> None:
         check_variant(self)
 
     @property
     def id(self) -> str:
-        """e.g. 'bs128-split-mixed_float16-cpu', plus '-e3' style tags for non-default extras."""
+        """e.g. 'bs128-split-mixed_float16-cpu', plus '-mirrored2', '-e3' style tags if non-default."""
         parts = [f"bs{self.batch_size}", self.validation, self.precision, self.device]
+        if self.strategy != "default":
+            parts.append(f"{self.strategy}{self.replicas}")
         for f in fields(self):
             label = _ID_LABELS.get(f.name)
             value = getattr(self, f.name)
@@ -59,6 +66,16 @@ class Variant:
             parts.append(label if value is True else f"{label}{value}")
         return "-".join(parts)
 
+    @property
+    def replicas_in_sync(self) -> int:
+        """Model replicas that share each global batch: 1 under the default strategy."""
+        return 1 if self.strategy == "default" else self.replicas
+
+    @property
+    def per_replica_batch(self) -> int:
+        """Images each replica computes per step; batch_size is always the global batch."""
+        return self.batch_size // self.replicas_in_sync
+
     def train_images(self, available: int = TRAIN_IMAGES) -> int:
         """Images the model trains on: validation_split holds the last fraction back."""
         if self.validation == "split":
@@ -70,10 +87,12 @@ class Variant:
         return -(-self.train_images(available) // self.batch_size)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, as recorded in the 'variant' section of a record."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Variant:
+        """The inverse of to_dict; unknown fields are an error, missing ones take defaults."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -113,6 +132,15 @@ def check_variant(v: Variant) -> None:
         raise VariantError(f"jit_compile={v.jit_compile!r}: must be true or false")
     if not _is_int(v.seed) or v.seed < 0:
         raise VariantError(f"seed={v.seed!r}: must be an integer >= 0")
+    if v.strategy not in STRATEGIES:
+        raise VariantError(f"strategy={v.strategy!r}: choose from {list(STRATEGIES)}")
+    if not _is_int(v.replicas) or v.replicas < 1:
+        raise VariantError(f"replicas={v.replicas!r}: must be an integer >= 1")
+    if v.batch_size % v.replicas_in_sync:
+        raise VariantError(
+            f"batch_size={v.batch_size} (the global batch) is not divisible by replicas="
+            f"{v.replicas}: every replica must get the same per-replica batch"
+        )
     if v.batch_size > v.train_images():
         raise VariantError(
             f"batch_size={v.batch_size}: larger than the {v.train_images()} training images"

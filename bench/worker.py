@@ -18,11 +18,16 @@ from typing import Any
 REASON_CHARS = 2000
 
 
-def _configure_devices(device: str) -> None:
+def _configure_devices(device: str, strategy: str = "default", replicas: int = 1) -> None:
     # Must happen before TensorFlow is imported: a CPU variant must not touch a GPU that exists.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    if device == "cpu" and strategy == "mirrored":
+        # Logical devices can only be declared before TensorFlow initialises, i.e. here.
+        from bench.distribute import split_cpu
+
+        split_cpu(replicas)
 
 
 def _load_hook(spec: str | None) -> dict[str, Any]:
@@ -46,7 +51,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"probe": probe(measure_peak=job.get("measure_peak", True))}
 
     variant_data = job["variant"]
-    _configure_devices(variant_data["device"])
+    _configure_devices(
+        variant_data["device"],
+        variant_data.get("strategy", "default"),
+        variant_data.get("replicas", 1),
+    )
     from bench.measure import Diverged, run_variant
     from bench.variant import Variant
     from mnist_models.data import load_mnist

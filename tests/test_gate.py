@@ -1,0 +1,57 @@
+"""The gate's measurement end to end on a small real slice, in a fresh process (it pins TF threads)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+CHILD = """
+import json, sys
+from bench import gate, regress
+from mnist_models.data import load_mnist
+from tests.conftest import CACHE
+
+calls = []
+
+def callbacks():
+    calls.append(1)
+    return []
+
+tiny = (gate.GateVariant("tiny", 100, "float32", 3000),)
+data = load_mnist(cache_path=CACHE, sources=("cache",))
+measured = gate.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
+try:
+    gate.pin_threads(2)
+    late = None
+except regress.GateError as exc:
+    late = str(exc)
+json.dump({"measured": measured, "factory_calls": len(calls), "late": late}, sys.stdout)
+"""
+
+
+@pytest.mark.slow
+def test_measure_interleaves_rounds_and_passes_callbacks_through(real_mnist):
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    measured, entry = out["measured"], out["measured"]["variants"]["tiny"]
+    assert measured["rounds"] == 3 and measured["threads"] == {"intra_op": 1, "inter_op": 1}
+    assert entry["timed_steps"] == 30 - 10  # 3,000 images / batch 100, warm-up excluded
+    assert out["factory_calls"] == 3  # fresh callbacks for every harness run
+    for key in ("ratios", "harness_ms", "calibration_ms", "harness_median_ms"):
+        assert len(entry[key]) == 3 and all(v > 0 for v in entry[key])
+    for ratio, a, b in zip(
+        entry["ratios"], entry["harness_ms"], entry["calibration_ms"], strict=True
+    ):
+        assert ratio == pytest.approx(a / b)
+    # The fastest step is no slower than the median one, on both sides.
+    assert all(f <= m for f, m in zip(entry["harness_ms"], entry["harness_median_ms"], strict=True))
+    assert "already running" in out["late"] and "fresh process" in out["late"]
