@@ -8,8 +8,9 @@ from bench.aggregate import AXES
 
 
 def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
+    # strategy/replicas are compared too, so a mirrored row never passes for a batch-size change.
     return row[axis] != base[axis] and all(
-        row[a] == base[a] for a in (*AXES, "epochs") if a != axis
+        row.get(a) == base.get(a) for a in (*AXES, "epochs", "strategy", "replicas") if a != axis
     )
 
 

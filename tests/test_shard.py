@@ -198,6 +198,13 @@ def test_cli_errors_come_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
+def test_an_empty_shard_runs_nothing_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 0
+    assert "shard 6/6: no variants (the matrix has 4); nothing to run" in capsys.readouterr().out
+    assert not out.exists()
+
+
 def test_list_prints_only_the_shards_variants(capsys):
     assert cli.main(["run", "--profile", "default", "--list", "--shard", "2/3"]) == 0
     printed = capsys.readouterr().out.splitlines()
