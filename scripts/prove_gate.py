@@ -65,14 +65,14 @@ def slow_step_callbacks(extra: float = EXTRA_WORK) -> list[Any]:
     return [SlowStep()]
 
 
-def child(scenario: str, baseline: Path, json_out: Path, rounds: int) -> int:
+def child(scenario: str, baseline: Path, json_out: Path, rounds: int, extra: float) -> int:
     """Run the gate once in this process, as `mnist-bench regress` does; returns its exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
     from bench import gate
     from mnist_models.data import load_mnist
 
-    callbacks = slow_step_callbacks if scenario == "slowdown" else None
+    callbacks = (lambda: slow_step_callbacks(extra)) if scenario == "slowdown" else None
     return gate.run_gate(
         baseline, load_mnist(), rounds=rounds, callbacks=callbacks, json_out=json_out
     )
@@ -82,12 +82,14 @@ def _pin(core: int) -> None:
     os.sched_setaffinity(0, {core})
 
 
-def run_once(scenario: str, baseline: Path, json_out: Path, log: Path, rounds: int) -> dict:
+def run_once(
+    scenario: str, baseline: Path, json_out: Path, log: Path, rounds: int, extra: float
+) -> dict:
     """One gate run in a fresh process under `scenario`; its exit code, wall time and result."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
     env["CUDA_VISIBLE_DEVICES"] = ""
     cmd = [sys.executable, __file__, "--child", scenario, "--baseline", str(baseline)]
-    cmd += ["--json", str(json_out), "--rounds", str(rounds)]
+    cmd += ["--json", str(json_out), "--rounds", str(rounds), "--extra", str(extra)]
     cores = {
         "slower-machine": sorted(os.sched_getaffinity(0)),
         "one-core": [SHARED_CORE],
@@ -174,12 +176,13 @@ def _pct(values: list[float | None]) -> str:
     return f"{min(got):+.1%} / {statistics.median(got):+.1%} / {max(got):+.1%}"
 
 
-def render(summary: dict[str, Any], baseline: Path, rounds: int) -> str:
+def render(summary: dict[str, Any], baseline: Path, rounds: int, extra: float) -> str:
     """SUMMARY.md: one table of outcomes, one of changes and slowdown factors."""
     lines = [
         f"# Gate proof ({datetime.now(UTC).isoformat(timespec='seconds')})",
         "",
-        f"baseline `{baseline}`, {rounds} rounds per gate run, each run a fresh process.",
+        f"baseline `{baseline}`, {rounds} rounds per gate run, each run a fresh process; "
+        f"slowdown adds {extra:g} × the fastest step after every step.",
         "",
         "| scenario | runs | pass (0) | regression (1) | cannot judge (2) | wall s median / max |",
         "|---|--:|--:|--:|--:|--:|",
@@ -226,17 +229,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="reports/baseline/gate.json")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--out", help="output folder (default reports/gate-proof-<UTC time>)")
+    parser.add_argument(
+        "--extra", type=float, default=EXTRA_WORK, help="slowdown: added work per step (0.3)"
+    )
     parser.add_argument("--child", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     baseline = (REPO / args.baseline).resolve()
     if args.child:
-        return child(args.child, baseline, Path(args.json), args.rounds)
+        return child(args.child, baseline, Path(args.json), args.rounds, args.extra)
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(SCENARIOS)
-    if unknown or args.runs < 1:
-        parser.error(f"scenarios must be among {SCENARIOS} and --runs >= 1 (got {sorted(unknown)})")
+    if unknown or args.runs < 1 or not args.extra > 0:
+        parser.error(
+            f"scenarios among {SCENARIOS}, --runs >= 1, --extra > 0 (got {sorted(unknown)})"
+        )
     if not baseline.is_file():
         parser.error(f"{baseline} does not exist: run `mnist-bench regress --update-baseline`")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -246,12 +254,19 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         for scenario in scenarios:  # taking turns: load changes hit every scenario
             name = f"{scenario}-{i + 1:02d}"
-            r = run_once(scenario, baseline, out / f"{name}.json", out / f"{name}.log", args.rounds)
+            r = run_once(
+                scenario,
+                baseline,
+                out / f"{name}.json",
+                out / f"{name}.log",
+                args.rounds,
+                args.extra,
+            )
             runs.append(r)
             print(f"{name}: exit {r['exit_code']} in {r['wall_s']:.0f} s", flush=True)
             summary = summarize(runs)
             (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            (out / "SUMMARY.md").write_text(render(summary, baseline, args.rounds))
+            (out / "SUMMARY.md").write_text(render(summary, baseline, args.rounds, args.extra))
     print((out / "SUMMARY.md").read_text())
     return 0
 

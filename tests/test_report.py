@@ -165,3 +165,11 @@ def test_plots_are_written_and_not_empty(tmp_path):
     for name in names:
         assert (tmp_path / name).stat().st_size > 10_000
         assert f"]({name})" in path.read_text()
+
+
+def test_committed_reference_report_regenerates_byte_for_byte():
+    reference = Path(__file__).parent.parent / "reports" / "reference"
+    records = read_records(reference / "results.jsonl")
+    assert report.render_markdown(records) == (reference / "REPORT.md").read_text()
+    for name, _ in report.PLOTS:
+        assert (reference / name).stat().st_size > 10_000, name
