@@ -14,6 +14,9 @@ Decision, per variant, with n rounds:
     threshold t = max(FLOOR, K · σ)
     REGRESSION if c > t; faster if c < −t; too noisy if t > CEILING; else pass
 
+A variant missing on either side, or measured another way (batch, data, epochs, warm-up, TF
+threads), cannot be judged. Exit code: 1 if any variant regressed, else 2 if any cannot be judged.
+
 The floor absorbs what one run's spread cannot see: a different process, day or CPU model.
 The ceiling is where this run could no longer resolve the regressions the gate exists for, so it
 says so (exit 2) instead of passing.
@@ -21,6 +24,7 @@ says so (exit 2) instead of passing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -51,14 +55,17 @@ ROUND_LISTS = (
     "calibration_mean_ms",
 )
 
-PASS, REGRESSION, FASTER, NOISY, NO_BASELINE, NOT_MEASURED = (
+PASS, REGRESSION, FASTER, NOISY, NO_BASELINE, NOT_MEASURED, CHANGED = (
     "pass",
     "REGRESSION",
     "faster",
     "too noisy",
     "no baseline",
     "not measured",
+    "setup changed",
 )
+# What a round measures; ratios compare only when these match (and the TF thread settings do).
+SETUP_KEYS = ("batch_size", "precision", "train_images", "epochs", "timed_steps")
 UPDATE_HINT = (
     "create it with `mnist-bench regress --update-baseline` (on the CI machine) and commit it"
 )
@@ -220,6 +227,8 @@ def judge(
     }
     if baseline is None:
         return Row(name, NO_BASELINE, **now_fields)
+    if any(k in current and k in baseline and current[k] != baseline[k] for k in SETUP_KEYS):
+        return Row(name, CHANGED, **now_fields)
     base = baseline["ratios"]
     change = now_fields["current_ratio"] / stats.median(base) - 1
     limit = threshold(now, base, floor=floor, k=k)
@@ -258,10 +267,17 @@ def compare(
     for name, entry in now.items():
         _check_entry(entry, f"measurement: variant {name!r}")
     names = list(base) + [n for n in now if n not in base]
-    return [
+    rows = [
         judge(name, now.get(name), base.get(name), floor=floor, k=k, ceiling=ceiling)
         for name in names
     ]
+    threads = (baseline.get("settings") or {}).get("threads"), measured.get("threads")
+    if None not in threads and threads[0] != threads[1]:
+        rows = [
+            dataclasses.replace(row, verdict=CHANGED) if row.baseline_ratio is not None else row
+            for row in rows
+        ]
+    return rows
 
 
 def exit_code(rows: Sequence[Row]) -> int:
@@ -312,6 +328,8 @@ def render_table(
         NOISY: f"too noisy: this run's threshold is above {CEILING:.0%}, so a regression of that "
         "size could pass unseen; re-run on a quieter machine or with more --rounds",
         FASTER: "faster than the baseline: if that is expected, refresh it with --update-baseline",
+        CHANGED: "the gate's setup (batch, data, epochs, warm-up or TF threads) differs from the "
+        f"baseline's, so the ratios do not compare: {UPDATE_HINT}",
     }
     verdicts = {row.verdict for row in rows}
     lines += [

@@ -241,10 +241,10 @@ def main(argv: list[str] | None = None) -> int:
 
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(scenarios) - set(SCENARIOS)
-    if unknown or args.runs < 1 or not args.extra > 0:
-        parser.error(
-            f"scenarios among {SCENARIOS}, --runs >= 1, --extra > 0 (got {sorted(unknown)})"
-        )
+    if unknown:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {SCENARIOS}")
+    if args.runs < 1 or not args.extra > 0:
+        parser.error(f"--runs {args.runs}, --extra {args.extra}: need runs >= 1 and extra > 0")
     if not baseline.is_file():
         parser.error(f"{baseline} does not exist: run `mnist-bench regress --update-baseline`")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

@@ -107,6 +107,23 @@ def test_missing_variants_on_either_side_cannot_be_judged():
     assert regress.exit_code([]) == regress.EXIT_UNMEASURED
 
 
+def test_ratios_measured_another_way_do_not_compare():
+    base = baseline(a=QUIET, b=QUIET)
+    now = measured(a=[1.3] * 5, b=QUIET)
+    for doc in (base, now):
+        for entry in doc["variants"].values():
+            entry.update(batch_size=32, precision="float32", train_images=19200, timed_steps=590)
+    assert regress.exit_code(regress.compare(base, now)) == regress.EXIT_REGRESSION
+    now["variants"]["b"]["train_images"] = 6400
+    rows = regress.compare(base, now)
+    assert [r.verdict for r in rows] == [regress.REGRESSION, regress.CHANGED]
+    now["threads"] = {"intra_op": 0, "inter_op": 0}  # the baseline pinned one thread each
+    rows = regress.compare(base, now)
+    assert [r.verdict for r in rows] == [regress.CHANGED, regress.CHANGED]
+    assert regress.exit_code(rows) == regress.EXIT_UNMEASURED
+    assert "note: the gate's setup" in regress.render_table(rows, base, {})
+
+
 def test_compare_rejects_a_floor_above_the_ceiling_and_a_bad_measurement():
     with pytest.raises(regress.GateError, match="floor"):
         regress.compare(baseline(a=QUIET), measured(a=QUIET), floor=0.3, ceiling=0.2)
