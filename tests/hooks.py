@@ -10,12 +10,12 @@ import time
 from typing import Any
 
 from mnist_models.data import load_mnist
-from tests.conftest import CACHE, make_slice
+from tests.conftest import CACHE
 
 
 def small() -> dict[str, Any]:
     """Train on 2,000 real images, validate on 500."""
-    return {"data": make_slice(load_mnist(cache_path=CACHE, sources=("cache",)), 2000, 500)}
+    return {"data": load_mnist(cache_path=CACHE, sources=("cache",)).head(2000, 500)}
 
 
 def diverge() -> dict[str, Any]:
