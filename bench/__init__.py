@@ -1,7 +1,7 @@
-"""mnist-bench: variants → runner → JSON Lines records → reports and regression gates.
+"""mnist-bench: plan (variants) → run (jobs) → measure (TensorFlow) → records → report / gate.
 
-Modules that only read records (records, stats, aggregate, report, compare, regress) never import
-TensorFlow; only the code that measures does (measure, clock, worker, peak).
+Only ``bench.measure`` imports TensorFlow or Keras; every other module reads plans or records and
+starts without it (tests/test_layout.py checks this).
 """
 
 __version__ = "0.1.0"

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import progress
-from bench.matrix import MatrixError, apply_overrides, load_profile, profile_names
-from bench.records import RecordError
-from bench.runner import RunError
-from bench.shard import ShardError
+from bench import records
+from bench.gate import baseline as gate_baseline
+from bench.gate import judge
+from bench.plan.matrix import MatrixError, apply_overrides, load_profile, profile_names
+from bench.plan.shard import ShardError, parse_shard, select_shard
+from bench.records import RecordError, read_records
+from bench.report.compare import render_compare
+from bench.report.markdown import write_report
+from bench.run import progress, runner
+from bench.run.runner import RunError
+from mnist_models.data import MnistDataError, load_mnist
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from mnist_models.data import load_mnist
-
     data = load_mnist(args.data)
     for attempt in data.attempts:
         print(f"  {attempt}")
@@ -39,10 +44,6 @@ def _load_matrix(args: argparse.Namespace) -> Any:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from bench import runner
-    from bench.records import read_records
-    from bench.shard import parse_shard, select_shard
-
     parse_shard(args.shard)  # a bad spec stops here, before the matrix is even read
     matrix = _load_matrix(args)
     all_variants = matrix.variants()
@@ -71,16 +72,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else Path("reports") / f"{Path(matrix.name).stem}-{stamp}{suffix}"
     )
     results = out_dir / "results.jsonl"
-    if results.exists() and results.stat().st_size and not args.resume:
-        raise runner.RunError(
-            f"{results} already holds records; pass --resume to continue it, "
-            "or --out to write elsewhere"
-        )
-    if args.resume:
-        read_records(results)  # a damaged file stops the run here, before any work
-
-    from mnist_models.data import load_mnist
-
+    # A damaged or foreign file stops the run here, before any work.
+    runner.records_to_resume(results, resume=args.resume, shard=shard.spec)
     data = load_mnist(args.data)  # fetch and verify once, before any child starts
     print(f"data: {data.source} ({data.location})")
     ctx = runner.RunContext(
@@ -109,16 +102,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     if not args.no_report:
-        from bench.report import write_report
-
         path = write_report(results, out_dir)
         print(f"report: {path}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import write_report
-
     out_dir = Path(args.out) if args.out else Path(args.results).parent
     path = write_report(Path(args.results), out_dir, fmt=args.format)
     print(path)
@@ -126,11 +115,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_overhead(args: argparse.Namespace) -> int:
-    import json
-
-    from bench.overhead import measure_overhead, render_overhead
-    from bench.variant import Variant
-    from mnist_models.data import load_mnist
+    from bench.measure.overhead import measure_overhead  # imports TensorFlow
+    from bench.plan.variant import Variant
+    from bench.report.overhead import render_overhead
 
     if args.rounds < 1 or args.epochs < 1:
         raise MatrixError("--rounds and --epochs must be >= 1")
@@ -143,9 +130,6 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import render_compare
-    from bench.records import read_records
-
     a, b = read_records(args.a), read_records(args.b)  # both checked before any output
     text = render_compare(a, b, args.a, args.b)
     if args.out:
@@ -155,39 +139,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from bench.records import probe_records, variant_records
-    from bench.shard import merge_files, missing_shards
-
-    merged = merge_files([Path(p) for p in args.results], Path(args.out))
+    merged = records.merge_files([Path(p) for p in args.results], Path(args.out))
     print(
-        f"{args.out}: {len(variant_records(merged))} variant records and "
-        f"{len(probe_records(merged))} machine probes from {len(args.results)} files"
+        f"{args.out}: {len(records.variant_records(merged))} variant records and "
+        f"{len(records.probe_records(merged))} machine probes from {len(args.results)} files"
     )
-    missing = missing_shards(merged)
+    missing = records.missing_shards(merged)
     if missing:
         print(f"note: no records from shard(s) {', '.join(missing)} among the inputs")
     return 0
 
 
 def _rounds(text: str) -> int:
-    from bench.regress import MIN_ROUNDS
-
-    if not text.isdigit() or int(text) < MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {MIN_ROUNDS}")
+    if not text.isdigit() or int(text) < gate_baseline.MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {gate_baseline.MIN_ROUNDS}")
     return int(text)
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
-    from bench import regress
-
     try:
         if not args.update_baseline:
-            regress.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
-        from bench import gate
-        from mnist_models.data import load_mnist
+            gate_baseline.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
+        from bench.measure import gate_rounds  # imports TensorFlow
 
         data = load_mnist(args.data)
-        return gate.run_gate(
+        return gate_rounds.run_gate(
             Path(args.baseline),
             data,
             update=args.update_baseline,
@@ -197,7 +173,7 @@ def _cmd_regress(args: argparse.Namespace) -> int:
     except Exception as exc:  # exit 1 means "regression", so any failure to measure is 2
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
-        return regress.EXIT_UNMEASURED
+        return judge.EXIT_UNMEASURED
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
@@ -268,8 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--out", required=True, help="merged records file (must not exist)")
     merge.set_defaults(func=_cmd_merge)
 
-    from bench.regress import DEFAULT_ROUNDS  # pure, no TensorFlow
-
     regress = sub.add_parser(
         "regress", help="step-time regression gate: exit 0 pass, 1 regression, 2 cannot judge"
     )
@@ -280,7 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-baseline", action="store_true", help="measure and rewrite the baseline instead"
     )
     regress.add_argument(
-        "--rounds", type=_rounds, default=DEFAULT_ROUNDS, help="A/B rounds (default: %(default)s)"
+        "--rounds",
+        type=_rounds,
+        default=judge.DEFAULT_ROUNDS,
+        help="A/B rounds (default: %(default)s)",
     )
     regress.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
@@ -293,8 +270,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from mnist_models.data import MnistDataError
-
     try:
         return int(args.func(args))
     except (MatrixError, RecordError, MnistDataError, RunError, ShardError) as exc:

@@ -1,10 +1,14 @@
-"""Small pure statistics over lists of floats (no numpy needed by callers)."""
+"""Pure statistics: small functions over lists of floats, and every statistic of a record.
+
+The only place figures are derived from raw measurements (no numpy needed by callers).
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -56,4 +60,87 @@ def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
         "max": max(values),
         "mean": statistics.fmean(values),
         "cv": cv(values),
+    }
+
+
+MAD_TO_SIGMA = 1.4826  # MAD → standard deviation for normally distributed data
+MEDIAN_SE = 1.2533  # √(π/2): std. error of a median over that of a mean
+
+
+def relative_spread(values: Sequence[float]) -> float:
+    """1.4826 · MAD / median: a robust relative standard deviation of one sample."""
+    return MAD_TO_SIGMA * mad(values) / median(values)
+
+
+def median_error(values: Sequence[float]) -> float:
+    """Relative standard error of the median of `values`: 1.2533 · spread / √n."""
+    return MEDIAN_SE * relative_spread(values) / math.sqrt(len(values))
+
+
+LONG_STEP_FACTOR = 10  # a step this many times the median is a pause, not a training step
+
+
+def time_to_target(
+    train_s: Sequence[float], val_accuracy: Sequence[float | None], target: float
+) -> float | None:
+    """Cumulative training time (validation excluded) until val accuracy first reaches target."""
+    elapsed = 0.0
+    for seconds, acc in zip(train_s, val_accuracy, strict=True):
+        elapsed += seconds
+        if acc is not None and acc >= target:
+            return elapsed
+    return None
+
+
+def timed_steps(
+    step_ms_raw: Sequence[Sequence[float]], warmup_steps: int, steps_per_execution: int = 1
+) -> tuple[list[float], list[float]]:
+    """(every step's ms, the steps after the warm-up) from per-epoch callback intervals.
+
+    An interval covers ``steps_per_execution`` steps and is spread evenly over them. At least the
+    first (tracing) call is always left out; with nothing after the warm-up, the last step is kept.
+    """
+    spe = steps_per_execution
+    step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
+    warm = max(1, math.ceil(warmup_steps / spe))
+    return step_ms, step_ms[warm:] if len(step_ms) > warm else step_ms[-1:]
+
+
+def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Every statistic of one successful (variant, repeat) record, derived from its raw fields.
+
+    Step times: each callback interval spread over ``steps_per_execution`` steps; the first
+    ``warmup_steps`` steps (at least the first, tracing call) are left out of the summary. The
+    wall cross-check is all training wall time but the trace call, over all steps but that one.
+    """
+    variant, timing = record["variant"], record["timing"]
+    spe = variant.get("steps_per_execution", 1)
+    warmup = record["settings"]["warmup_steps"]
+    step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe)
+    summary = summarize(timed)
+    median_s = summary["median"] / 1000  # type: ignore[operator]
+    first_ms = step_ms[0]
+    total_steps = timing["steps_per_epoch"] * variant["epochs"]
+    train_ms = 1000 * sum(timing["train_s_per_epoch"])
+    if total_steps > spe:
+        wall_step_ms = (train_ms - first_ms * spe) / (total_steps - spe)
+    else:  # one execution (e.g. a batch as large as a small slice): nothing but the trace to time
+        wall_step_ms = train_ms / total_steps
+    pauses = [s for s in step_ms[1:] if s > LONG_STEP_FACTOR * summary["median"]]  # type: ignore[operator]
+    target = record["settings"]["target_accuracy"]
+    return {
+        "warmup_steps_excluded": max(1, math.ceil(warmup / spe)) * spe,
+        "steps_timed": len(timed) * spe,
+        "first_step_ms": first_ms,
+        "step_ms": summary,
+        "wall_step_ms": wall_step_ms,
+        "samples_per_s": variant["batch_size"] / median_s,
+        "wall_samples_per_s": variant["batch_size"] / (wall_step_ms / 1000),
+        "long_steps": len(pauses),
+        "long_steps_s": sum(pauses) / 1000,
+        "target_accuracy": target,
+        "time_to_target_s": time_to_target(
+            timing["train_s_per_epoch"], record["accuracy"]["val_accuracy"], target
+        ),
+        "achieved_flops_per_s": record["model"]["flops_per_step"] / median_s,
     }

@@ -5,11 +5,14 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
-LEARNING_RATE = 0.01
-HIDDEN_UNITS = 128
-NUM_CLASSES = 10
-IMAGE_SHAPE = (28, 28)
+from mnist_models.spec import (
+    HIDDEN_LAYERS,
+    HIDDEN_UNITS,
+    IMAGE_SHAPE,
+    LEARNING_RATE,
+    NUM_CLASSES,
+    POLICIES,
+)
 
 
 def build_mlp(
@@ -31,8 +34,10 @@ def build_mlp(
         [
             keras.Input(shape=IMAGE_SHAPE),
             keras.layers.Flatten(),
-            keras.layers.Dense(HIDDEN_UNITS, activation="relu", dtype=policy),
-            keras.layers.Dense(HIDDEN_UNITS, activation="relu", dtype=policy),
+            *(
+                keras.layers.Dense(HIDDEN_UNITS, activation="relu", dtype=policy)
+                for _ in range(HIDDEN_LAYERS)
+            ),
             keras.layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32"),
         ]
     )

@@ -9,14 +9,17 @@ from typing import Any
 
 import pytest
 
-from bench import distribute, records, runner
-from bench.variant import Variant, VariantError
+from bench import records
+from bench.measure import distribute
+from bench.plan.settings import RunSettings
+from bench.plan.variant import Variant, VariantError
+from bench.run import cluster, runner
 from tests import hooks
 
 
 def fail_on_worker_1() -> dict[str, Any]:
     """Hook: worker 1 of a multi_worker job fails before training; worker 0 is left waiting."""
-    task = json.loads(os.environ.get(distribute.TF_CONFIG, "{}")).get("task", {})
+    task = json.loads(os.environ.get(cluster.TF_CONFIG, "{}")).get("task", {})
     if task.get("index") == 1:
         raise RuntimeError("injected failure on worker 1 (test)")
     return hooks.small()
@@ -24,7 +27,7 @@ def fail_on_worker_1() -> dict[str, Any]:
 
 def _run(tmp_path: Path, variants: list[Variant], hook: str, timeout_s: float = 300) -> dict:
     out = tmp_path / "results.jsonl"
-    settings = runner.RunSettings(repeats=1, warmup_steps=2, timeout_s=timeout_s)
+    settings = RunSettings(repeats=1, warmup_steps=2, timeout_s=timeout_s)
     ctx = runner.RunContext(run_id="t", profile="t", settings=settings, hook=hook)
     runner.run_plan(ctx, variants, out, measure_peak=False)
     return {r["variant_id"]: r for r in records.variant_records(records.read_records(out))}
@@ -64,18 +67,18 @@ def test_combinations_known_to_fail_are_skipped_with_the_error():
 
 
 def test_tf_config_names_loopback_workers_only(monkeypatch):
-    ports = distribute.free_ports(3)
+    ports = cluster.free_ports(3)
     assert len(set(ports)) == 3
-    config = json.loads(distribute.tf_config(ports, 2))
+    config = json.loads(cluster.tf_config(ports, 2))
     assert config["cluster"]["worker"] == [f"127.0.0.1:{p}" for p in ports]
     assert config["task"] == {"type": "worker", "index": 2}
-    assert "CUDA_VISIBLE_DEVICES" not in distribute.worker_env(ports, 1, "cpu")
+    assert "CUDA_VISIBLE_DEVICES" not in cluster.worker_env(ports, 1, "cpu")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    env = distribute.worker_env(ports, 1, "gpu")
+    env = cluster.worker_env(ports, 1, "gpu")
     assert json.loads(env["TF_CONFIG"])["task"]["index"] == 1
     assert env["CUDA_VISIBLE_DEVICES"] == "1"  # one GPU per worker
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
-    assert distribute.worker_env(ports, 1, "gpu")["CUDA_VISIBLE_DEVICES"] == "5"
+    assert cluster.worker_env(ports, 1, "gpu")["CUDA_VISIBLE_DEVICES"] == "5"
 
 
 def test_mirrored_without_logical_devices_says_how_to_get_them():

@@ -13,7 +13,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import json, sys
-from bench import gate, regress
+from bench import stats
+from bench.gate import baseline as gate_baseline
+from bench.gate import judge
+from bench.gate import render as gate_render
+from bench.measure import gate_rounds
 from mnist_models.data import load_mnist
 from tests.conftest import CACHE
 
@@ -23,13 +27,13 @@ def callbacks():
     calls.append(1)
     return []
 
-tiny = (gate.GateVariant("tiny", 100, "float32", 3000),)
+tiny = (gate_rounds.GateVariant("tiny", 100, "float32", 3000),)
 data = load_mnist(cache_path=CACHE, sources=("cache",))
-measured = gate.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
+measured = gate_rounds.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
 try:
-    gate.pin_threads(2)
+    gate_rounds.pin_threads(2)
     late = None
-except regress.GateError as exc:
+except gate_baseline.GateError as exc:
     late = str(exc)
 json.dump({"measured": measured, "factory_calls": len(calls), "late": late}, sys.stdout)
 """

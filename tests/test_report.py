@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
 from bench.records import RecordError, read_records
+from bench.report import markdown
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDS = FIXTURES / "records.jsonl"
@@ -24,11 +24,11 @@ def assert_golden(actual: str, name: str) -> None:
 
 
 def test_report_markdown_matches_golden_file():
-    assert_golden(report.render_markdown(read_records(RECORDS)), "REPORT.md")
+    assert_golden(markdown.render_markdown(read_records(RECORDS)), "REPORT.md")
 
 
 def test_report_shows_every_status_with_its_reason():
-    text = report.render_markdown(read_records(RECORDS))
+    text = markdown.render_markdown(read_records(RECORDS))
     for needle in (
         "| skipped",
         "no GPU visible",
@@ -42,8 +42,8 @@ def test_report_shows_every_status_with_its_reason():
 
 
 def test_csv_and_json_exports(tmp_path):
-    csv_path = report.write_report(RECORDS, tmp_path, fmt="csv")
-    json_path = report.write_report(RECORDS, tmp_path, fmt="json")
+    csv_path = markdown.write_report(RECORDS, tmp_path, fmt="csv")
+    json_path = markdown.write_report(RECORDS, tmp_path, fmt="json")
     rows = json.loads(json_path.read_text())
     assert len(csv_path.read_text().splitlines()) == len(rows) + 1
     assert {r["status"] for r in rows} == {"ok", "skipped", "failed", "diverged"}
@@ -83,15 +83,15 @@ def test_empty_file_has_no_records(tmp_path):
 
 
 def _rows():
-    from bench import aggregate
+    from bench.report import aggregate
 
     records = read_records(RECORDS)
     return records, aggregate.variant_rows(records, aggregate.peak_flops(records))
 
 
 def test_findings_quote_the_table_figures():
-    from bench import aggregate
-    from bench.findings import findings
+    from bench.report import aggregate
+    from bench.report.findings import findings
 
     records, rows = _rows()
     text = "\n".join(findings(rows, aggregate.baseline_id(records)))
@@ -105,7 +105,7 @@ def test_findings_quote_the_table_figures():
 
 
 def test_no_variant_reaching_the_target_is_said_plainly():
-    from bench.findings import findings
+    from bench.report.findings import findings
 
     _, rows = _rows()
     unreached = [r | {"time_to_target_s": None} for r in rows]
@@ -116,8 +116,8 @@ def test_no_variant_reaching_the_target_is_said_plainly():
 
 
 def test_axis_ratios_are_variant_over_baseline():
-    from bench import aggregate
-    from bench.axes import axis_comparisons, speed_phrase
+    from bench.report import aggregate
+    from bench.report.axes import axis_comparisons, speed_phrase
 
     records, rows = _rows()
     comparisons = axis_comparisons(rows, aggregate.baseline_id(records))
@@ -130,7 +130,7 @@ def test_axis_ratios_are_variant_over_baseline():
 
 
 def test_compare_flags_only_differences_beyond_the_repeat_spread():
-    from bench.compare import render_compare, verdict
+    from bench.report.compare import render_compare, verdict
 
     a = {"step_ms_min": 1.0, "step_ms_max": 1.1}
     assert verdict(a, {"step_ms_min": 1.2, "step_ms_max": 1.3}) == "**slower**"
@@ -142,7 +142,7 @@ def test_compare_flags_only_differences_beyond_the_repeat_spread():
         r
         | {
             "timing": r["timing"]
-            | {"step_ms": r["timing"]["step_ms"] | {"median": 2 * r["timing"]["step_ms"]["median"]}}
+            | {"step_ms_raw": [[2 * s for s in epoch] for epoch in r["timing"]["step_ms_raw"]]}
         }
         if r["kind"] == "variant" and r["status"] == "ok"
         else r
@@ -154,7 +154,7 @@ def test_compare_flags_only_differences_beyond_the_repeat_spread():
 
 
 def test_plots_are_written_and_not_empty(tmp_path):
-    path = report.write_report(RECORDS, tmp_path)
+    path = markdown.write_report(RECORDS, tmp_path)
     names = {p.name for p in tmp_path.glob("*.png")}
     assert names == {
         "step_time_vs_batch.png",
@@ -170,6 +170,6 @@ def test_plots_are_written_and_not_empty(tmp_path):
 def test_committed_reference_report_regenerates_byte_for_byte():
     reference = Path(__file__).parent.parent / "reports" / "reference"
     records = read_records(reference / "results.jsonl")
-    assert report.render_markdown(records) == (reference / "REPORT.md").read_text()
-    for name, _ in report.PLOTS:
+    assert markdown.render_markdown(records) == (reference / "REPORT.md").read_text()
+    for name, _ in markdown.PLOTS:
         assert (reference / name).stat().st_size > 10_000, name

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from bench import records, runner
-from bench.variant import Variant
+from bench import records, stats
+from bench.plan.settings import RunSettings
+from bench.plan.variant import Variant
+from bench.run import runner
 
 pytestmark = pytest.mark.slow
 
 
 def _ctx(hook: str, timeout_s: float = 300, repeats: int = 1) -> runner.RunContext:
-    settings = runner.RunSettings(repeats=repeats, warmup_steps=2, timeout_s=timeout_s)
+    settings = RunSettings(repeats=repeats, warmup_steps=2, timeout_s=timeout_s)
     return runner.RunContext(run_id="test", profile="test", settings=settings, hook=hook)
 
 
@@ -39,7 +41,7 @@ def test_a_small_matrix_records_ok_skipped_and_per_strategy_fields(tmp_path):
     assert end_only["accuracy"]["val_accuracy"] == [None, None]
     assert end_only["timing"]["val_s_per_epoch"] == [0.0, 0.0]
     assert end_only["timing"]["final_eval_s"] > 0
-    assert end_only["accuracy"]["time_to_target_s"] is None  # no per-epoch signal
+    assert stats.repeat_stats(end_only)["time_to_target_s"] is None  # no per-epoch signal
     split = got[("bs200-split-float32-cpu-e2-vs0.2", 0)]
     assert split["accuracy"]["train_images"] == 1600
     assert split["timing"]["steps_per_epoch"] == 8

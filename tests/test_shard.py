@@ -8,10 +8,15 @@ from typing import Any
 
 import pytest
 
-from bench import cli, records, report, runner, shard
-from bench.matrix import build_matrix, load_profile
-from bench.shard import ShardError, merge_files, merge_records, parse_shard, plan_shards
-from bench.variant import Variant
+from bench import cli, records
+from bench.plan import shard
+from bench.plan.matrix import build_matrix, load_profile
+from bench.plan.settings import RunSettings
+from bench.plan.shard import ShardError, parse_shard, plan_shards
+from bench.plan.variant import Variant
+from bench.records import RecordError, merge_files, merge_records
+from bench.report import markdown
+from bench.run import runner
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
 
@@ -134,8 +139,8 @@ def test_merge_keeps_every_record_and_every_probe(tmp_path):
         map(key, records.variant_records(original))
     )
     assert len(records.probe_records(merged)) == 2  # one per shard's machine
-    assert shard.missing_shards(merged) == []
-    text = report.render_markdown(merged)
+    assert records.missing_shards(merged) == []
+    text = markdown.render_markdown(merged)
     for vid in {r["variant_id"] for r in records.variant_records(original)}:
         assert f"| {vid} " in text
 
@@ -145,7 +150,7 @@ def test_merge_refuses_a_job_present_in_two_files(tmp_path):
     copy = tmp_path / "copy.jsonl"
     copy.write_text(a.read_text())
     first = records.variant_records(records.read_records(a))[0]
-    with pytest.raises(ShardError) as err:
+    with pytest.raises(RecordError) as err:
         merge_records([a, copy])
     message = str(err.value)
     assert (
@@ -153,23 +158,24 @@ def test_merge_refuses_a_job_present_in_two_files(tmp_path):
     )
 
 
-def test_merge_refuses_mixed_schema_versions_and_names_the_files(tmp_path):
+def test_merge_upgrades_older_records_and_refuses_unknown_versions(tmp_path):
     a, b, _ = _fixture_halves(tmp_path)
-    newer = [r | {"schema_version": 2} for r in records.read_records(b)]
-    _write(b, newer)
-    with pytest.raises(ShardError, match="different schema versions") as err:
+    merged = merge_records([a, b])  # the fixture's version-1 records come out current
+    assert {r["schema_version"] for r in merged} == {records.SCHEMA_VERSION}
+    future = [r | {"schema_version": 99} for r in records.read_records(b)]
+    _write(b, future)
+    with pytest.raises(RecordError, match=r"b.jsonl:1: schema_version 99 is not supported"):
         merge_records([a, b])
-    assert f"{a}: 1" in str(err.value) and f"{b}: 2" in str(err.value)
 
 
 def test_merge_never_overwrites_an_existing_file(tmp_path):
     a, b, _ = _fixture_halves(tmp_path)
     out = tmp_path / "all.jsonl"
     out.write_text("precious\n")
-    with pytest.raises(ShardError, match="already exists"):
+    with pytest.raises(RecordError, match="already exists"):
         merge_files([a, b], out)
     assert out.read_text() == "precious\n"
-    with pytest.raises(ShardError, match="already exists"):
+    with pytest.raises(RecordError, match="already exists"):
         merge_files([a, b], a)  # nor one of its own inputs
 
 
@@ -217,7 +223,7 @@ def test_list_prints_only_the_shards_variants(capsys):
 def test_resuming_into_another_shards_directory_is_refused(tmp_path):
     a, _, _ = _fixture_halves(tmp_path)
     before = a.read_text()
-    settings = runner.RunSettings()
+    settings = RunSettings()
     ctx = runner.RunContext(run_id="t", profile="t", settings=settings, shard="2/2")
     with pytest.raises(runner.RunError, match=r"holds records of shard 1/2, not 2/2"):
         runner.run_plan(ctx, [Variant()], a, resume=True, measure_peak=False)
@@ -237,7 +243,7 @@ def _shape(value: Any) -> Any:
 def test_two_shards_of_quick_merged_equal_one_unsharded_run(tmp_path):
     matrix = load_profile("quick")
     variants = matrix.variants()
-    settings = runner.RunSettings(repeats=matrix.settings.repeats, warmup_steps=2, timeout_s=300)
+    settings = RunSettings(repeats=matrix.settings.repeats, warmup_steps=2, timeout_s=300)
 
     def run(spec: str, out: Path) -> None:
         ctx = runner.RunContext(
@@ -269,5 +275,5 @@ def test_two_shards_of_quick_merged_equal_one_unsharded_run(tmp_path):
     assert {r["run"]["shard"] for r in merged} == {"1/2", "2/2"}
     assert {r["run"]["baseline"] for r in merged} == {variants[0].id}
     assert len(records.probe_records(merged)) == 2
-    text = report.render_markdown(merged)
+    text = markdown.render_markdown(merged)
     assert all(text.count(f"| {v.id} ") == 1 for v in variants)  # once in the summary table

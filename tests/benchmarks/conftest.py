@@ -22,10 +22,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def one_thread() -> dict[str, int]:
     """TF's pools on one thread each, as the regression gate measures (less noise, any core count)."""
-    from bench import gate, regress
+    from bench.gate import baseline as gate_baseline
+    from bench.measure import gate_rounds
 
     try:
-        gate.pin_threads()
-    except regress.GateError as exc:
+        gate_rounds.pin_threads()
+    except gate_baseline.GateError as exc:
         pytest.skip(str(exc))
-    return gate.thread_settings()
+    return gate_rounds.thread_settings()

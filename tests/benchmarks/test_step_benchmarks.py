@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bench import costs
-from bench.calibration import CalibrationStep
+from bench.measure import costs
+from bench.measure.calibration import CalibrationStep
 from mnist_models import mlp
 from mnist_models.data import Mnist
 

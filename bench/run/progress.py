@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.records import first_line
+
 
 def _eta(elapsed_s: float, index: int, total: int) -> str:
     remaining = (total - index) * elapsed_s / index
@@ -15,14 +17,14 @@ def record_line(record: dict[str, Any], index: int, total: int, elapsed_s: float
     """e.g. '[3/10] bs128-per_epoch-float32-cpu r0 ok step 1.21 ms (p10 1.10, p90 1.40) ...'."""
     head = f"[{index}/{total}] {record['variant_id']} r{record['repeat']} {record['status']}"
     if record["status"] == "ok":
-        step = record["timing"]["step_ms"]
+        step = record["summary"]["step_ms"]
         acc = record["accuracy"]
         head += (
             f" step {step['median']:.3f} ms (p10 {step['p10']:.3f}, p90 {step['p90']:.3f})"
             f" test acc {acc['test_accuracy']:.4f} job {record['job_s']:.0f} s"
         )
     else:
-        head += f": {str(record['reason']).splitlines()[0][:120]}"
+        head += f": {first_line(record['reason'])}"
     return f"{head} | ETA {_eta(elapsed_s, index, total)}"
 
 

@@ -2,7 +2,7 @@
 
 Device visibility and dtype policies are process-global in TensorFlow, so each job gets a fresh
 process; the parent only ever sees the JSON this writes (or the lack of it, after a crash).
-Usage: python -m bench.worker JOB.json RESULT.json
+Usage: python -m bench.run.worker JOB.json RESULT.json
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-REASON_CHARS = 2000
+from bench.records import REASON_CHARS
 
 
 def _configure_devices(device: str, strategy: str = "default", replicas: int = 1) -> None:
@@ -25,7 +25,7 @@ def _configure_devices(device: str, strategy: str = "default", replicas: int = 1
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
     if device == "cpu" and strategy == "mirrored":
         # Logical devices can only be declared before TensorFlow initialises, i.e. here.
-        from bench.distribute import split_cpu
+        from bench.measure.distribute import split_cpu
 
         split_cpu(replicas)
 
@@ -46,7 +46,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Execute a job description; returns the fields the parent puts in the record."""
     if job["kind"] == "probe":
         _configure_devices("any")
-        from bench.peak import probe
+        from bench.measure.peak import probe
 
         return {"probe": probe(measure_peak=job.get("measure_peak", True))}
 
@@ -56,8 +56,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         variant_data.get("strategy", "default"),
         variant_data.get("replicas", 1),
     )
-    from bench.measure import Diverged, run_variant
-    from bench.variant import Variant
+    from bench.measure.train import Diverged, run_variant
+    from bench.plan.variant import Variant
     from mnist_models.data import load_mnist
 
     variant = Variant.from_dict(variant_data)
@@ -65,13 +65,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     # The parent fetched and verified the data already; a child only reads the path or cache.
     data = extra.pop("data", None) or load_mnist(job.get("data_path"), sources=("path", "cache"))
     try:
-        measured = run_variant(
-            variant,
-            data,
-            warmup_steps=job["settings"]["warmup_steps"],
-            target_accuracy=job["settings"]["target_accuracy"],
-            **extra,
-        )
+        measured = run_variant(variant, data, **extra)
     except Diverged as exc:
         return {"status": "diverged", "reason": str(exc)[:REASON_CHARS], "data": data.provenance()}
     return {"status": "ok", "reason": None, "data": data.provenance(), **measured}

@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.aggregate import LONG_STEP_FACTOR
-from bench.axes import axis_comparisons, speed_phrase
+from bench.records import first_line
+from bench.report.axes import axis_comparisons, speed_phrase
+from bench.stats import LONG_STEP_FACTOR
 
 NOISY_CV = 0.10  # repeat-to-repeat CV above which a difference of that size is noise
-
-
-def first_line(text: object, limit: int = 140) -> str:
-    """First line of a reason, shortened at a word with an ellipsis rather than cut mid-word."""
-    line = str(text).splitlines()[0] if str(text) else ""
-    return line if len(line) <= limit else line[: limit - 1].rsplit(" ", 1)[0] + " …"
 
 
 def findings(rows: list[dict[str, Any]], baseline_id: str | None) -> list[str]:

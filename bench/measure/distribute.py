@@ -1,66 +1,25 @@
-"""The strategy axis: TensorFlow's own tf.distribute strategies, set up for one job.
+"""The strategy axis: TensorFlow's own tf.distribute strategies, set up inside one job's process.
 
-The parent (runner) uses only the TF-free helpers here (ports, TF_CONFIG, per-worker env); the child
-(worker, measure) imports TensorFlow inside the functions that need it, so importing this module
-never starts TensorFlow.
+The parent's side (ports, TF_CONFIG, starting the worker processes) is ``bench.run.cluster``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-from collections.abc import Sequence
 from typing import Any
 
-from bench.variant import Variant
+import tensorflow as tf
 
-LOOPBACK = "127.0.0.1"
-TF_CONFIG = "TF_CONFIG"
+from bench.plan.variant import Variant
+from bench.run.cluster import TF_CONFIG
 
 
 class StrategyError(RuntimeError):
     """A strategy cannot be set up as the variant asks; the message says why."""
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct TCP ports free on the loopback interface right now."""
-    sockets = []
-    try:
-        for _ in range(count):  # all held open together, so the kernel hands out distinct ports
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def tf_config(ports: Sequence[int], index: int) -> str:
-    """TF_CONFIG for worker `index` of a cluster of loopback workers (worker 0 is the chief)."""
-    return json.dumps(
-        {
-            "cluster": {"worker": [f"{LOOPBACK}:{port}" for port in ports]},
-            "task": {"type": "worker", "index": index},
-        }
-    )
-
-
-def worker_env(ports: Sequence[int], index: int, device: str) -> dict[str, str]:
-    """Environment additions for one multi_worker process: its TF_CONFIG, and its own GPU."""
-    env = {TF_CONFIG: tf_config(ports, index)}
-    if device == "gpu":
-        # One GPU per worker, counted within whatever this process was already allowed to see.
-        visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
-        env["CUDA_VISIBLE_DEVICES"] = visible[index] if visible else str(index)
-    return env
-
-
 def split_cpu(count: int) -> None:
     """Expose the CPU as `count` logical devices; must run before TensorFlow initialises."""
-    import tensorflow as tf
-
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
@@ -75,8 +34,6 @@ def make_strategy(variant: Variant) -> Any:
     """
     if variant.strategy == "default":
         return None
-    import tensorflow as tf
-
     if variant.strategy == "multi_worker":
         if TF_CONFIG not in os.environ:
             raise StrategyError("multi_worker needs TF_CONFIG; the runner sets it per worker")
@@ -87,7 +44,7 @@ def make_strategy(variant: Variant) -> Any:
         if len(devices) < variant.replicas:
             hint = (
                 " (split the CPU with distribute.split_cpu before TensorFlow initialises; "
-                "bench.worker does this for every mirrored CPU job)"
+                "bench.run.worker does this for every mirrored CPU job)"
                 if kind == "CPU"
                 else ""
             )
@@ -136,7 +93,6 @@ def patch_keras_multi_worker(model: Any, strategy: Any) -> None:
     Both only change how Keras prepares inputs and reports logs; gradients and variables are
     synchronised by TensorFlow as usual. The process is one job, so the module patch dies with it.
     """
-    import tensorflow as tf
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from mnist_models.spec import POLICIES, TRAIN_IMAGES
+
+# The four axes every report tabulates and compares one at a time.
+HEADLINE_AXES = ("batch_size", "validation", "precision", "device")
 VALIDATIONS = ("per_epoch", "end_only", "split", "freq")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = POLICIES
 DEVICES = ("cpu", "gpu")
 # default: one device; mirrored: tf.distribute.MirroredStrategy over `replicas` GPUs or logical CPU
 # devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy over `replicas` worker processes.
 STRATEGIES = ("default", "mirrored", "multi_worker")
-TRAIN_IMAGES = 60000
 
 # Short labels for fields outside the four headline axes, used in the id only when non-default.
 _ID_LABELS = {
@@ -145,3 +148,6 @@ def check_variant(v: Variant) -> None:
         raise VariantError(
             f"batch_size={v.batch_size}: larger than the {v.train_images()} training images"
         )
+
+
+FIELD_NAMES = tuple(f.name for f in fields(Variant))  # every axis a matrix may vary

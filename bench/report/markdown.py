@@ -8,10 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench import aggregate
-from bench.axes import axis_comparisons, describe, speed_phrase
-from bench.findings import findings
 from bench.records import probe_records, read_records, variant_records
+from bench.report import aggregate
+from bench.report.axes import axis_comparisons, describe, speed_phrase
+from bench.report.findings import findings
+from bench.report.tables import display_row, human_bytes, markdown_table
 
 FORMATS = ("md", "csv", "json")
 PLOTS = (
@@ -20,19 +21,6 @@ PLOTS = (
     ("time_to_target.png", "Time to the accuracy target"),
     ("train_vs_validation.png", "Training vs validation time"),
 )
-
-
-def _fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n:.0f} B"
-
-
-def _table(df: pd.DataFrame) -> str:
-    return df.fillna("").to_markdown(index=False, disable_numparse=True)
 
 
 def header(records: list[dict[str, Any]]) -> str:
@@ -63,7 +51,7 @@ def header(records: list[dict[str, Any]]) -> str:
         f"{len({r['variant_id'] for r in variants})} variants × up to {repeats} repeats, "
         f"{times[0]} → {times[-1]} (UTC)",
         f"- **Machine:** {machine['cpu_model']}, {machine['cpu_cores']} cores, "
-        f"{_fmt_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
+        f"{human_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
         f"- **Versions:** Python {machine['python']}, {versions}",
         f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
         f"- **Data:** {data_line}",
@@ -90,7 +78,7 @@ def findings_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
 
 def summary_section(rows: list[dict[str, Any]]) -> str:
     """One row per variant, skipped/failed ones included with their reason."""
-    table = pd.DataFrame([aggregate.display_row(r) for r in rows])
+    table = pd.DataFrame([display_row(r) for r in rows])
     note = (
         "`median step ms` is the median over repeats of each repeat's median step; brackets give the "
         "repeats' range, `CV %` their coefficient of variation, `p10–p90` the spread of steps within "
@@ -100,7 +88,7 @@ def summary_section(rows: list[dict[str, Any]]) -> str:
         "own dtype (float32 under every policy); activations are an estimate from the layer shapes; "
         "peak RSS is the whole child process, TensorFlow included."
     )
-    return "## All variants\n\n" + _table(table) + "\n\n" + note
+    return "## All variants\n\n" + markdown_table(table) + "\n\n" + note
 
 
 def axes_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
@@ -128,7 +116,7 @@ def axes_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
                     "Δ test acc (pt)": f"{e['accuracy_delta_pt']:+.2f}",
                 }
             table.append(cells | {"in words": describe(e)})
-        out += ["", f"### {axis}", "", _table(pd.DataFrame(table))]
+        out += ["", f"### {axis}", "", markdown_table(pd.DataFrame(table))]
     return "\n".join(out)
 
 
@@ -171,7 +159,7 @@ def model_section(records: list[dict[str, Any]]) -> str:
         [
             "## Model",
             "",
-            _table(layers),
+            markdown_table(layers),
             "",
             f"Total params: **{model['params']:,}** = {model['param_bytes']:,} B "
             f"(**{model['param_bytes'] / 1024:.2f} KB**, KB = 1024 B as Keras prints). "
@@ -202,7 +190,7 @@ def curves_section(records: list[dict[str, Any]]) -> str:
                 "validation s": [f"{v:.2f}" for v in timing["val_s_per_epoch"]],
             }
         )
-        out += ["", f"**{rec['variant_id']}** (repeat {rec['repeat']})", "", _table(df)]
+        out += ["", f"**{rec['variant_id']}** (repeat {rec['repeat']})", "", markdown_table(df)]
     return "\n".join(out)
 
 
@@ -226,7 +214,7 @@ def write_plots(
     records: list[dict[str, Any]], rows: list[dict[str, Any]], out_dir: Path
 ) -> list[Path]:
     """Draw every plot that has data into out_dir."""
-    from bench import plots  # matplotlib only when plots are wanted
+    from bench.report import plots  # matplotlib only when plots are wanted
 
     base = next((r for r in rows if r["variant_id"] == aggregate.baseline_id(records)), None)
     validation = base["validation"] if base else "per_epoch"

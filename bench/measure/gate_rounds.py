@@ -1,10 +1,10 @@
 """The step-time regression gate's measurement: harness vs calibration, interleaved. Imports TF.
 
-Per round and gate variant: A = the harness's step time (``bench.measure.run_variant``, one epoch on
-a fixed slice of real MNIST, warm-up excluded, timed by ``bench.clock.StepClock``), then B = the
-step time of ``bench.calibration.CalibrationStep`` (the same step without Keras) at the same batch
+Per round and gate variant: A = the harness's step time (``bench.measure.train.run_variant``, one epoch on
+a fixed slice of real MNIST, warm-up excluded, timed by ``bench.measure.clock.StepClock``), then B = the
+step time of ``bench.measure.calibration.CalibrationStep`` (the same step without Keras) at the same batch
 size and precision. Rounds go A B A B …, so drift of the machine's speed hits both sides of every
-ratio A/B alike. The comparison against the baseline is ``bench.regress`` (pure).
+ratio A/B alike. The comparison against the baseline is ``bench.gate`` (pure).
 
 The step time compared is each run's fastest timed step, not its median: other processes only ever
 add time to a step, and on the shared 2-core machine busy neighbours moved the median-based ratio
@@ -25,15 +25,21 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from bench import calibration, envinfo, regress, stats
-from bench.measure import run_variant
+from bench import stats
+from bench.gate import baseline as gate_baseline
+from bench.gate import judge, render
+from bench.gate.baseline import GateError
+from bench.measure import calibration
+from bench.measure.train import run_variant
+from bench.plan.settings import DEFAULT_WARMUP_STEPS
+from bench.plan.variant import Variant
 from bench.records import utc_now
-from bench.variant import Variant
+from bench.run import envinfo
 from mnist_models import mlp
 from mnist_models.data import Mnist
 
-DEFAULT_ROUNDS = regress.DEFAULT_ROUNDS
-WARMUP_STEPS = 10
+DEFAULT_ROUNDS = judge.DEFAULT_ROUNDS
+WARMUP_STEPS = DEFAULT_WARMUP_STEPS
 TEST_IMAGES = 256  # run_variant always evaluates at the end; keep that short
 # One thread per TF pool for both workloads: with TF's default (one per core) on the shared 2-core
 # machine the ratio's run-to-run spread was several times larger, and CI machines' core counts differ.
@@ -76,7 +82,7 @@ CallbackFactory = Callable[[], Sequence[keras.callbacks.Callback]]
 def data_slice(data: Mnist, train_images: int) -> Mnist:
     """The first `train_images` training and TEST_IMAGES test images; same provenance."""
     if len(data.x_train) < train_images:
-        raise regress.GateError(
+        raise GateError(
             f"the gate needs {train_images} training images, the data set has {len(data.x_train)}"
         )
     return data.head(train_images, TEST_IMAGES)
@@ -98,7 +104,7 @@ def pin_threads(threads: int = GATE_THREADS) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError as exc:
-        raise regress.GateError(
+        raise GateError(
             f"cannot set TensorFlow to {threads} thread(s) per pool, it is already running "
             f"({exc}); measure the gate in a fresh process"
         ) from None
@@ -119,8 +125,8 @@ def measure(
     how an experiment adds work to the harness's step. ``on_round(name, round, a_ms, b_ms)``
     reports progress with each side's fastest step.
     """
-    if rounds < regress.MIN_ROUNDS:
-        raise regress.GateError(f"rounds={rounds}: need at least {regress.MIN_ROUNDS}")
+    if rounds < gate_baseline.MIN_ROUNDS:
+        raise GateError(f"rounds={rounds}: need at least {gate_baseline.MIN_ROUNDS}")
     pin_threads()
     start = time.perf_counter()
     slices = {gv.name: data_slice(data, gv.train_images) for gv in variants}
@@ -134,7 +140,7 @@ def measure(
         )
         timed[gv.name] = gv.timed_steps(warmup_steps)
         if timed[gv.name] < 20:
-            raise regress.GateError(f"{gv.name}: only {timed[gv.name]} timed steps; use more data")
+            raise GateError(f"{gv.name}: only {timed[gv.name]} timed steps; use more data")
     out: dict[str, dict[str, Any]] = {
         gv.name: {
             "batch_size": gv.batch_size,
@@ -142,17 +148,15 @@ def measure(
             "train_images": gv.train_images,
             "epochs": gv.epochs,
             "timed_steps": timed[gv.name],
-            **{key: [] for key in regress.ROUND_LISTS},
+            **{key: [] for key in gate_baseline.ROUND_LISTS},
         }
         for gv in variants
     }
     for r in range(rounds):
         for gv in variants:
             extra = list(callbacks()) if callbacks else []
-            record = run_variant(
-                gv.variant(), slices[gv.name], warmup_steps=warmup_steps, callbacks=extra
-            )
-            a = record["timing"]["step_ms"]
+            raw = run_variant(gv.variant(), slices[gv.name], callbacks=extra)["timing"]
+            a = stats.summarize(stats.timed_steps(raw["step_ms_raw"], warmup_steps)[1])
             b = stats.summarize(
                 calibration.time_steps(steps[gv.name], timed[gv.name], warmup_steps)
             )
@@ -189,7 +193,9 @@ def run_gate(
     0 pass, 1 regression, 2 could not judge (bad baseline, failed or too noisy measurement).
     ``json_out`` also writes the raw measurement and the verdicts there (e.g. a CI artifact).
     """
-    baseline = None if update else regress.read_baseline(baseline_path)  # before a minute of work
+    baseline = (
+        None if update else gate_baseline.read_baseline(baseline_path)
+    )  # before a minute of work
     echo(f"gate: {rounds} rounds x {len(GATE_VARIANTS)} variants, harness vs calibration")
     measured = measure(
         data,
@@ -202,18 +208,18 @@ def run_gate(
     )
     echo(f"measured in {measured['elapsed_s']:.0f} s")
     machine = envinfo.machine_info()
-    rows: list[regress.Row] = []
+    rows: list[judge.Row] = []
     if update:
-        doc = regress.make_baseline(measured, machine, envinfo.git_commit(), utc_now())
-        regress.write_baseline(baseline_path, doc)
-        echo(regress.render_baseline(doc))
+        doc = gate_baseline.make_baseline(measured, machine, envinfo.git_commit(), utc_now())
+        gate_baseline.write_baseline(baseline_path, doc)
+        echo(render.render_baseline(doc))
         echo(f"baseline written: {baseline_path}")
-        code = regress.EXIT_PASS
+        code = judge.EXIT_PASS
     else:
         assert baseline is not None
-        rows = regress.compare(baseline, measured)
-        echo(regress.render_table(rows, baseline, machine))
-        code = regress.exit_code(rows)
+        rows = judge.compare(baseline, measured)
+        echo(render.render_table(rows, baseline, machine))
+        code = judge.exit_code(rows)
     if json_out is not None:
         result = {
             "exit_code": code,

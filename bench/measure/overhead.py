@@ -13,8 +13,9 @@ from typing import Any
 import keras
 
 from bench import stats
-from bench.measure import run_variant
-from bench.variant import Variant
+from bench.measure.train import run_variant
+from bench.plan.settings import DEFAULT_WARMUP_STEPS
+from bench.plan.variant import Variant
 from mnist_models import mlp
 from mnist_models.data import Mnist
 
@@ -41,7 +42,7 @@ def bare_fit(variant: Variant, data: Mnist) -> dict[str, float]:
     intervals = [(b - a) * 1000 for epoch in stamps for a, b in itertools.pairwise(epoch)]
     train_ms = sum((epoch[-1] - epoch[0]) * 1000 for epoch in stamps)
     return {
-        "step_ms_median": stats.median(intervals[10:]),
+        "step_ms_median": stats.median(intervals[DEFAULT_WARMUP_STEPS:]),
         "wall_step_ms": train_ms / (steps * variant.epochs),
     }
 
@@ -50,8 +51,9 @@ def harness_fit(variant: Variant, data: Mnist) -> dict[str, float]:
     """The same training through bench.measure.run_variant (what every matrix job does)."""
     timing = run_variant(variant, data)["timing"]
     steps = timing["steps_per_epoch"] * variant.epochs
+    timed = stats.timed_steps(timing["step_ms_raw"], DEFAULT_WARMUP_STEPS)[1]
     return {
-        "step_ms_median": timing["step_ms"]["median"],
+        "step_ms_median": stats.median(timed),
         "wall_step_ms": 1000 * sum(timing["train_s_per_epoch"]) / steps,
     }
 
@@ -73,25 +75,3 @@ def measure_overhead(variant: Variant, data: Mnist, rounds: int = 5) -> dict[str
         "median_ratio": {k: stats.median(v) for k, v in ratio.items()},
         "ratio_range": {k: (min(v), max(v)) for k, v in ratio.items()},
     }
-
-
-def render_overhead(result: dict[str, Any]) -> str:
-    """Markdown: each round's figures, then the median ratios and their range."""
-    lines = [
-        "| round | harness median ms | bare median ms | harness wall ms/step | bare wall ms/step |",
-        "|---|---|---|---|---|",
-    ]
-    for i, p in enumerate(result["rounds"], start=1):
-        h, b = p["harness"], p["bare"]
-        lines.append(
-            f"| {i} | {h['step_ms_median']:.3f} | {b['step_ms_median']:.3f} | "
-            f"{h['wall_step_ms']:.3f} | {b['wall_step_ms']:.3f} |"
-        )
-    lines.append("")
-    for key, label in (("step_ms_median", "median step"), ("wall_step_ms", "wall time per step")):
-        lo, hi = result["ratio_range"][key]
-        lines.append(
-            f"harness/bare {label}: median {result['median_ratio'][key]:.3f}x "
-            f"(rounds {lo:.3f}-{hi:.3f}), {len(result['rounds'])} interleaved rounds of {result['variant']}"
-        )
-    return "\n".join(lines) + "\n"

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-# (fan_in, fan_out) of the three Dense layers of the reference MLP.
-DENSE_SHAPES = ((784, 128), (128, 128), (128, 10))
-INPUT_FEATURES = 784
-COMPUTE_BYTES = {"float32": 4, "mixed_float16": 2, "mixed_bfloat16": 2}
+from mnist_models.spec import DENSE_SHAPES, DTYPE_BYTES, INPUT_FEATURES, compute_dtype
 
 
 def train_step_flops(batch_size: int) -> int:
@@ -27,9 +24,9 @@ def activation_bytes(batch_size: int, precision: str) -> int:
     The float32 input, plus each hidden Dense layer's pre- and post-activation output at the compute
     dtype; the output layer computes in float32 under every policy (softmax kept in float32).
     """
-    hidden = COMPUTE_BYTES[precision]
-    total = INPUT_FEATURES * 4
+    hidden = DTYPE_BYTES[compute_dtype(precision)]
+    total = INPUT_FEATURES * DTYPE_BYTES["float32"]
     for _, units in DENSE_SHAPES[:-1]:
         total += 2 * units * hidden
-    total += 2 * DENSE_SHAPES[-1][1] * 4
+    total += 2 * DENSE_SHAPES[-1][1] * DTYPE_BYTES["float32"]
     return batch_size * total

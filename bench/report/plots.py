@@ -67,7 +67,7 @@ def val_accuracy_curves(records: list[dict[str, Any]], path: Path) -> Path | Non
         plt.close(fig)
         return None
     target = next(
-        r["accuracy"]["target_accuracy"]
+        r["settings"]["target_accuracy"]
         for r in records
         if r["kind"] == "variant" and r["status"] == "ok"
     )

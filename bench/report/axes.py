@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.aggregate import AXES
+from bench.plan.variant import HEADLINE_AXES as AXES
+from bench.records import first_line
 
 
 def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
@@ -58,7 +59,7 @@ def describe(entry: dict[str, Any]) -> str:
     )
     head = f"{_label(axis, entry['value'])} vs {_label(axis, base[axis])} ({context})"
     if row["status"] != "ok":
-        return f"{head}: {row['status']} — {str(row['reason']).splitlines()[0][:100]}"
+        return f"{head}: {row['status']} — {first_line(row['reason'])}"
     delta = entry["accuracy_delta_pt"]
     return f"{head}: {speed_phrase(entry['step_ratio'])} step, {delta:+.2f} pt test accuracy"
 

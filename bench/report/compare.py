@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from bench import aggregate
+from bench.report import aggregate
+from bench.report.tables import markdown_table, step_cell
 
 
 def _interval(row: dict[str, Any]) -> tuple[float, float] | None:
@@ -56,7 +55,7 @@ def _cell(row: dict[str, Any] | None) -> str:
         return "absent"
     if row["status"] != "ok":
         return row["status"]
-    return aggregate.step_cell(row)
+    return step_cell(row)
 
 
 def render_compare(
@@ -80,4 +79,4 @@ def render_compare(
         f"# Comparison\n\nA = `{name_a}`, B = `{name_b}`. A difference is flagged only when the ranges of "
         "the repeat medians do not overlap; 'within noise' means they do.\n\n"
     )
-    return intro + pd.DataFrame(table).to_markdown(index=False, disable_numparse=True) + "\n"
+    return intro + markdown_table(table) + "\n"

@@ -18,12 +18,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.runner import RunSettings
-from bench.variant import Variant, VariantError
+from bench.plan.settings import RunSettings
+from bench.plan.variant import FIELD_NAMES as AXES
+from bench.plan.variant import Variant, VariantError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 MODES = ("cross", "ablation")
-AXES = tuple(f.name for f in fields(Variant))
 RUN_KEYS = tuple(f.name for f in fields(RunSettings))
 SECTIONS = ("run", "matrix", "axes", "baseline")
 

@@ -1,0 +1,1 @@
+"""The regression gate's decision, pure: baseline files, thresholds and verdicts, and their table."""

@@ -1,0 +1,96 @@
+"""The gate's markdown: the verdict table for a comparison and a summary of a baseline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench import stats
+from bench.gate.baseline import UPDATE_HINT
+from bench.gate.judge import (
+    CEILING,
+    CHANGED,
+    EXIT_PASS,
+    EXIT_REGRESSION,
+    EXIT_UNMEASURED,
+    FASTER,
+    FLOOR,
+    NO_BASELINE,
+    NOISY,
+    NOT_MEASURED,
+    K,
+    Row,
+    exit_code,
+)
+from bench.report.tables import markdown_table, num
+
+
+def _machine_line(machine: Mapping[str, Any]) -> str:
+    versions = machine.get("versions") or {}
+    return (
+        f"{machine.get('cpu_model', '?')}, {machine.get('cpu_cores', '?')} cores; "
+        f"tensorflow {versions.get('tensorflow', '?')}, keras {versions.get('keras', '?')}"
+    )
+
+
+def render_table(
+    rows: Sequence[Row], baseline: Mapping[str, Any], machine: Mapping[str, Any]
+) -> str:
+    """Markdown: one line per variant, the formula, both machines and the overall verdict."""
+    lines = [
+        markdown_table(
+            {
+                "variant": row.variant,
+                "baseline ratio": num(row.baseline_ratio, ".3f"),
+                "current ratio": num(row.current_ratio, ".3f"),
+                "change": num(row.change, "+.1%"),
+                "threshold": num(row.threshold, ".1%"),
+                "spread base / now": f"{num(row.baseline_spread, '.1%')} / "
+                f"{num(row.current_spread, '.1%')}",
+                "fastest harness step ms base → now": f"{num(row.baseline_harness_ms, '.3f')} → "
+                f"{num(row.current_harness_ms, '.3f')}",
+                "verdict": row.verdict,
+            }
+            for row in rows
+        )
+    ]
+    code = exit_code(rows)
+    outcome = {EXIT_PASS: "pass", EXIT_REGRESSION: "REGRESSION", EXIT_UNMEASURED: "cannot judge"}
+    notes = {
+        NO_BASELINE: f"no baseline for a measured variant: {UPDATE_HINT}",
+        NOT_MEASURED: "a baseline variant was not measured: the gate's variants changed; "
+        + UPDATE_HINT,
+        NOISY: f"too noisy: this run's threshold is above {CEILING:.0%}, so a regression of that "
+        "size could pass unseen; re-run on a quieter machine or with more --rounds",
+        FASTER: "faster than the baseline: if that is expected, refresh it with --update-baseline",
+        CHANGED: "the gate's setup (batch, data, epochs, warm-up or TF threads) differs from the "
+        f"baseline's, so the ratios do not compare: {UPDATE_HINT}",
+    }
+    verdicts = {row.verdict for row in rows}
+    lines += [
+        "",
+        "ratio = median over rounds of (fastest harness step / fastest calibration step); "
+        f"threshold = max({FLOOR:.0%}, {K:g} · √(e_now² + e_base²)), "
+        "e = 1.2533 · spread / √rounds, spread = 1.4826 · MAD / median of the rounds' ratios.",
+        f"baseline: {baseline.get('created_utc', '?')} on {_machine_line(baseline['machine'])}",
+        f"this run: {_machine_line(machine)}",
+        *(f"note: {text}" for verdict, text in notes.items() if verdict in verdicts),
+        f"gate: {outcome[code]} (exit {code})",
+    ]
+    return "\n".join(lines)
+
+
+def render_baseline(doc: Mapping[str, Any]) -> str:
+    """Markdown summary of a baseline document."""
+    table = markdown_table(
+        {
+            "variant": name,
+            "median ratio": f"{stats.median(entry['ratios']):.3f}",
+            "spread": f"{stats.relative_spread(entry['ratios']):.1%}",
+            "fastest step ms harness / calibration": f"{stats.median(entry['harness_ms']):.3f} / "
+            f"{stats.median(entry['calibration_ms']):.3f}",
+            "rounds": str(len(entry["ratios"])),
+        }
+        for name, entry in doc["variants"].items()
+    )
+    return f"{table}\nmachine: {_machine_line(doc['machine'])}"

@@ -1,0 +1,101 @@
+"""Markdown tables and the cells in them: the one place numbers become text.
+
+Every table in reports, compare, the gate and the overhead check goes through ``markdown_table``
+(pandas + tabulate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from bench.records import first_line
+
+
+def markdown_table(rows: Iterable[Mapping[str, Any]] | pd.DataFrame) -> str:
+    """GitHub markdown for rows of {column: cell}; missing cells are empty, nothing is re-parsed."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
+    return frame.fillna("").to_markdown(index=False, disable_numparse=True)
+
+
+def human_bytes(n: float | None) -> str:
+    """'23.54 GiB', '1.50 MiB', '12 B' (binary units)."""
+    if n is None:
+        return "–"
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:.0f} B"
+
+
+def num(value: float | None, fmt: str) -> str:
+    """A number in `fmt`, or an en dash where there is none."""
+    return "–" if value is None else format(value, fmt)
+
+
+def kib(value: float | None) -> str:
+    """KB = 1024 B, as Keras prints parameter memory."""
+    return "–" if value is None else f"{value / 1024:,.2f}"
+
+
+def step_cell(row: dict[str, Any]) -> str:
+    """'1.234 [1.200–1.300]': median of repeat medians [their range]."""
+    spread = (
+        f" [{row['step_ms_min']:.3f}–{row['step_ms_max']:.3f}]"
+        if row["step_ms_min"] is not None
+        else ""
+    )
+    return f"{row['step_ms']:.3f}{spread}"
+
+
+def ttt_cell(row: dict[str, Any]) -> str:
+    """Time to target in seconds, or why there is none."""
+    if row["validation"] == "end_only":
+        return "n/a (no per-epoch validation)"
+    if row["time_to_target_s"] is None:
+        return "not reached"
+    return f"{row['time_to_target_s']:.1f} ({row['reached_target']}/{row['repeats_ok']})"
+
+
+def display_row(row: dict[str, Any]) -> dict[str, str]:
+    """A row formatted for the markdown summary table (units in the headers)."""
+    out = {
+        "variant": row["variant_id"],
+        "batch": str(row["batch_size"])
+        + (
+            f" = {row['replicas']}×{row['batch_size'] // row['replicas']}"
+            if row["replicas"] > 1
+            else ""
+        ),
+        "validation": row["validation"],
+        "precision": row["precision"],
+        "device": row["device"],
+        "status": row["status"],
+    }
+    if row["status"] != "ok":
+        return out | {"note": first_line(row["reason"])}
+    cv = row["step_ms_cv"]
+    return out | {
+        "median step ms [repeat range]": step_cell(row),
+        "p10–p90 ms": f"{row['step_ms_p10']:.3f}–{row['step_ms_p90']:.3f}",
+        "CV %": "–" if cv is None else f"{100 * cv:.1f}",
+        "wall ms/step": num(row["wall_step_ms"], ".3f"),
+        "first step ms": num(row["first_step_ms"], ".0f"),
+        "samples/s": num(row["samples_per_s"], ",.0f"),
+        "train s/epoch": num(row["train_s_per_epoch"], ".2f"),
+        "val s/epoch": num(row["val_s_per_epoch"], ".2f"),
+        "test acc": num(row["test_accuracy"], ".4f"),
+        f"time to {row['target_accuracy']:g} s": ttt_cell(row),
+        "params KB": kib(row["param_bytes"]),
+        "Adam state KB": kib(row["optimizer_bytes"]),
+        "activations KB/batch (est.)": kib(row["activation_bytes_est"]),
+        "peak RSS MiB": num(
+            row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None, ",.0f"
+        ),
+        "GFLOP/s": num(row["achieved_flops_per_s"] / 1e9, ".2f"),
+        "% of peak": num(row["pct_of_peak"], ".1f"),
+        "repeats ok": f"{row['repeats_ok']}/{row['repeats']}",
+        "note": "",
+    }

@@ -1,0 +1,165 @@
+"""multi_worker jobs from the parent's side: loopback ports, TF_CONFIG, and the worker processes.
+
+No TensorFlow here: each worker process imports it itself (``bench.run.worker``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import stats
+from bench.records import REASON_CHARS
+from bench.run.child import child_env, worker_command
+
+LOOPBACK = "127.0.0.1"
+TF_CONFIG = "TF_CONFIG"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on the loopback interface right now."""
+    sockets = []
+    try:
+        for _ in range(count):  # all held open together, so the kernel hands out distinct ports
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def tf_config(ports: Sequence[int], index: int) -> str:
+    """TF_CONFIG for worker `index` of a cluster of loopback workers (worker 0 is the chief)."""
+    return json.dumps(
+        {
+            "cluster": {"worker": [f"{LOOPBACK}:{port}" for port in ports]},
+            "task": {"type": "worker", "index": index},
+        }
+    )
+
+
+def worker_env(ports: Sequence[int], index: int, device: str) -> dict[str, str]:
+    """Environment additions for one multi_worker process: its TF_CONFIG, and its own GPU."""
+    env = {TF_CONFIG: tf_config(ports, index)}
+    if device == "gpu":
+        # One GPU per worker, counted within whatever this process was already allowed to see.
+        visible = [g for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g.strip()]
+        env["CUDA_VISIBLE_DEVICES"] = visible[index] if visible else str(index)
+    return env
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    # Each worker leads its own process group, so this reaches nothing but it and its children.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _worker_summary(index: int, code: int | None, result: dict[str, Any] | None) -> dict[str, Any]:
+    raw = ((result or {}).get("timing") or {}).get("step_ms_raw") or []
+    steps = [s for epoch in raw for s in epoch][1:]  # all but the trace call
+    return {
+        "index": index,
+        "exit_code": code,
+        "status": (result or {}).get("status"),
+        "step_ms_median": stats.median(steps) if steps else None,
+        "peak_rss_bytes": ((result or {}).get("memory") or {}).get("peak_rss_bytes"),
+    }
+
+
+def run_workers(
+    job: dict[str, Any], workers: int, device: str, timeout_s: float
+) -> tuple[dict[str, Any], float]:
+    """Run a multi_worker job as `workers` processes on loopback ports, each with its own TF_CONFIG.
+
+    The chief's (worker 0's) result becomes the record. Workers wait on each other in every
+    collective, so the first one to fail or exit without a result stops them all, and so does
+    the time limit: either way one failed/timeout result comes back, naming the worker.
+    """
+    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
+        job_path = Path(tmp) / "job.json"
+        job_path.write_text(json.dumps(job))
+        results = [Path(tmp) / f"result-{i}.json" for i in range(workers)]
+        logs = [Path(tmp) / f"worker-{i}.log" for i in range(workers)]
+        ports = free_ports(workers)
+        procs: list[subprocess.Popen[bytes]] = []
+        start = time.perf_counter()
+        try:
+            for i in range(workers):
+                with logs[i].open("wb") as log:
+                    procs.append(
+                        subprocess.Popen(
+                            worker_command(job_path, results[i]),
+                            env=child_env() | worker_env(ports, i, device),
+                            stdout=log,
+                            stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
+                    )
+            first_broken, timed_out = None, False
+            while any(p.poll() is None for p in procs):
+                for i, p in enumerate(procs):
+                    if p.poll() is not None and _read_status(results[i]) != "ok":
+                        first_broken = i
+                        break
+                if first_broken is not None:
+                    break
+                if time.perf_counter() - start > timeout_s:
+                    timed_out = True
+                    break
+                time.sleep(0.2)
+            if first_broken is None and not timed_out:
+                first_broken = next(
+                    (i for i in range(workers) if _read_status(results[i]) != "ok"), None
+                )
+        finally:
+            for p in procs:
+                _kill_group(p)
+        elapsed = time.perf_counter() - start
+        outcome = [json.loads(r.read_text()) if r.exists() else None for r in results]
+        summaries = [_worker_summary(i, p.returncode, outcome[i]) for i, p in enumerate(procs)]
+        if timed_out:
+            reason = (
+                f"killed after the {timeout_s:g} s limit (all {workers} multi_worker processes)"
+            )
+            return {"status": "timeout", "reason": reason, "worker_processes": summaries}, elapsed
+        if first_broken is not None:
+            broken = outcome[first_broken]
+            if broken is None:
+                tail = logs[first_broken].read_text(errors="replace").strip()[-REASON_CHARS:]
+                reason = (
+                    f"multi_worker worker {first_broken} exited with code "
+                    f"{procs[first_broken].returncode} without a result: {tail}"
+                )
+                return {
+                    "status": "failed",
+                    "reason": reason,
+                    "worker_processes": summaries,
+                }, elapsed
+            if first_broken != 0 or broken["status"] == "failed":
+                stopped = "; the other workers were stopped" if workers > 1 else ""
+                return {
+                    **broken,
+                    "reason": f"multi_worker worker {first_broken}: {broken['reason']}{stopped}",
+                    "worker_processes": summaries,
+                }, elapsed
+        return {**outcome[0], "worker_processes": summaries}, elapsed  # type: ignore[dict-item]
+
+
+def _read_status(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("status")
+    except (OSError, ValueError):
+        return None
