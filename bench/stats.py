@@ -49,7 +49,7 @@ def mad(values: Sequence[float]) -> float:
     return median([abs(v - m) for v in values])
 
 
-def summarize(values: Sequence[float]) -> dict[str, float | int | None]:
+def summarize(values: Sequence[float]) -> dict[str, Any]:
     """median, p10, p90, min, max, mean, cv and n of a non-empty sample."""
     return {
         "n": len(values),
@@ -118,7 +118,7 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
     warmup = record["settings"]["warmup_steps"]
     step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe)
     summary = summarize(timed)
-    median_s = summary["median"] / 1000  # type: ignore[operator]
+    median_s = summary["median"] / 1000
     first_ms = step_ms[0]
     total_steps = timing["steps_per_epoch"] * variant["epochs"]
     train_ms = 1000 * sum(timing["train_s_per_epoch"])
@@ -126,7 +126,7 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
         wall_step_ms = (train_ms - first_ms * spe) / (total_steps - spe)
     else:  # one execution (e.g. a batch as large as a small slice): nothing but the trace to time
         wall_step_ms = train_ms / total_steps
-    pauses = [s for s in step_ms[1:] if s > LONG_STEP_FACTOR * summary["median"]]  # type: ignore[operator]
+    pauses = [s for s in step_ms[1:] if s > LONG_STEP_FACTOR * summary["median"]]
     target = record["settings"]["target_accuracy"]
     return {
         "warmup_steps_excluded": max(1, math.ceil(warmup / spe)) * spe,

@@ -6,6 +6,7 @@ import math
 import resource
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
@@ -56,6 +57,51 @@ def _gpu_peak_bytes(device: str) -> int | None:
         return None
 
 
+@dataclass
+class Trained:
+    """What one fit + evaluate produced, before it becomes a record."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    clock: StepClock
+    fit_s: float
+    test_loss: float
+    test_accuracy: float
+    final_eval_s: float
+
+
+def train(
+    model: keras.Model,
+    variant: Variant,
+    x: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int = 0,
+) -> Trained:
+    """model.fit as the tutorial calls it, timed by a StepClock, then one evaluate on the test set."""
+    x_train, y_train, x_test, y_test = x
+    clock = StepClock()
+    fit_start = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        batch_size=variant.batch_size,
+        epochs=variant.epochs,
+        callbacks=[clock, *callbacks],
+        verbose=verbose,
+        shuffle=True,
+        **_fit_kwargs(variant, x_test, y_test),
+    ).history
+    fit_s = time.perf_counter() - fit_start
+    eval_start = time.perf_counter()
+    test_loss, test_accuracy = model.evaluate(
+        x_test, y_test, batch_size=variant.batch_size, verbose=0
+    )
+    final_eval_s = time.perf_counter() - eval_start
+    return Trained(
+        model, history, clock, fit_s, float(test_loss), float(test_accuracy), final_eval_s
+    )
+
+
 def run_variant(
     variant: Variant,
     data: Mnist,
@@ -75,9 +121,12 @@ def run_variant(
     strategy = distribute.make_strategy(variant)  # first: multi_worker must precede other TF work
     keras.utils.set_random_seed(variant.seed)
     device_name = "/GPU:0" if variant.device == "gpu" else "/CPU:0"
-    x_train, x_test = mlp.scale_images(data.x_train), mlp.scale_images(data.x_test)
-    y_train, y_test = data.y_train, data.y_test
-
+    arrays = (
+        mlp.scale_images(data.x_train),
+        data.y_train,
+        mlp.scale_images(data.x_test),
+        data.y_test,
+    )
     # Under a strategy the model, optimizer and metrics are created in its scope, so their
     # variables are mirrored; fit then splits each global batch over the replicas.
     with strategy.scope() if strategy is not None else tf.device(device_name):
@@ -89,47 +138,23 @@ def run_variant(
         )
         if variant.strategy == "multi_worker":
             distribute.patch_keras_multi_worker(model, strategy)
-        clock = StepClock()
-        fit_start = time.perf_counter()
-        history = model.fit(
-            x_train,
-            y_train,
-            batch_size=variant.batch_size,
-            epochs=variant.epochs,
-            callbacks=[clock, *callbacks],
-            verbose=verbose,
-            shuffle=True,
-            **_fit_kwargs(variant, x_test, y_test),
-        ).history
-        fit_s = time.perf_counter() - fit_start
-        eval_start = time.perf_counter()
-        test_loss, test_accuracy = model.evaluate(
-            x_test, y_test, batch_size=variant.batch_size, verbose=0
-        )
-        final_eval_s = time.perf_counter() - eval_start
+        run = train(model, variant, arrays, callbacks, verbose)
 
-    losses = [float(v) for v in history["loss"]]
-    if not all(math.isfinite(v) for v in losses) or not math.isfinite(test_loss):
+    losses = [float(v) for v in run.history["loss"]]
+    if not all(math.isfinite(v) for v in losses) or not math.isfinite(run.test_loss):
         raise Diverged(f"loss became non-finite (per-epoch loss {losses})")
     return {
         "distribution": distribute.describe(variant, strategy, device_name),
-        "timing": {
-            "steps_per_epoch": variant.steps_per_epoch(len(x_train)),
-            # Raw per-call times (ms, 0.1 µs resolution) per epoch; bench.stats derives the rest.
-            "step_ms_raw": [[round(1000 * s, 4) for s in e.step_s] for e in clock.epochs],
-            "train_s_per_epoch": [e.train_s for e in clock.epochs],
-            "val_s_per_epoch": [e.val_s for e in clock.epochs],
-            "fit_s": fit_s,
-            "final_eval_s": final_eval_s,
-        },
+        "timing": _timing(run, variant, len(arrays[0])),
         "accuracy": {
             "loss": losses,
-            "accuracy": _per_epoch(history, "accuracy", variant),
-            "val_loss": _per_epoch(history, "val_loss", variant),
-            "val_accuracy": _per_epoch(history, "val_accuracy", variant),
-            "test_loss": float(test_loss),
-            "test_accuracy": float(test_accuracy),
-            "train_images": variant.train_images(len(x_train)),
+            **{
+                key: _per_epoch(run.history, key, variant)
+                for key in ("accuracy", "val_loss", "val_accuracy")
+            },
+            "test_loss": run.test_loss,
+            "test_accuracy": run.test_accuracy,
+            "train_images": variant.train_images(len(arrays[0])),
         },
         "model": model_facts(model, variant),
         "memory": {
@@ -137,6 +162,20 @@ def run_variant(
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "gpu_peak_bytes": _gpu_peak_bytes(variant.device),
         },
+    }
+
+
+def _timing(run: Trained, variant: Variant, train_available: int) -> dict[str, Any]:
+    """The record's raw 'timing' section."""
+    epochs = run.clock.epochs
+    return {
+        "steps_per_epoch": variant.steps_per_epoch(train_available),
+        # Raw per-call times (ms, 0.1 µs resolution) per epoch; bench.stats derives the rest.
+        "step_ms_raw": [[round(1000 * s, 4) for s in e.step_s] for e in epochs],
+        "train_s_per_epoch": [e.train_s for e in epochs],
+        "val_s_per_epoch": [e.val_s for e in epochs],
+        "fit_s": run.fit_s,
+        "final_eval_s": run.final_eval_s,
     }
 
 
