@@ -1,0 +1,75 @@
+"""The record contract: envelope, reading with line numbers, upgrading version 1, merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import records, stats
+from bench.records import RecordError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
+
+
+def _v1_ok() -> dict:
+    """The first successful version-1 record of the fixture (a real run)."""
+    for line in FIXTURE.read_text().splitlines():
+        rec = json.loads(line)
+        if rec["kind"] == "variant" and rec["status"] == "ok":
+            assert rec["schema_version"] == 1
+            return rec
+    raise AssertionError("fixture has no ok record")
+
+
+def test_envelope_carries_version_kind_run_time_machine_and_commit():
+    env = records.envelope("probe", {"id": "r"}, {"cpu_model": "X"}, {"id": None})
+    assert env["schema_version"] == records.SCHEMA_VERSION == 2
+    assert env["kind"] == "probe" and env["run"] == {"id": "r"}
+    assert env["created_utc"].endswith("+00:00")
+
+
+def test_version_1_is_upgraded_on_load_and_its_statistics_are_derived_again():
+    v1 = _v1_ok()
+    v2 = records.upgrade(v1)
+    assert v2["schema_version"] == 2
+    assert "step_ms" not in v2["timing"] and "time_to_target_s" not in v2["accuracy"]
+    assert v2["timing"]["step_ms_raw"] == v1["timing"]["step_ms_raw"]  # the raw data stays
+    derived = stats.repeat_stats(v2)
+    # Version 1 froze these in the child from unrounded times; raw times are kept to 0.1 µs.
+    assert derived["step_ms"]["median"] == pytest.approx(
+        v1["timing"]["step_ms"]["median"], abs=1e-3
+    )
+    assert derived["wall_step_ms"] == pytest.approx(v1["timing"]["wall_step_ms"], abs=1e-3)
+    assert derived["steps_timed"] == v1["timing"]["steps_timed"]
+    assert derived["time_to_target_s"] == v1["accuracy"]["time_to_target_s"]
+
+
+def test_read_numbered_gives_each_record_its_line(tmp_path):
+    lines = FIXTURE.read_text().splitlines()[:3]
+    path = tmp_path / "r.jsonl"
+    path.write_text(lines[0] + "\n\n" + lines[1] + "\n" + lines[2] + "\n")
+    assert [n for n, _ in records.read_numbered(path)] == [1, 3, 4]
+
+
+def test_a_statistic_is_derived_from_raw_steps_not_read_from_the_record():
+    rec = records.upgrade(_v1_ok())
+    rec["timing"]["step_ms_raw"] = [[100.0] + [2.0] * 30, [3.0] * 31]
+    rec["settings"]["warmup_steps"] = 1
+    d = stats.repeat_stats(rec)
+    assert d["first_step_ms"] == 100.0
+    assert d["steps_timed"] == 61  # 62 calls, the first one excluded
+    assert d["step_ms"]["median"] == 3.0  # 30 at 2 ms, 31 at 3 ms
+
+
+def test_merge_keeps_file_order_and_refuses_to_overwrite(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    lines = FIXTURE.read_text().splitlines()
+    a.write_text("\n".join(lines[:4]) + "\n")
+    b.write_text("\n".join(lines[4:8]) + "\n")
+    out = tmp_path / "all.jsonl"
+    merged = records.merge_files([a, b], out)
+    assert len(merged) == 8 and records.read_records(out) == merged
+    with pytest.raises(RecordError, match="already exists"):
+        records.merge_files([a, b], out)
