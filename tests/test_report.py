@@ -82,24 +82,22 @@ def test_empty_file_has_no_records(tmp_path):
         read_records(_write(tmp_path, [""]))
 
 
-def _rows():
+def _summary():
     from bench.report import aggregate
 
-    records = read_records(RECORDS)
-    return records, aggregate.variant_rows(records, aggregate.peak_flops(records))
+    return aggregate.summarize_run(read_records(RECORDS))
 
 
-def test_findings_quote_the_table_figures():
-    from bench.report import aggregate
+def test_findings_quote_the_table_figures_with_their_intervals():
     from bench.report.findings import findings
 
-    records, rows = _rows()
-    text = "\n".join(findings(rows, aggregate.baseline_id(records)))
-    by_id = {r["variant_id"]: r for r in rows}
-    best = max((r for r in rows if r["status"] == "ok"), key=lambda r: r["samples_per_s"])
-    assert f"`{best['variant_id']}` trains {best['samples_per_s']:,.0f} samples/s" in text
-    base = by_id["bs100-per_epoch-float32-cpu-e2"]
-    assert f"costs {base['val_s_per_epoch']:.2f} s per epoch" in text
+    summary = _summary()
+    text = "\n".join(findings(summary))
+    rows = [r for r in summary.rows if r["status"] == "ok"]
+    best = max(rows, key=lambda r: r["samples_per_s"])
+    assert f"`{best['variant_id']}` at {best['samples_per_s']:,.0f} samples/s" in text
+    base = summary.row("bs100-per_epoch-float32-cpu-e2")
+    assert f"takes {base['val_s_per_epoch']:.2f} s per epoch" in text
     assert "mixed_bfloat16" in text and "variables stay float32" in text
     assert "3 variant(s) produced no measurement" in text
 
@@ -107,50 +105,78 @@ def test_findings_quote_the_table_figures():
 def test_no_variant_reaching_the_target_is_said_plainly():
     from bench.report.findings import findings
 
-    _, rows = _rows()
-    unreached = [r | {"time_to_target_s": None} for r in rows]
+    summary = _summary()
+    summary.rows = [r | {"time_to_target_s": None} for r in summary.rows]
     assert any(
-        "No variant reached validation accuracy 0.9 within 2 epochs" in f
-        for f in findings(unreached, None)
+        "No variant reached validation accuracy 0.9 within 2 epoch(s)" in f
+        for f in findings(summary)
     )
 
 
-def test_axis_ratios_are_variant_over_baseline():
-    from bench.report import aggregate
-    from bench.report.axes import axis_comparisons, speed_phrase
+def test_axis_ratios_are_variant_over_baseline_with_a_verdict():
+    from bench.report.axes import axis_comparisons
 
-    records, rows = _rows()
-    comparisons = axis_comparisons(rows, aggregate.baseline_id(records))
+    comparisons = axis_comparisons(_summary())
     assert set(comparisons) == {"batch_size", "validation", "precision", "device"}
     (mixed,) = comparisons["precision"]
-    assert mixed["step_ratio"] == pytest.approx(mixed["row"]["step_ms"] / mixed["base"]["step_ms"])
-    assert speed_phrase(1.24) == "1.24× slower"
-    assert speed_phrase(0.5) == "2.00× faster"
-    assert speed_phrase(1.001) == "same (1.00×)"
+    ci = mixed["comparison"].step_ratio
+    assert ci.point == pytest.approx(mixed["row"]["step_ms"] / mixed["base"]["step_ms"])
+    assert ci.lo <= ci.point <= ci.hi
+    verdict = mixed["step_verdict"]
+    assert verdict in ("slower", "faster") or verdict.startswith("no measurable difference")
 
 
-def test_compare_flags_only_differences_beyond_the_repeat_spread():
-    from bench.report.compare import render_compare, verdict
+def test_findings_call_a_difference_only_where_the_verdict_does():
+    from bench.report.findings import findings
 
-    a = {"step_ms_min": 1.0, "step_ms_max": 1.1}
-    assert verdict(a, {"step_ms_min": 1.2, "step_ms_max": 1.3}) == "**slower**"
-    assert verdict(a, {"step_ms_min": 0.8, "step_ms_max": 0.9}) == "**faster**"
-    assert verdict(a, {"step_ms_min": 1.05, "step_ms_max": 1.3}) == "within noise"
-    assert verdict(a, {"step_ms_min": None, "step_ms_max": None}) == "no spread (1 repeat)"
-    records = read_records(RECORDS)
-    slower = [
+    summary = _summary()
+    text = "\n".join(findings(summary))
+    (mixed,) = [r for r in summary.rows if r["precision"] == "mixed_bfloat16"]
+    from bench.report.axes import judged
+
+    verdict = judged(summary, summary.baseline, mixed["variant_id"])["step_verdict"]
+    effect = {"faster": "helps", "slower": "hurts"}.get(verdict, "makes no measurable difference")
+    assert f"mixed_bfloat16 {effect}" in text
+
+
+def _slowed(records, factor):
+    return [
         r
         | {
             "timing": r["timing"]
-            | {"step_ms_raw": [[2 * s for s in epoch] for epoch in r["timing"]["step_ms_raw"]]}
+            | {"step_ms_raw": [[factor * s for s in e] for e in r["timing"]["step_ms_raw"]]}
         }
         if r["kind"] == "variant" and r["status"] == "ok"
         else r
         for r in records
     ]
-    text = render_compare(records, slower, "a", "b")
-    assert "| bs100-per_epoch-float32-cpu-e2" in text and "2.000×" in text and "**slower**" in text
+
+
+def _line(text, variant):
+    return next(x for x in text.splitlines() if x.startswith(f"| {variant} "))
+
+
+def test_compare_uses_the_same_statistics_and_flags_a_real_slowdown():
+    from bench.report.compare import render_compare
+
+    records = read_records(RECORDS)
+    text = render_compare(records, _slowed(records, 2), "a", "b")
+    line = _line(text, "bs100-per_epoch-float32-cpu-e2")
+    assert "2.00× [" in line and "| slower" in line
+    same = render_compare(records, records, "a", "a")
+    assert "no measurable difference" in _line(same, "bs100-per_epoch-float32-cpu-e2")
     assert "not comparable" in text  # failed/skipped variants are listed, not dropped
+
+
+def test_compare_says_when_runs_share_no_variants_and_when_machines_differ():
+    from bench.report.compare import render_compare
+
+    records = read_records(RECORDS)
+    moved = [r | {"machine": r["machine"] | {"cpu_model": "Z"}} for r in records]
+    other = [r | {"variant_id": "x-" + r["variant_id"]} if "variant_id" in r else r for r in moved]
+    text = render_compare(records, other, "a", "b")
+    assert "share no variants" in text
+    assert "cpu: ('AMD EPYC', 2) → ('Z', 2)" in text
 
 
 def test_plots_are_written_and_not_empty(tmp_path):

@@ -12,6 +12,7 @@ batch_size = 32
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass, fields
@@ -43,8 +44,14 @@ class Matrix:
     settings: RunSettings
 
     def variants(self) -> list[Variant]:
-        """The variants this matrix expands to, in a stable order, without duplicates."""
-        return expand(self.mode, self.axes, self.baseline)
+        """The variants this matrix expands to, in a stable order, without duplicates.
+
+        With the A/A control on, the baseline's identical second arm follows the baseline.
+        """
+        variants = expand(self.mode, self.axes, self.baseline)
+        if self.settings.aa_control and variants:
+            variants.insert(1, dataclasses.replace(variants[0], control=True))
+        return variants
 
 
 def profile_names() -> list[str]:
@@ -131,15 +138,17 @@ def _settings(name: str, run: dict[str, Any]) -> RunSettings:
         "warmup_steps": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "target_accuracy": lambda v: isinstance(v, int | float) and 0 < v <= 1,
         "timeout_s": lambda v: isinstance(v, int | float) and v > 0,
+        "aa_control": lambda v: isinstance(v, bool),
     }
     rules = {
         "repeats": "an integer >= 1",
         "warmup_steps": "an integer >= 0",
         "target_accuracy": "a number in (0, 1]",
         "timeout_s": "a number > 0",
+        "aa_control": "true or false",
     }
     for key, value in run.items():
-        if not checks[key](value) or isinstance(value, bool):
+        if not checks[key](value) or (isinstance(value, bool) and key != "aa_control"):
             raise MatrixError(f"{name}: run.{key}={value!r}: must be {rules[key]}")
     return RunSettings(**run)
 

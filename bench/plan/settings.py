@@ -18,6 +18,9 @@ class RunSettings:
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     target_accuracy: float = DEFAULT_TARGET_ACCURACY
     timeout_s: float = 1800.0
+    # Measure the baseline twice, as two interleaved arms, and report their difference as this
+    # run's noise floor (bench.stats.noise_floor).
+    aa_control: bool = False
 
     def record_section(self) -> dict[str, Any]:
         """The 'settings' section of each record: how its one job was measured."""

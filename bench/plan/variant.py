@@ -24,6 +24,7 @@ _ID_LABELS = {
     "steps_per_execution": "spe",
     "jit_compile": "xla",
     "seed": "seed",
+    "control": "control",
 }
 
 
@@ -47,6 +48,8 @@ class Variant:
     seed: int = 0
     strategy: str = "default"
     replicas: int = 2  # used by mirrored/multi_worker only, like validation_freq by freq
+    # The A/A control: a second, identical arm of the baseline, measured to see the run's noise.
+    control: bool = False
 
     def __post_init__(self) -> None:
         check_variant(self)
@@ -131,6 +134,8 @@ def check_variant(v: Variant) -> None:
         raise VariantError(
             f"steps_per_execution={v.steps_per_execution!r}: must be an integer >= 1"
         )
+    if not isinstance(v.control, bool):
+        raise VariantError(f"control={v.control!r}: must be true or false")
     if not isinstance(v.jit_compile, bool):
         raise VariantError(f"jit_compile={v.jit_compile!r}: must be true or false")
     if not _is_int(v.seed) or v.seed < 0:

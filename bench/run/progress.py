@@ -40,4 +40,8 @@ def probe_line(probe: dict[str, Any]) -> str:
         for dt, v in d.items()
         if v
     )
-    return f"machine: {probe['machine']['cpu_model']} x{probe['machine']['cpu_cores']}; GPUs {p['gpus'] or 'none'}; matmul peak GFLOP/s: {peaks}"
+    return (
+        f"probe ({p.get('phase', 'start')}): {probe['machine']['cpu_model']} "
+        f"x{probe['machine']['cpu_cores']}; GPUs {p['gpus'] or 'none'}; "
+        f"best matmul GFLOP/s: {peaks or 'not measured'}"
+    )

@@ -69,12 +69,18 @@ def records_to_resume(out_path: Path, *, resume: bool, shard: str) -> list[dict[
     return existing
 
 
-def probe_machine(ctx: RunContext, measure_peak: bool = True) -> dict[str, Any]:
-    """List the GPUs TensorFlow sees and measure the matmul peak, in a child like every variant."""
+# When the machine is probed: its peak is the best trial, and the trials' spread shows load.
+PROBE_PHASES = ("start", "between", "end")
+
+
+def probe_machine(
+    ctx: RunContext, measure_peak: bool = True, phase: str = "start"
+) -> dict[str, Any]:
+    """List the GPUs TensorFlow sees and run matmul trials, in a child like every variant."""
     result, _ = run_child({"kind": "probe", "measure_peak": measure_peak}, timeout_s=600)
     if "probe" not in result:
         raise RunError(f"machine probe failed: {result.get('reason')}")
-    return {**ctx.envelope("probe"), "probe": result["probe"]}
+    return {**ctx.envelope("probe"), "probe": {**result["probe"], "phase": phase}}
 
 
 def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
@@ -133,10 +139,15 @@ def run_jobs(
     *,
     gpus: Sequence[str],
     on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
+    numbering: tuple[int, int, float] | None = None,
 ) -> int:
-    """Run jobs in order, appending each record as it finishes; returns how many ran."""
-    started = time.perf_counter()
-    for index, job in enumerate(jobs, start=1):
+    """Run jobs in order, appending each record as it finishes; returns how many ran.
+
+    ``numbering`` = (jobs before these, jobs in all, their start time) for progress lines when a
+    plan runs its jobs in parts.
+    """
+    before, total, started = numbering or (0, len(jobs), time.perf_counter())
+    for index, job in enumerate(jobs, start=before + 1):
         reason = skip_reason(job.variant, gpus)
         if reason:
             result, elapsed = {"status": "skipped", "reason": reason}, 0.0
@@ -160,7 +171,7 @@ def run_jobs(
         record = variant_record(ctx, job, result, elapsed)
         records.append_record(out_path, record)
         if on_record:
-            on_record(record, index, len(jobs), time.perf_counter() - started)
+            on_record(record, index, total, time.perf_counter() - started)
     return len(jobs)
 
 
@@ -174,17 +185,37 @@ def run_plan(
     on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
     on_probe: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[Job]:
-    """Probe the machine once, then run every (variant, repeat) not yet in out_path."""
+    """Run every (variant, repeat) not yet in out_path, probing the machine before, between and after.
+
+    The first half of the repeat rounds runs after the 'start' probe, the rest after 'between', and
+    an 'end' probe closes the run; a resumed run skips the probes it has. Without peak trials
+    (measure_peak=False) only the 'start' probe runs, for the GPU list.
+    """
     existing = records_to_resume(out_path, resume=resume, shard=ctx.shard)
     done = {(r["variant_id"], r["repeat"]) for r in records.variant_records(existing)}
     jobs = [
         j for j in jobs_for(variants, ctx.settings.repeats) if (j.variant.id, j.repeat) not in done
     ]
-    probes = records.probe_records(existing)
-    probe = probes[-1] if probes else probe_machine(ctx, measure_peak)
-    if not probes:
-        records.append_record(out_path, probe)
-    if on_probe:
-        on_probe(probe)
-    run_jobs(ctx, jobs, out_path, gpus=probe["probe"]["gpus"], on_record=on_record)
+    probed = {p["probe"].get("phase", "start"): p for p in records.probe_records(existing)}
+
+    def probe(phase: str) -> dict[str, Any]:
+        if phase not in probed:
+            probed[phase] = probe_machine(ctx, measure_peak, phase)
+            records.append_record(out_path, probed[phase])
+            if on_probe:
+                on_probe(probed[phase])
+        return probed[phase]
+
+    gpus = probe("start")["probe"]["gpus"]
+    half = -(-ctx.settings.repeats // 2)
+    parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
+    started, before = time.perf_counter(), 0
+    for phase, part in zip(("start", "between"), parts, strict=True):
+        if phase != "start" and measure_peak and ctx.settings.repeats > 1:
+            probe(phase)
+        numbering = (before, len(jobs), started)
+        run_jobs(ctx, part, out_path, gpus=gpus, on_record=on_record, numbering=numbering)
+        before += len(part)
+    if measure_peak:
+        probe("end")
     return jobs
