@@ -51,10 +51,13 @@ def test_explicit_baseline_recentres_the_ablation():
 def test_default_profile_covers_all_four_axes():
     variants = load_profile("default").variants()
     assert {v.batch_size for v in variants} == {32, 128, 512, 2048}
-    assert {v.validation for v in variants} == {"per_epoch", "end_only", "split", "freq"}
+    assert {v.validation for v in variants} == {"per_epoch", "end_only", "split"}
     assert {v.precision for v in variants} == {"float32", "mixed_float16", "mixed_bfloat16"}
     assert {v.device for v in variants} == {"cpu", "gpu"}
     assert variants[0] == Variant(epochs=variants[0].epochs)  # the reference variant comes first
+    # ... and its A/A control arm right after it, interleaved with everything else.
+    assert variants[1] == Variant(epochs=variants[0].epochs, control=True)
+    assert load_profile("default").settings.repeats >= 5
 
 
 def test_seed_profile_is_the_classic_run():
@@ -155,4 +158,5 @@ def test_cli_list_prints_variants_without_running(capsys):
 
     assert main(["run", "--profile", "default", "--list"]) == 0
     out = capsys.readouterr().out
-    assert "bs32-per_epoch-float32-cpu-e3" in out and "bs32-per_epoch-float32-gpu-e3" in out
+    assert "bs32-per_epoch-float32-cpu\n" in out and "bs32-per_epoch-float32-gpu\n" in out
+    assert "bs32-per_epoch-float32-cpu-control\n" in out
