@@ -204,10 +204,11 @@ def test_cli_errors_come_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_an_empty_shard_runs_nothing_and_says_so(tmp_path, capsys):
+def test_more_shards_than_variants_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 0
-    assert "shard 6/6: no variants (the matrix has 4); nothing to run" in capsys.readouterr().out
+    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--shard 6/6: the matrix has 4 variant(s), so N can be at most 4" in err
     assert not out.exists()
 
 
