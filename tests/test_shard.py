@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import cli, records
+from bench.outputs import OutputError
 from bench.plan import shard
 from bench.plan.matrix import build_matrix, load_profile
 from bench.plan.settings import RunSettings
@@ -172,11 +173,15 @@ def test_merge_never_overwrites_an_existing_file(tmp_path):
     a, b, _ = _fixture_halves(tmp_path)
     out = tmp_path / "all.jsonl"
     out.write_text("precious\n")
-    with pytest.raises(RecordError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists; pass --force"):
         merge_files([a, b], out)
     assert out.read_text() == "precious\n"
-    with pytest.raises(RecordError, match="already exists"):
-        merge_files([a, b], a)  # nor one of its own inputs
+    before = a.read_text()
+    with pytest.raises(OutputError, match="is an input of this command"):
+        merge_files([a, b], a, force=True)  # nor one of its own inputs, even with --force
+    assert a.read_text() == before
+    merged = merge_files([a, b], out, force=True)  # an existing non-input: only with force
+    assert records.read_records(out) == merged
 
 
 def test_merge_reports_a_damaged_input_by_line(tmp_path):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import outputs
 from bench.records import probe_records, read_records, variant_records
 from bench.report import aggregate
 from bench.report.axes import axis_comparisons, describe, speed_phrase
@@ -227,22 +228,42 @@ def write_plots(
     return [p for p in drawn if p is not None]
 
 
-def write_report(results: Path, out_dir: Path, fmt: str = "md", plots: bool = True) -> Path:
-    """Render results into out_dir (REPORT.md + PNGs, summary.csv or summary.json); returns the path."""
+def report_paths(out_dir: Path, fmt: str = "md") -> list[Path]:
+    """Every file a report in `fmt` may write into out_dir (REPORT.md and its plots, or a summary)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    if fmt == "md":
+        return [out_dir / "REPORT.md", *(out_dir / name for name, _ in PLOTS)]
+    return [out_dir / f"summary.{fmt}"]
+
+
+def check_report_outputs(
+    results: Path, out_dir: Path, fmt: str = "md", *, force: bool = False
+) -> None:
+    """Raise OutputError unless a report may be written: a writable directory, none of its files
+    an input, and none there already unless force."""
+    outputs.check_dir_writable(out_dir)
+    for path in report_paths(out_dir, fmt):
+        outputs.check_output(path, inputs=[results], force=force)
+
+
+def write_report(
+    results: Path, out_dir: Path, fmt: str = "md", plots: bool = True, *, force: bool = False
+) -> Path:
+    """Render results into out_dir (REPORT.md + PNGs, summary.csv or summary.json); returns the path.
+
+    Refuses (OutputError) before reading anything if a file it would write exists, unless force.
+    """
+    check_report_outputs(results, out_dir, fmt, force=force)
     records = read_records(results)
     rows = aggregate.variant_rows(records, aggregate.peak_flops(records))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    path = report_paths(out_dir, fmt)[0]
     if fmt == "csv":
-        path = out_dir / "summary.csv"
-        pd.DataFrame(rows).to_csv(path, index=False)
+        outputs.write_atomic(path, pd.DataFrame(rows).to_csv(index=False))
     elif fmt == "json":
-        path = out_dir / "summary.json"
-        path.write_text(json.dumps(rows, indent=2) + "\n")
+        outputs.write_atomic(path, json.dumps(rows, indent=2) + "\n")
     else:
-        path = out_dir / "REPORT.md"
-        path.write_text(render_markdown(records))
+        outputs.write_atomic(path, render_markdown(records))
         if plots:
             write_plots(records, rows, out_dir)
     return path
