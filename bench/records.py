@@ -229,15 +229,33 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
 }
 # Fields a section must hold (the rest of _SECTION_TYPES is checked only where present).
 _REQUIRED = {
-    "machine": ("versions",),
+    "run": ("id", "profile"),
+    "machine": ("cpu_model", "cpu_cores", "system", "machine", "python", "versions"),
+    "commit": ("id",),
     "settings": ("warmup_steps", "target_accuracy"),
-    "timing": ("steps_per_epoch", "step_ms_raw", "train_s_per_epoch", "val_s_per_epoch"),
+    "timing": (
+        "steps_per_epoch",
+        "step_ms_raw",
+        "train_s_per_epoch",
+        "val_s_per_epoch",
+        "final_eval_s",
+    ),
     "accuracy": ("test_accuracy", "train_images", "loss", "accuracy", "val_loss", "val_accuracy"),
-    "model": ("params", "param_bytes", "flops_per_step", "param_dtypes", "layers"),
-    "memory": ("peak_rss_bytes",),
-    "data": ("source", "location"),
-    "probe": ("gpus", "peak_flops_per_s"),
+    "model": (
+        "params",
+        "param_bytes",
+        "optimizer_bytes",
+        "activation_bytes_per_batch_est",
+        "flops_per_step",
+        "param_dtypes",
+        "layers",
+    ),
+    "memory": ("peak_rss_bytes", "gpu_peak_bytes"),
+    "data": ("source", "location", "sha256_verified"),
+    "probe": ("gpus", "peak_flops_per_s", "matmul_n"),
 }
+# Variant fields every record states (the others default; schema 1 had no strategy or replicas).
+_VARIANT_FIELDS = ("batch_size", "validation", "precision", "device", "epochs")
 _PER_EPOCH = (
     ("timing", "train_s_per_epoch"),
     ("timing", "val_s_per_epoch"),
@@ -287,8 +305,14 @@ def _check_types(record: dict[str, Any], where: str) -> None:
         raise RecordError(f"{where}: 'reason' must be a string or null")
     if not isinstance(record["variant"], dict):
         raise RecordError(f"{where}: 'variant' must be an object, got {_shown(record['variant'])}")
+    variant = record["variant"]
+    absent = [k for k in _VARIANT_FIELDS if k not in variant]
+    if variant.get("strategy", "default") != "default" and "replicas" not in variant:
+        absent.append("replicas")
+    if absent:
+        raise RecordError(f"{where}: missing field(s) {[f'variant.{k}' for k in absent]}")
     try:
-        Variant.from_dict(record["variant"])
+        Variant.from_dict(variant)
     except (VariantError, TypeError) as exc:
         raise RecordError(f"{where}: 'variant' is not a valid variant ({exc})") from None
     _check_section(record, "settings", where)

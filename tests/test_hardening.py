@@ -160,10 +160,9 @@ def _write_run(path: Path, settings: RunSettings, profile: str = "quick") -> Non
         settings=settings,
         baseline_id=variants[0].id,
         plan=runner.plan_of(variants, settings),
-        machine={"versions": {}},
-        commit={},
+        commit={"id": None, "dirty": None},
     )
-    probe = {**ctx.envelope("probe"), "probe": {"gpus": [], "peak_flops_per_s": {}}}
+    probe = {**ctx.envelope("probe"), "probe": {"gpus": [], "peak_flops_per_s": {}, "matmul_n": 8}}
     records.append_record(path, probe)
     job = runner.Job(variants[0], 0)
     result = {"status": "skipped", "reason": "test"}
