@@ -114,7 +114,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = runner.plan_of(all_variants, matrix.settings)
     runner.records_to_resume(results, resume=args.resume, shard=shard.spec, plan=plan)
     if not args.no_report:  # a resumed run re-renders its own report
-        check_report_outputs(results, out_dir, force=args.resume)
+        check_report_outputs(
+            results,
+            out_dir,
+            force=args.resume,
+            advice="it is another run's report: choose another --out, or pass --no-report",
+        )
     data = load_mnist(args.data)  # fetch and verify once, before any child starts
     print(f"data: {data.source} ({data.location})")
     ctx = runner.RunContext(

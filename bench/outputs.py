@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 Writer = Callable[[IO[bytes]], None]
+FORCE_ADVICE = "pass --force to overwrite it, or choose another path"
 
 
 class OutputError(ValueError):
@@ -60,8 +61,12 @@ def check_output(
     *,
     inputs: Iterable[str | os.PathLike[str] | None] = (),
     force: bool = False,
+    advice: str = FORCE_ADVICE,
 ) -> Path:
-    """Raise OutputError unless `path` may be written by this command; returns it as a Path."""
+    """Raise OutputError unless `path` may be written by this command; returns it as a Path.
+
+    `advice` ends the message about an existing file (commands without --force say their own).
+    """
     p = Path(path)
     for item in inputs:
         if item is not None and _same_path(p, Path(item)):
@@ -71,9 +76,7 @@ def check_output(
     if p.is_dir():
         raise OutputError(f"{p} is a directory; give a file path")
     if os.path.lexists(p) and not force:
-        raise OutputError(
-            f"{p} already exists; pass --force to overwrite it, or choose another path"
-        )
+        raise OutputError(f"{p} already exists; {advice}")
     check_dir_writable(p.parent, target=str(p))
     return p
 

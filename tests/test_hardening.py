@@ -452,3 +452,11 @@ def test_append_never_writes_onto_the_end_of_another_line(tmp_path):
     path.write_text(json.dumps(record))  # complete, but without its newline
     records.append_record(path, record)
     assert records.read_records(path) == [record, record]
+
+
+def test_a_new_run_never_writes_over_another_runs_report(capsys, monkeypatch, tmp_path):
+    _no_data_load(monkeypatch)
+    (tmp_path / "REPORT.md").write_text("someone else's\n")
+    line = _one_error(capsys, "run", "--profile", "quick", "--out", tmp_path)
+    assert "REPORT.md already exists; it is another run's report: choose another --out" in line
+    assert (tmp_path / "REPORT.md").read_text() == "someone else's\n"

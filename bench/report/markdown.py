@@ -238,13 +238,18 @@ def report_paths(out_dir: Path, fmt: str = "md") -> list[Path]:
 
 
 def check_report_outputs(
-    results: Path, out_dir: Path, fmt: str = "md", *, force: bool = False
+    results: Path,
+    out_dir: Path,
+    fmt: str = "md",
+    *,
+    force: bool = False,
+    advice: str = outputs.FORCE_ADVICE,
 ) -> None:
     """Raise OutputError unless a report may be written: a writable directory, none of its files
     an input, and none there already unless force."""
     outputs.check_dir_writable(out_dir)
     for path in report_paths(out_dir, fmt):
-        outputs.check_output(path, inputs=[results], force=force)
+        outputs.check_output(path, inputs=[results], force=force, advice=advice)
 
 
 def write_report(

@@ -156,7 +156,7 @@ def _check_plan(out_path: Path, existing: list[dict[str, Any]], plan: dict[str, 
             f"{out_path}: its records do not say which matrix they belong to (written before "
             "runs recorded it); cannot check that this command continues the same one",
             records.RecordWarning,
-            stacklevel=3,
+            stacklevel=1,  # one place, so it shows once though the check runs twice
         )
         return
     if stamps == {fingerprint(plan)}:
