@@ -1,29 +1,51 @@
-"""Command line: `mnist-bench {data,run,report,compare,profiles}` (also `python -m bench`)."""
+"""Command line: `mnist-bench {data,run,report,compare,merge,regress,overhead,profiles}`
+(also `python -m bench`).
+
+A user error (bad input, a file that cannot be read or written) is one `mnist-bench: error: …`
+line and exit 2; `--debug` shows the traceback instead. Outputs never overwrite an input, nor an
+existing file unless `--force` (bench.outputs).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import records
+from bench import outputs, records
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge
+from bench.outputs import OutputError
 from bench.plan.matrix import MatrixError, apply_overrides, load_profile, profile_names
 from bench.plan.shard import ShardError, parse_shard, select_shard
-from bench.records import RecordError, read_records
+from bench.plan.variant import VariantError
+from bench.records import RecordError, RecordWarning, read_records
 from bench.report.compare import render_compare
-from bench.report.markdown import write_report
+from bench.report.markdown import check_report_outputs, write_report
 from bench.run import progress, runner
 from bench.run.runner import RunError
-from mnist_models.data import MnistDataError, load_mnist
+from mnist_models.data import MnistDataError, MnistDataWarning, load_mnist
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# What a user can cause; anything else is a bug and keeps its traceback.
+USER_ERRORS = (
+    MatrixError,
+    VariantError,
+    RecordError,
+    MnistDataError,
+    RunError,
+    ShardError,
+    OutputError,
+    OSError,
+)
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -43,6 +65,26 @@ def _load_matrix(args: argparse.Namespace) -> Any:
     return apply_overrides(matrix, args.set or []) if args.set else matrix
 
 
+def resume_command(args: argparse.Namespace, out_dir: Path) -> str:
+    """The command that continues an interrupted run: the same options, --out, --resume."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    module = getattr(spec, "name", None) == "bench.__main__"  # started as `python -m bench`
+    argv = ["python", "-m", "bench"] if module else ["mnist-bench"]
+    if args.debug:
+        argv.append("--debug")
+    argv += ["run", "--profile", args.profile]
+    for override in args.set or []:
+        argv += ["--set", override]
+    if args.data:
+        argv += ["--data", args.data]
+    if args.no_report:
+        argv.append("--no-report")
+    if parse_shard(args.shard) != (1, 1):
+        argv += ["--shard", args.shard]
+    argv += ["--out", str(out_dir), "--resume"]
+    return shlex.join(argv)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     parse_shard(args.shard)  # a bad spec stops here, before the matrix is even read
     matrix = _load_matrix(args)
@@ -59,11 +101,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"
             )
         return 0
-    if not variants:
-        print(
-            f"shard {shard.spec}: no variants (the matrix has {len(all_variants)}); nothing to run"
-        )
-        return 0
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     suffix = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
     out_dir = (
@@ -72,8 +109,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         else Path("reports") / f"{Path(matrix.name).stem}-{stamp}{suffix}"
     )
     results = out_dir / "results.jsonl"
-    # A damaged or foreign file stops the run here, before any work.
-    runner.records_to_resume(results, resume=args.resume, shard=shard.spec)
+    # Everything that can be checked is checked here, before the data and the machine probe.
+    outputs.check_dir_writable(out_dir)
+    plan = runner.plan_of(all_variants, matrix.settings)
+    runner.records_to_resume(results, resume=args.resume, shard=shard.spec, plan=plan)
+    if not args.no_report:  # a resumed run re-renders its own report
+        check_report_outputs(
+            results,
+            out_dir,
+            force=args.resume,
+            advice="it is another run's report: choose another --out, or pass --no-report",
+        )
     data = load_mnist(args.data)  # fetch and verify once, before any child starts
     print(f"data: {data.source} ({data.location})")
     ctx = runner.RunContext(
@@ -83,6 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data_path=args.data,
         baseline_id=all_variants[0].id,  # expand() puts the baseline (or first combination) first
         shard=shard.spec,
+        plan=plan,
     )
     print(f"{len(variants)} variants x {matrix.settings.repeats} repeats -> {results}")
     try:
@@ -95,51 +142,57 @@ def _cmd_run(args: argparse.Namespace) -> int:
             on_probe=lambda p: print(progress.probe_line(p)),
         )
     except KeyboardInterrupt:
-        print(
-            f"\ninterrupted: everything finished so far is in {results}; continue with: "
-            f"mnist-bench run --profile {args.profile} --out {out_dir} --resume"
-            + (f" --shard {shard.spec}" if shard.count > 1 else "")
+        kept = (
+            f"everything finished so far is in {results}"
+            if results.exists()
+            else "nothing was recorded yet"
         )
+        print(f"\ninterrupted: {kept}; continue with: {resume_command(args, out_dir)}")
         return EXIT_INTERRUPTED
     if not args.no_report:
-        path = write_report(results, out_dir)
+        path = write_report(results, out_dir, force=True)  # checked above, before the run
         print(f"report: {path}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path(args.results).parent
-    path = write_report(Path(args.results), out_dir, fmt=args.format)
+    path = write_report(Path(args.results), out_dir, fmt=args.format, force=args.force)
     print(path)
     return 0
 
 
 def _cmd_overhead(args: argparse.Namespace) -> int:
+    if args.rounds < 1 or args.epochs < 1:
+        raise MatrixError("--rounds and --epochs must be >= 1")
+    if args.json:  # before a minute of measuring
+        outputs.check_output(args.json, inputs=[args.data], force=args.force)
     from bench.measure.overhead import measure_overhead  # imports TensorFlow
     from bench.plan.variant import Variant
     from bench.report.overhead import render_overhead
 
-    if args.rounds < 1 or args.epochs < 1:
-        raise MatrixError("--rounds and --epochs must be >= 1")
+    variant = Variant(epochs=args.epochs)
     data = load_mnist(args.data)
-    result = measure_overhead(Variant(epochs=args.epochs), data, rounds=args.rounds)
+    result = measure_overhead(variant, data, rounds=args.rounds)
     print(render_overhead(result), end="")
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        outputs.write_atomic(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    if args.out:
+        outputs.check_output(args.out, inputs=[args.a, args.b], force=args.force)
     a, b = read_records(args.a), read_records(args.b)  # both checked before any output
     text = render_compare(a, b, args.a, args.b)
     if args.out:
-        Path(args.out).write_text(text)
+        outputs.write_atomic(args.out, text)
     print(text, end="")
     return 0
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    merged = records.merge_files([Path(p) for p in args.results], Path(args.out))
+    merged = records.merge_files([Path(p) for p in args.results], Path(args.out), force=args.force)
     print(
         f"{args.out}: {len(records.variant_records(merged))} variant records and "
         f"{len(records.probe_records(merged))} machine probes from {len(args.results)} files"
@@ -157,6 +210,8 @@ def _rounds(text: str) -> int:
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
+    if args.json:  # before a minute of measuring; never over the baseline it reads
+        outputs.check_output(args.json, inputs=[args.baseline, args.data], force=args.force)
     try:
         if not args.update_baseline:
             gate_baseline.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
@@ -171,6 +226,8 @@ def _cmd_regress(args: argparse.Namespace) -> int:
             json_out=Path(args.json) if args.json else None,
         )
     except Exception as exc:  # exit 1 means "regression", so any failure to measure is 2
+        if args.debug:
+            raise
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
         return judge.EXIT_UNMEASURED
@@ -187,13 +244,25 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-bench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     sub = parser.add_subparsers(dest="command", required=True)
+    # --debug works after the command too; SUPPRESS keeps the top-level value when absent.
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+    )
+    force = argparse.ArgumentParser(add_help=False)
+    force.add_argument("--force", action="store_true", help="overwrite existing output files")
 
-    data = sub.add_parser("data", help="fetch/verify MNIST and say where it came from")
+    data = sub.add_parser(
+        "data", parents=[debug], help="fetch/verify MNIST and say where it came from"
+    )
     data.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     data.set_defaults(func=_cmd_data)
 
-    run = sub.add_parser("run", help="measure a matrix of variants and write records + report")
+    run = sub.add_parser(
+        "run", parents=[debug], help="measure a matrix of variants and write records + report"
+    )
     run.add_argument(
         "--profile",
         default="default",
@@ -218,14 +287,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
-    report = sub.add_parser("report", help="render REPORT.md (or csv/json) from a records file")
+    report = sub.add_parser(
+        "report", parents=[debug, force], help="render REPORT.md (or csv/json) from a records file"
+    )
     report.add_argument("results", help="results.jsonl")
     report.add_argument("--out", help="output directory (default: beside the records)")
     report.add_argument("--format", choices=("md", "csv", "json"), default="md")
     report.set_defaults(func=_cmd_report)
 
     overhead = sub.add_parser(
-        "overhead", help="self-check: harness vs bare model.fit step time, side by side"
+        "overhead",
+        parents=[debug, force],
+        help="self-check: harness vs bare model.fit step time, side by side",
     )
     overhead.add_argument("--rounds", type=int, default=5, help="interleaved pairs (default 5)")
     overhead.add_argument("--epochs", type=int, default=1, help="epochs per fit (default 1)")
@@ -233,19 +306,27 @@ def build_parser() -> argparse.ArgumentParser:
     overhead.add_argument("--json", help="also write the raw figures to this JSON file")
     overhead.set_defaults(func=_cmd_overhead)
 
-    compare = sub.add_parser("compare", help="two records files side by side, with ratios")
+    compare = sub.add_parser(
+        "compare", parents=[debug, force], help="two records files side by side, with ratios"
+    )
     compare.add_argument("a", help="results.jsonl of run A (the reference)")
     compare.add_argument("b", help="results.jsonl of run B")
     compare.add_argument("--out", help="also write the markdown to this file")
     compare.set_defaults(func=_cmd_compare)
 
-    merge = sub.add_parser("merge", help="combine shard records files into one")
+    merge = sub.add_parser(
+        "merge", parents=[debug, force], help="combine shard records files into one"
+    )
     merge.add_argument("results", nargs="+", help="results.jsonl of each shard")
-    merge.add_argument("-o", "--out", required=True, help="merged records file (must not exist)")
+    merge.add_argument(
+        "-o", "--out", required=True, help="merged records file (must not exist unless --force)"
+    )
     merge.set_defaults(func=_cmd_merge)
 
     regress = sub.add_parser(
-        "regress", help="step-time regression gate: exit 0 pass, 1 regression, 2 cannot judge"
+        "regress",
+        parents=[debug, force],
+        help="step-time regression gate: exit 0 pass, 1 regression, 2 cannot judge",
     )
     regress.add_argument(
         "--baseline", default="reports/baseline/gate.json", help="default: %(default)s"
@@ -263,15 +344,46 @@ def build_parser() -> argparse.ArgumentParser:
     regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
     regress.set_defaults(func=_cmd_regress)
 
-    profiles = sub.add_parser("profiles", help="list the shipped matrix profiles")
+    profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")
     profiles.set_defaults(func=_cmd_profiles)
     return parser
 
 
+@contextlib.contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """mnist-bench's own warnings print as one `mnist-bench: warning: …` line on stderr."""
+    original = warnings.formatwarning
+
+    def one_line(message: Any, category: Any, *args: Any, **kwargs: Any) -> str:
+        if issubclass(category, RecordWarning | MnistDataWarning):
+            return f"mnist-bench: warning: {message}\n"
+        return original(message, category, *args, **kwargs)
+
+    warnings.formatwarning = one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:  # e.g. "out.md: No space left on device"
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (MatrixError, RecordError, MnistDataError, RunError, ShardError) as exc:
-        print(f"mnist-bench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    with _warnings_as_lines():
+        try:
+            return int(args.func(args))
+        except USER_ERRORS as exc:
+            if args.debug:
+                raise
+            print(f"mnist-bench: error: {_message(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            if args.debug:
+                raise
+            print("mnist-bench: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED

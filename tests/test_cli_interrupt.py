@@ -1,8 +1,10 @@
-"""Ctrl-C during a matrix keeps every finished record, and --resume continues from there."""
+"""Ctrl-C during a matrix keeps every finished record, and the printed hint, followed
+literally, continues from there."""
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -22,8 +24,8 @@ def _cli(*args: str) -> list[str]:
             "--set", "validation=end_only", "--set", "repeats=3", "--no-report", *args]  # fmt: skip
 
 
-def test_ctrl_c_keeps_records_and_resume_finishes_the_rest(tmp_path: Path):
-    out = tmp_path / "run"
+def test_ctrl_c_keeps_records_and_the_printed_hint_finishes_the_rest(tmp_path: Path):
+    out = tmp_path / "my run"  # a space: the hint must quote it
     env = os.environ | {"MNIST_BENCH_CACHE": str(CACHE.parent), "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(_cli("--out", str(out)), cwd=tmp_path, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
@@ -40,7 +42,11 @@ def test_ctrl_c_keeps_records_and_resume_finishes_the_rest(tmp_path: Path):
     kept = variant_records(read_records(results))
     assert 1 <= len(kept) < 3
 
-    done = subprocess.run(_cli("--out", str(out), "--resume"), cwd=tmp_path, env=env, text=True,
+    hint = output.split("continue with: ", 1)[1].strip()
+    argv = shlex.split(hint)
+    assert argv[:3] == ["python", "-m", "bench"]  # started as python -m bench
+    assert argv[3:] == _cli("--out", str(out), "--resume")[3:]
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=tmp_path, env=env, text=True,
                           capture_output=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     final = variant_records(read_records(results))

@@ -135,10 +135,10 @@ def test_one_failing_worker_stops_the_others_and_is_named(tmp_path):
     rec = _run(tmp_path, [variant], "tests.test_distribute:fail_on_worker_1", 240)[variant.id]
     assert rec["status"] == "failed"
     assert "worker 1" in rec["reason"] and "injected failure on worker 1" in rec["reason"]
-    # Worker 0 was stopped by the runner (SIGKILL), not left to wait for the time limit: that
-    # would have made this a 'timeout' record.
-    assert rec["worker_processes"][0]["exit_code"] == -signal.SIGKILL
-    assert rec["worker_processes"][0]["status"] is None  # killed before it had a result
+    # Worker 0 did not wait for the time limit (that would be a 'timeout' record): the runner
+    # killed it, or it failed in the collective first, which it sometimes does under load.
+    zero = rec["worker_processes"][0]
+    assert zero["exit_code"] == -signal.SIGKILL or zero["status"] == "failed", zero
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import cli, records
+from bench.outputs import OutputError
 from bench.plan import shard
 from bench.plan.matrix import build_matrix, load_profile
 from bench.plan.settings import RunSettings
@@ -172,11 +173,15 @@ def test_merge_never_overwrites_an_existing_file(tmp_path):
     a, b, _ = _fixture_halves(tmp_path)
     out = tmp_path / "all.jsonl"
     out.write_text("precious\n")
-    with pytest.raises(RecordError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists; pass --force"):
         merge_files([a, b], out)
     assert out.read_text() == "precious\n"
-    with pytest.raises(RecordError, match="already exists"):
-        merge_files([a, b], a)  # nor one of its own inputs
+    before = a.read_text()
+    with pytest.raises(OutputError, match="is an input of this command"):
+        merge_files([a, b], a, force=True)  # nor one of its own inputs, even with --force
+    assert a.read_text() == before
+    merged = merge_files([a, b], out, force=True)  # an existing non-input: only with force
+    assert records.read_records(out) == merged
 
 
 def test_merge_reports_a_damaged_input_by_line(tmp_path):
@@ -204,10 +209,11 @@ def test_cli_errors_come_before_any_work(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_an_empty_shard_runs_nothing_and_says_so(tmp_path, capsys):
+def test_more_shards_than_variants_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 0
-    assert "shard 6/6: no variants (the matrix has 4); nothing to run" in capsys.readouterr().out
+    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--shard 6/6: the matrix has 4 variant(s), so N can be at most 4" in err
     assert not out.exists()
 
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import stats
+from bench import outputs, stats
 
 SCHEMA = "mnist-bench/gate-baseline"
 SCHEMA_VERSION = 1
@@ -125,8 +125,4 @@ def make_baseline(
 def write_baseline(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> None:
     """Validate and write atomically (a crash never leaves half a baseline)."""
     check_baseline(doc, "new baseline")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    outputs.write_atomic(path, json.dumps(doc, indent=2) + "\n")

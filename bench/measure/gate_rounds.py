@@ -25,7 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from bench import stats
+from bench import outputs, stats
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge, render
 from bench.gate.baseline import GateError
@@ -230,6 +230,5 @@ def run_gate(
             "rows": [dataclasses.asdict(row) for row in rows],
             "measured": measured,
         }
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        outputs.write_atomic(json_out, json.dumps(result, indent=2) + "\n")
     return code

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,12 +22,18 @@ from typing import Any
 
 from bench.plan.settings import RunSettings
 from bench.plan.variant import FIELD_NAMES as AXES
-from bench.plan.variant import Variant, VariantError
+from bench.plan.variant import Variant, VariantError, check_field, shown
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 MODES = ("cross", "ablation")
 RUN_KEYS = tuple(f.name for f in fields(RunSettings))
 SECTIONS = ("run", "matrix", "axes", "baseline")
+# Bounds checked before anything is expanded or allocated.
+MAX_VARIANTS = 10_000
+MAX_REPEATS = 1000
+MAX_WARMUP_STEPS = 10**9
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+MAX_PROFILE_BYTES = 1_000_000
 
 
 class MatrixError(ValueError):
@@ -93,38 +100,70 @@ def _as_list(name: str, value: Any) -> list[Any]:
     return values
 
 
+def _table(name: str, spec: dict[str, Any], section: str) -> dict[str, Any]:
+    value = spec.get(section, {})
+    if not isinstance(value, dict):
+        raise MatrixError(
+            f"{name}: [{section}] must be a table of KEY = VALUE lines, got {shown(value)}"
+        )
+    return value
+
+
+def _count_variants(mode: str, axes: dict[str, list[Any]]) -> int:
+    if mode == "cross":
+        return math.prod(len(values) for values in axes.values())
+    return 1 + sum(len(values) for values in axes.values())
+
+
 def build_matrix(name: str, spec: dict[str, Any]) -> Matrix:
     """Check a parsed profile and turn it into a Matrix; every error names its field."""
+    if not isinstance(spec, dict):
+        raise MatrixError(f"{name}: a profile is a table of sections, got {shown(spec)}")
     unknown = set(spec) - set(SECTIONS)
     if unknown:
         raise MatrixError(
-            f"{name}: unknown section(s) {sorted(unknown)}; allowed: {list(SECTIONS)}"
+            f"{name}: unknown section(s) {sorted(map(str, unknown))}; allowed: {list(SECTIONS)}"
         )
-    run = dict(spec.get("run", {}))
+    run = _table(name, spec, "run")
     bad = set(run) - set(RUN_KEYS)
     if bad:
         raise MatrixError(
-            f"{name}: unknown run setting(s) {sorted(bad)}; allowed: {list(RUN_KEYS)}"
+            f"{name}: unknown run setting(s) {sorted(map(str, bad))}; allowed: {list(RUN_KEYS)}"
         )
     settings = _settings(name, run)
-    mode = spec.get("matrix", {}).get("mode", "ablation")
-    if mode not in MODES:
-        raise MatrixError(f"{name}: matrix.mode={mode!r}: choose from {list(MODES)}")
-    extra = set(spec.get("matrix", {})) - {"mode"}
+    matrix_table = _table(name, spec, "matrix")
+    mode = matrix_table.get("mode", "ablation")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise MatrixError(f"{name}: matrix.mode={shown(mode)}: choose from {list(MODES)}")
+    extra = set(matrix_table) - {"mode"}
     if extra:
-        raise MatrixError(f"{name}: unknown matrix key(s) {sorted(extra)}; allowed: ['mode']")
+        raise MatrixError(
+            f"{name}: unknown matrix key(s) {sorted(map(str, extra))}; allowed: ['mode']"
+        )
     axes = {}
-    for axis, value in spec.get("axes", {}).items():
+    for axis, value in _table(name, spec, "axes").items():
         if axis not in AXES:
-            raise MatrixError(f"{name}: unknown axis {axis!r}; allowed axes: {list(AXES)}")
+            raise MatrixError(f"{name}: unknown axis {shown(axis)}; allowed axes: {list(AXES)}")
         axes[axis] = _as_list(axis, value)
+    count = _count_variants(mode, axes)
+    if count > MAX_VARIANTS:
+        raise MatrixError(
+            f"{name}: {mode} of these axes makes {count} variants; at most {MAX_VARIANTS} "
+            "(split the matrix into several profiles)"
+        )
+    for axis, values in axes.items():  # each value alone first, so the message names its axis
+        for value in values:
+            _check_field(f"{name}: axes.{axis}", axis, value)
     baseline = {axis: values[0] for axis, values in axes.items()}
-    for axis, value in spec.get("baseline", {}).items():
+    for axis, value in _table(name, spec, "baseline").items():
         if axis not in AXES:
-            raise MatrixError(f"{name}: unknown baseline field {axis!r}; allowed: {list(AXES)}")
+            raise MatrixError(
+                f"{name}: unknown baseline field {shown(axis)}; allowed: {list(AXES)}"
+            )
+        _check_field(f"{name}: baseline.{axis}", axis, value)
         baseline[axis] = value
     matrix = Matrix(name, mode, axes, baseline, settings)
-    for axis, values in axes.items():  # check every value alone so the message names it
+    for axis, values in axes.items():  # then the combinations with the baseline
         for value in values:
             _make_variant({**baseline, axis: value}, f"{name}: axes.{axis}")
     _make_variant(baseline, f"{name}: baseline")
@@ -132,24 +171,44 @@ def build_matrix(name: str, spec: dict[str, Any]) -> Matrix:
     return matrix
 
 
+def _check_field(where: str, axis: str, value: Any) -> None:
+    try:
+        check_field(axis, value)
+    except VariantError as exc:
+        raise MatrixError(f"{where}: {exc}") from None
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_SETTING_RULES: dict[str, tuple[Any, str]] = {
+    "repeats": (
+        lambda v: _is_int(v) and 1 <= v <= MAX_REPEATS,
+        f"an integer >= 1 and <= {MAX_REPEATS}",
+    ),
+    "warmup_steps": (
+        lambda v: _is_int(v) and 0 <= v <= MAX_WARMUP_STEPS,
+        f"an integer >= 0 and <= {MAX_WARMUP_STEPS}",
+    ),
+    "target_accuracy": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "timeout_s": (
+        lambda v: _is_number(v) and 0 < v <= MAX_TIMEOUT_S,
+        f"a finite number > 0 and <= {MAX_TIMEOUT_S:g} (a week)",
+    ),
+    "aa_control": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
 def _settings(name: str, run: dict[str, Any]) -> RunSettings:
-    checks = {
-        "repeats": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-        "warmup_steps": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "target_accuracy": lambda v: isinstance(v, int | float) and 0 < v <= 1,
-        "timeout_s": lambda v: isinstance(v, int | float) and v > 0,
-        "aa_control": lambda v: isinstance(v, bool),
-    }
-    rules = {
-        "repeats": "an integer >= 1",
-        "warmup_steps": "an integer >= 0",
-        "target_accuracy": "a number in (0, 1]",
-        "timeout_s": "a number > 0",
-        "aa_control": "true or false",
-    }
     for key, value in run.items():
-        if not checks[key](value) or (isinstance(value, bool) and key != "aa_control"):
-            raise MatrixError(f"{name}: run.{key}={value!r}: must be {rules[key]}")
+        check, rule = _SETTING_RULES[key]
+        if not check(value):
+            raise MatrixError(f"{name}: run.{key}={shown(value)}: must be {rule}")
     return RunSettings(**run)
 
 
@@ -160,15 +219,40 @@ def load_profile(name_or_path: str) -> Matrix:
         path = PROFILE_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             raise MatrixError(
-                f"unknown profile {name_or_path!r}; choose from {profile_names()} or pass a .toml path"
+                f"unknown profile {shown(name_or_path)}; choose from {profile_names()} or pass a "
+                ".toml path"
             )
     try:
-        spec = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise MatrixError(f"{path}: cannot read profile ({exc.strerror or exc})") from None
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_PROFILE_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise MatrixError(f"{path}: cannot read profile ({reason})") from None
+    if len(raw) > MAX_PROFILE_BYTES:
+        raise MatrixError(f"{path}: larger than {MAX_PROFILE_BYTES} bytes; is it a profile?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise MatrixError(
+            f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} on line {line}); TOML files "
+            "must be UTF-8"
+        ) from None
+    try:
+        spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MatrixError(f"{path}: malformed TOML ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # huge integers, arrays nested too deeply
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
+        raise MatrixError(f"{path}: malformed TOML ({reason})") from None
     return build_matrix(path.stem if path.parent == PROFILE_DIR else str(path), spec)
+
+
+def _parse_value(item: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {item}")["v"]
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError, KeyError):
+        return item  # bare words such as per_epoch are strings
 
 
 def parse_override(text: str) -> tuple[str, list[Any]]:
@@ -176,15 +260,10 @@ def parse_override(text: str) -> tuple[str, list[Any]]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or not raw.strip():
-        raise MatrixError(f"--set {text!r}: expected KEY=VALUE[,VALUE...], e.g. batch_size=32,128")
-    values = []
-    for item in raw.split(","):
-        item = item.strip()
-        try:
-            values.append(tomllib.loads(f"v = {item}")["v"])
-        except tomllib.TOMLDecodeError:
-            values.append(item)  # bare words such as per_epoch are strings
-    return key, values
+        raise MatrixError(
+            f"--set {shown(text)}: expected KEY=VALUE[,VALUE...], e.g. batch_size=32,128"
+        )
+    return key, [_parse_value(item.strip()) for item in raw.split(",")]
 
 
 def apply_overrides(matrix: Matrix, overrides: list[str]) -> Matrix:
@@ -197,18 +276,20 @@ def apply_overrides(matrix: Matrix, overrides: list[str]) -> Matrix:
     }
     for text in overrides:
         key, values = parse_override(text)
-        if key in RUN_KEYS:
+        if key in RUN_KEYS or key == "mode":
             if len(values) != 1:
-                raise MatrixError(f"--set {key}: run settings take one value, got {values}")
-            spec["run"][key] = values[0]
-        elif key == "mode":
-            spec["matrix"]["mode"] = values[0]
+                raise MatrixError(f"--set {key}: takes one value, got {len(values)}")
+            if key == "mode":
+                spec["matrix"]["mode"] = values[0]
+            else:
+                spec["run"][key] = values[0]
         elif key in AXES:
             spec["axes"][key] = values
             # An overridden axis re-centres the ablation on its first value.
             spec["baseline"][key] = values[0]
         else:
             raise MatrixError(
-                f"--set {key}: unknown; axes: {list(AXES)}; run settings: {list(RUN_KEYS)}; or mode"
+                f"--set {key if key.isidentifier() else shown(key)}: unknown; axes: {list(AXES)}; run settings: "
+                f"{list(RUN_KEYS)}; or mode"
             )
     return build_matrix(matrix.name, spec)

@@ -8,6 +8,7 @@ does not depend on the order of the TOML, the machine, or anything measured.
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from bench.plan.variant import Variant
 from mnist_models.spec import TEST_IMAGES, TRAIN_IMAGES
 
-_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*", re.ASCII)
+# More shards than this is more than any matrix has variants (see bench.plan.matrix.MAX_VARIANTS);
+# specs are bounded before they become numbers, so a huge one never allocates or loops.
+MAX_SHARDS = 10_000
 
 # Expected-cost model in seconds of a 2-core CPU, rounded from the job times of the default (3 epochs)
 # and distribute profiles on the project's dev machine: median error ~15%, enough to rank and balance
@@ -34,14 +38,23 @@ class ShardError(ValueError):
     """A --shard spec or a merge is invalid; the message names the value or the files."""
 
 
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'2/4' → (2, 4); errors say what is wrong with the spec."""
-    match = _SHARD.match(text)
+    match = _SHARD.fullmatch(text)
     if not match:
-        raise ShardError(f"--shard {text!r}: expected I/N (this is shard I of N), e.g. 1/4")
+        raise ShardError(f"--shard {_shown(text)}: expected I/N (this is shard I of N), e.g. 1/4")
+    digits = len(str(MAX_SHARDS))
+    if any(len(g.lstrip("0")) > digits for g in match.groups()):
+        raise ShardError(f"--shard {_shown(text)}: N can be at most {MAX_SHARDS}")
     index, count = int(match[1]), int(match[2])
     if count < 1 or not 1 <= index <= count:
-        raise ShardError(f"--shard {text!r}: need 1 <= I <= N, got I={index}, N={count}")
+        raise ShardError(f"--shard {_shown(text)}: need 1 <= I <= N, got I={index}, N={count}")
+    if count > MAX_SHARDS:
+        raise ShardError(f"--shard {_shown(text)}: N can be at most {MAX_SHARDS}")
     return index, count
 
 
@@ -81,15 +94,17 @@ class Shard:
 
 def plan_shards(variants: Sequence[Variant], count: int, repeats: int = 1) -> list[Shard]:
     """All `count` shards of a matrix; every variant lands in exactly one."""
-    if count < 1:
-        raise ShardError(f"shard count must be >= 1, got {count}")
+    if not 1 <= count <= MAX_SHARDS:
+        raise ShardError(f"shard count must be in 1..{MAX_SHARDS}, got {count}")
     cost = {v.id: expected_cost_s(v, repeats) for v in variants}
     loads = [0.0] * count
+    heap = [(0.0, k) for k in range(count)]  # (load, shard): least loaded first, ties by index
     owner: dict[str, int] = {}
     for vid in sorted(cost, key=lambda i: (-cost[i], i)):  # longest first, ties by id
-        target = min(range(count), key=lambda k: (loads[k], k))
+        _, target = heapq.heappop(heap)
         owner[vid] = target
         loads[target] += cost[vid]
+        heapq.heappush(heap, (loads[target], target))
     return [
         Shard(
             index=k + 1,
@@ -102,6 +117,11 @@ def plan_shards(variants: Sequence[Variant], count: int, repeats: int = 1) -> li
 
 
 def select_shard(variants: Sequence[Variant], spec: str, repeats: int = 1) -> Shard:
-    """The shard an 'I/N' spec names."""
+    """The shard an 'I/N' spec names; N may not exceed the number of variants."""
     index, count = parse_shard(spec)
+    if count > len(variants):
+        raise ShardError(
+            f"--shard {spec}: the matrix has {len(variants)} variant(s), so N can be at most "
+            f"{len(variants)} (more shards would only be empty)"
+        )
     return plan_shards(variants, count, repeats)[index - 1]

@@ -108,42 +108,92 @@ class Variant:
         return cls(**data)
 
 
+# Upper bounds that keep every value within what Keras, NumPy seeding and this machine can take.
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**31 - 1  # the seed of repeat r is seed + r, and NumPy's seeds stop at 2**32 - 1
+MAX_REPLICAS = 64  # multi_worker starts this many processes
+MAX_STEPS_PER_EXECUTION = TRAIN_IMAGES
+MAX_VALIDATION_FREQ = MAX_EPOCHS
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """repr(value) for a message: shortened, and never raising (huge ints cannot be printed)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 160:
+        return f"<an integer of {value.bit_length()} bits>"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"<a {type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _integer(name: str, lo: int, hi: int) -> Any:
+    def check(v: Any) -> None:
+        if not _is_int(v) or not lo <= v <= hi:
+            raise VariantError(f"{name}={shown(v)}: must be an integer >= {lo} and <= {hi}")
+
+    return check
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> Any:
+    def check(v: Any) -> None:
+        if not isinstance(v, str) or v not in choices:
+            raise VariantError(f"{name}={shown(v)}: choose from {list(choices)}")
+
+    return check
+
+
+def _check_batch_size(v: Any) -> None:
+    if not _is_int(v) or not 0 < v <= TRAIN_IMAGES:
+        raise VariantError(f"batch_size={shown(v)}: must be an integer in 1..{TRAIN_IMAGES}")
+
+
+def _check_validation_split(v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise VariantError(f"validation_split={shown(v)}: must be a number in (0, 1)")
+    if not 0 < v < 1:
+        raise VariantError(f"validation_split={shown(v)}: must be in (0, 1)")
+
+
+def _boolean(name: str) -> Any:
+    def check(v: Any) -> None:
+        if not isinstance(v, bool):
+            raise VariantError(f"{name}={shown(v)}: must be true or false")
+
+    return check
+
+
+# Each field checked on its own; check_variant adds the checks that involve two fields.
+FIELD_CHECKS = {
+    "batch_size": _check_batch_size,
+    "validation": _choice("validation", VALIDATIONS),
+    "precision": _choice("precision", PRECISIONS),
+    "device": _choice("device", DEVICES),
+    "epochs": _integer("epochs", 1, MAX_EPOCHS),
+    "validation_split": _check_validation_split,
+    "validation_freq": _integer("validation_freq", 1, MAX_VALIDATION_FREQ),
+    "steps_per_execution": _integer("steps_per_execution", 1, MAX_STEPS_PER_EXECUTION),
+    "jit_compile": _boolean("jit_compile"),
+    "seed": _integer("seed", 0, MAX_SEED),
+    "strategy": _choice("strategy", STRATEGIES),
+    "replicas": _integer("replicas", 1, MAX_REPLICAS),
+    "control": _boolean("control"),
+}
+
+
+def check_field(name: str, value: Any) -> None:
+    """Raise VariantError unless `value` is valid for field `name` on its own."""
+    FIELD_CHECKS[name](value)
+
+
 def check_variant(v: Variant) -> None:
     """Raise VariantError naming the first invalid field and what is allowed."""
-    if not _is_int(v.batch_size) or not 0 < v.batch_size <= TRAIN_IMAGES:
-        raise VariantError(f"batch_size={v.batch_size!r}: must be an integer in 1..{TRAIN_IMAGES}")
-    if v.validation not in VALIDATIONS:
-        raise VariantError(f"validation={v.validation!r}: choose from {list(VALIDATIONS)}")
-    if v.precision not in PRECISIONS:
-        raise VariantError(f"precision={v.precision!r}: choose from {list(PRECISIONS)}")
-    if v.device not in DEVICES:
-        raise VariantError(f"device={v.device!r}: choose from {list(DEVICES)}")
-    if not _is_int(v.epochs) or v.epochs < 1:
-        raise VariantError(f"epochs={v.epochs!r}: must be an integer >= 1")
-    if isinstance(v.validation_split, bool) or not isinstance(v.validation_split, int | float):
-        raise VariantError(f"validation_split={v.validation_split!r}: must be a number in (0, 1)")
-    if not 0 < v.validation_split < 1:
-        raise VariantError(f"validation_split={v.validation_split!r}: must be in (0, 1)")
-    if not _is_int(v.validation_freq) or v.validation_freq < 1:
-        raise VariantError(f"validation_freq={v.validation_freq!r}: must be an integer >= 1")
-    if not _is_int(v.steps_per_execution) or v.steps_per_execution < 1:
-        raise VariantError(
-            f"steps_per_execution={v.steps_per_execution!r}: must be an integer >= 1"
-        )
-    if not isinstance(v.control, bool):
-        raise VariantError(f"control={v.control!r}: must be true or false")
-    if not isinstance(v.jit_compile, bool):
-        raise VariantError(f"jit_compile={v.jit_compile!r}: must be true or false")
-    if not _is_int(v.seed) or v.seed < 0:
-        raise VariantError(f"seed={v.seed!r}: must be an integer >= 0")
-    if v.strategy not in STRATEGIES:
-        raise VariantError(f"strategy={v.strategy!r}: choose from {list(STRATEGIES)}")
-    if not _is_int(v.replicas) or v.replicas < 1:
-        raise VariantError(f"replicas={v.replicas!r}: must be an integer >= 1")
+    for f in fields(v):
+        check_field(f.name, getattr(v, f.name))
     if v.batch_size % v.replicas_in_sync:
         raise VariantError(
             f"batch_size={v.batch_size} (the global batch) is not divisible by replicas="

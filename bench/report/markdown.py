@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench import outputs
 from bench.records import probe_records, read_records, variant_records
 from bench.report import aggregate
 from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
@@ -291,23 +292,49 @@ def write_plots(
     return [p for p in drawn if p is not None]
 
 
-def write_report(results: Path, out_dir: Path, fmt: str = "md", plots: bool = True) -> Path:
-    """Render results into out_dir: REPORT.md + summary.csv + PNGs, or summary.csv / .json alone."""
+def report_paths(out_dir: Path, fmt: str = "md") -> list[Path]:
+    """Every file a report in `fmt` may write into out_dir (REPORT.md, summary.csv and the plots,
+    or a summary alone)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+    if fmt == "md":
+        return [out_dir / "REPORT.md", out_dir / "summary.csv", *(out_dir / n for n, _ in PLOTS)]
+    return [out_dir / f"summary.{fmt}"]
+
+
+def check_report_outputs(
+    results: Path,
+    out_dir: Path,
+    fmt: str = "md",
+    *,
+    force: bool = False,
+    advice: str = outputs.FORCE_ADVICE,
+) -> None:
+    """Raise OutputError unless a report may be written: a writable directory, none of its files
+    an input, and none there already unless force."""
+    outputs.check_dir_writable(out_dir)
+    for path in report_paths(out_dir, fmt):
+        outputs.check_output(path, inputs=[results], force=force, advice=advice)
+
+
+def write_report(
+    results: Path, out_dir: Path, fmt: str = "md", plots: bool = True, *, force: bool = False
+) -> Path:
+    """Render results into out_dir: REPORT.md + summary.csv + PNGs, or summary.csv / .json alone.
+
+    Refuses (OutputError) before reading anything if a file it would write exists, unless force.
+    """
+    check_report_outputs(results, out_dir, fmt, force=force)
     records = read_records(results)
     summary = aggregate.summarize_run(records)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / "summary.csv"
+    path = report_paths(out_dir, fmt)[0]
     if fmt == "json":
-        path = out_dir / "summary.json"
-        path.write_text(json.dumps(summary.rows, indent=2) + "\n")
+        outputs.write_atomic(path, json.dumps(summary.rows, indent=2) + "\n")
         return path
-    pd.DataFrame(summary.rows).to_csv(csv_path, index=False)
-    if fmt == "csv":
-        return csv_path
-    path = out_dir / "REPORT.md"
-    path.write_text(_render(records, summary))
-    if plots:
-        write_plots(records, summary, out_dir)
+    csv_path = out_dir / "summary.csv"
+    outputs.write_atomic(csv_path, pd.DataFrame(summary.rows).to_csv(index=False))
+    if fmt == "md":
+        outputs.write_atomic(path, _render(records, summary))
+        if plots:
+            write_plots(records, summary, out_dir)
     return path

@@ -10,13 +10,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import outputs
+
 WIDTH_IN = 9.0  # ~900 px at 100 dpi: GitHub's content width
 DPI = 100
 
 
 def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI, metadata={"Software": None})
+    outputs.write_atomic(
+        path, lambda fh: fig.savefig(fh, format="png", dpi=DPI, metadata={"Software": None})
+    )
     plt.close(fig)
     return path
 

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 from bench import stats
 from bench.records import REASON_CHARS
-from bench.run.child import child_env, worker_command
+from bench.run.child import child_env, job_dir, worker_command
 
 LOOPBACK = "127.0.0.1"
 TF_CONFIG = "TF_CONFIG"
@@ -86,13 +85,15 @@ def run_workers(
 
     The chief's (worker 0's) result becomes the record. Workers wait on each other in every
     collective, so the first one to fail or exit without a result stops them all, and so does
-    the time limit: either way one failed/timeout result comes back, naming the worker.
+    the time limit: either way one failed/timeout result comes back, naming the worker. Each
+    worker leads its own session (so stopping one stops its whole group) and still dies with
+    this process (see bench.run.child).
     """
-    with tempfile.TemporaryDirectory(prefix="mnist-bench-") as tmp:
-        job_path = Path(tmp) / "job.json"
+    with job_dir() as tmp:
+        job_path = tmp / "job.json"
         job_path.write_text(json.dumps(job))
-        results = [Path(tmp) / f"result-{i}.json" for i in range(workers)]
-        logs = [Path(tmp) / f"worker-{i}.log" for i in range(workers)]
+        results = [tmp / f"result-{i}.json" for i in range(workers)]
+        logs = [tmp / f"worker-{i}.log" for i in range(workers)]
         ports = free_ports(workers)
         procs: list[subprocess.Popen[bytes]] = []
         start = time.perf_counter()

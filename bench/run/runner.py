@@ -1,10 +1,20 @@
-"""Runs a plan of variants, each repeat in its own child process, appending one record per job."""
+"""Runs a plan of variants, each repeat in its own child process, appending one record per job.
+
+What a run measures is stamped on its file so that ``--resume`` only ever continues the same run:
+``plan_of`` describes the whole matrix (every variant id, sorted, and the baseline) and the run
+settings; every record of the run carries its hash as ``run.fingerprint``, and the run's probe
+record (the file's first) carries the description itself as ``run.plan``, so a mismatch can be
+named (``records_to_resume``).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,17 +43,22 @@ class RunContext:
     baseline_id: str | None = None  # the variant reports compare every other one against
     shard: str = "1/1"  # which slice of the matrix this run measures ('I/N', see bench.plan.shard)
     hook: str | None = None  # 'module:function' giving run_variant kwargs; for experiments/tests
+    plan: dict[str, Any] | None = None  # plan_of(the whole matrix); None: nothing to check against
     machine: dict[str, Any] = field(default_factory=envinfo.machine_info)
     commit: dict[str, Any] = field(default_factory=lambda: envinfo.git_commit(REPO_ROOT))
 
     def envelope(self, kind: str) -> dict[str, Any]:
         """The fields every record of this run carries (see bench.records.envelope)."""
-        run = {
+        run: dict[str, Any] = {
             "id": self.run_id,
             "profile": self.profile,
             "baseline": self.baseline_id,
             "shard": self.shard,
         }
+        if self.plan is not None:
+            run["fingerprint"] = fingerprint(self.plan)
+            if kind == "probe":
+                run["plan"] = self.plan
         return records.envelope(kind, run, self.machine, self.commit)
 
 
@@ -51,22 +66,108 @@ class RunError(RuntimeError):
     """The run cannot start or continue; the message says why and what to do."""
 
 
-def records_to_resume(out_path: Path, *, resume: bool, shard: str) -> list[dict[str, Any]]:
-    """The records a run continues from: none for a new file; refuses to mix runs or shards."""
-    has_records = out_path.exists() and out_path.stat().st_size > 0
-    if has_records and not resume:
+def plan_of(variants: Sequence[Variant], settings: RunSettings) -> dict[str, Any]:
+    """What a run measures: every variant of the whole matrix (all shards), baseline, settings."""
+    return {
+        "variants": sorted(v.id for v in variants),
+        "baseline": variants[0].id if variants else None,
+        "settings": asdict(settings),
+    }
+
+
+def fingerprint(plan: dict[str, Any]) -> str:
+    """A short hash of a plan_of() description."""
+    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _listed(ids: Sequence[str], limit: int = 3) -> str:
+    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
+    return ", ".join(ids[:limit]) + more
+
+
+def plan_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
+    """What differs between the plan in a file and this command's, in words."""
+    parts = []
+    old_settings, new_settings = stored.get("settings") or {}, current["settings"]
+    for key in sorted(set(old_settings) | set(new_settings)):
+        if old_settings.get(key) != new_settings.get(key):
+            parts.append(
+                f"{key} is {old_settings.get(key)!r} there, {new_settings.get(key)!r} here"
+            )
+    old_ids, new_ids = set(stored.get("variants") or []), set(current["variants"])
+    if old_ids - new_ids:
+        parts.append(f"variants only there: {_listed(sorted(old_ids - new_ids))}")
+    if new_ids - old_ids:
+        parts.append(f"variants only here: {_listed(sorted(new_ids - old_ids))}")
+    if not parts and stored.get("baseline") != current["baseline"]:
+        parts.append(f"baseline is {stored.get('baseline')} there, {current['baseline']} here")
+    return "; ".join(parts) or "the plans differ"
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return any(chunk.strip() for chunk in iter(lambda: fh.read(65536), b""))
+    except OSError as exc:
+        raise RunError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def records_to_resume(
+    out_path: Path, *, resume: bool, shard: str, plan: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The records a run continues from: none for a new, missing or empty file.
+
+    Refuses (RunError) a file with records unless resuming, and when resuming, records of
+    another shard or, where `plan` is given, of another matrix or settings (naming the
+    difference). An incomplete last line (a writer stopped mid-line) is cut off with a warning
+    before anything is appended. Called before the data is loaded, and again by run_plan.
+    """
+    if out_path.is_dir():
+        raise RunError(f"{out_path} is a directory; the results file must be a file")
+    if not out_path.exists() or not _has_content(out_path):
+        return []
+    if not resume:
         raise RunError(
             f"{out_path} already holds records; pass --resume to continue it, "
             "or --out to write elsewhere"
         )
-    existing = records.read_records(out_path) if has_records else []
+    existing = records.read_records_or_none(out_path)
     other = {r["run"].get("shard", "1/1") for r in existing} - {shard}
     if other:
         raise RunError(
             f"{out_path} holds records of shard {sorted(other)[0]}, not {shard}; "
             "resume each shard into its own --out"
         )
+    if plan is not None and existing:
+        _check_plan(out_path, existing, plan)
+    if records.drop_incomplete_tail(out_path):
+        warnings.warn(
+            f"{out_path}: cut off the incomplete last line before appending",
+            records.RecordWarning,
+            stacklevel=2,
+        )
     return existing
+
+
+def _check_plan(out_path: Path, existing: list[dict[str, Any]], plan: dict[str, Any]) -> None:
+    stamps = {r["run"].get("fingerprint") for r in existing}
+    if stamps == {None}:
+        warnings.warn(
+            f"{out_path}: its records do not say which matrix they belong to (written before "
+            "runs recorded it); cannot check that this command continues the same one",
+            records.RecordWarning,
+            stacklevel=1,  # one place, so it shows once though the check runs twice
+        )
+        return
+    if stamps == {fingerprint(plan)}:
+        return
+    stored: dict[str, Any] = next(
+        (r["run"]["plan"] for r in records.probe_records(existing) if r["run"].get("plan")), {}
+    )
+    raise RunError(
+        f"{out_path} belongs to a run of another matrix or settings ({plan_difference(stored, plan)}); "
+        "resume it with the command that started it, or give a new --out"
+    )
 
 
 # When the machine is probed: its peak is the best trial, and the trials' spread shows load.
@@ -191,7 +292,7 @@ def run_plan(
     an 'end' probe closes the run; a resumed run skips the probes it has. Without peak trials
     (measure_peak=False) only the 'start' probe runs, for the GPU list.
     """
-    existing = records_to_resume(out_path, resume=resume, shard=ctx.shard)
+    existing = records_to_resume(out_path, resume=resume, shard=ctx.shard, plan=ctx.plan)
     done = {(r["variant_id"], r["repeat"]) for r in records.variant_records(existing)}
     jobs = [
         j for j in jobs_for(variants, ctx.settings.repeats) if (j.variant.id, j.repeat) not in done

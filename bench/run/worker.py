@@ -7,15 +7,47 @@ Usage: python -m bench.run.worker JOB.json RESULT.json
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from bench.records import REASON_CHARS
+
+PARENT_PID_ENV = "MNIST_BENCH_PARENT_PID"  # set by bench.run.child.child_env
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """Make sure this process does not outlive the runner that started it.
+
+    Linux: prctl(PR_SET_PDEATHSIG, SIGKILL), so the kernel kills it the moment its parent dies,
+    however it dies. (It fires when the parent *thread* that started it exits: the runner starts
+    jobs from its main thread.) Elsewhere, a daemon thread polls the parent pid. Either way, if
+    the parent died before this ran, exit at once.
+    """
+    expected = int(os.environ.get(PARENT_PID_ENV) or 0)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl failed")
+    except (OSError, AttributeError):  # not Linux: watch the parent instead
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    if expected and os.getppid() != expected:
+        os._exit(1)  # the parent is already gone; nobody would read our result
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _configure_devices(device: str, strategy: str = "default", replicas: int = 1) -> None:
@@ -72,6 +104,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    die_with_parent()
     job_path, result_path = Path(argv[0]), Path(argv[1])
     job = json.loads(job_path.read_text())
     try:
