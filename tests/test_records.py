@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import records, stats
-from bench.records import RecordError
+from bench.outputs import OutputError
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
 
@@ -71,5 +71,5 @@ def test_merge_keeps_file_order_and_refuses_to_overwrite(tmp_path):
     out = tmp_path / "all.jsonl"
     merged = records.merge_files([a, b], out)
     assert len(merged) == 8 and records.read_records(out) == merged
-    with pytest.raises(RecordError, match="already exists"):
+    with pytest.raises(OutputError, match="already exists"):
         records.merge_files([a, b], out)
