@@ -7,11 +7,16 @@ from typing import Any
 
 from mnist_models.spec import POLICIES, TRAIN_IMAGES
 
-# The four axes every report tabulates and compares one at a time.
-HEADLINE_AXES = ("batch_size", "validation", "precision", "device")
+# The axes every report tabulates and compares one at a time.
+HEADLINE_AXES = ("batch_size", "validation", "precision", "device", "backend")
 VALIDATIONS = ("per_epoch", "end_only", "split", "freq")
 PRECISIONS = POLICIES
 DEVICES = ("cpu", "gpu")
+# Keras 3 backends: the job's process sets KERAS_BACKEND before Keras is imported (bench.run.worker).
+DEFAULT_BACKEND = "tensorflow"
+BACKENDS = (DEFAULT_BACKEND, "jax", "torch")
+# model.compile(jit_compile=...): False, True, or "auto" (each backend's own Keras default).
+JIT_COMPILE = (False, True, "auto")
 # default: one device; mirrored: tf.distribute.MirroredStrategy over `replicas` GPUs or logical CPU
 # devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy over `replicas` worker processes.
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -22,7 +27,7 @@ _ID_LABELS = {
     "validation_split": "vs",
     "validation_freq": "vf",
     "steps_per_execution": "spe",
-    "jit_compile": "xla",
+    "jit_compile": "xla",  # True → 'xla', "auto" → 'jitauto' (see Variant.id)
     "seed": "seed",
 }
 
@@ -39,11 +44,12 @@ class Variant:
     validation: str = "per_epoch"
     precision: str = "float32"
     device: str = "cpu"
+    backend: str = DEFAULT_BACKEND
     epochs: int = 1
     validation_split: float = 0.1
     validation_freq: int = 2
     steps_per_execution: int = 1
-    jit_compile: bool = False
+    jit_compile: bool | str = False  # False, True or "auto"; what it means depends on the backend
     seed: int = 0
     strategy: str = "default"
     replicas: int = 2  # used by mirrored/multi_worker only, like validation_freq by freq
@@ -53,8 +59,10 @@ class Variant:
 
     @property
     def id(self) -> str:
-        """e.g. 'bs128-split-mixed_float16-cpu', plus '-mirrored2', '-e3' style tags if non-default."""
+        """e.g. 'bs128-split-mixed_float16-cpu', plus '-jax', '-mirrored2', '-e3' tags if non-default."""
         parts = [f"bs{self.batch_size}", self.validation, self.precision, self.device]
+        if self.backend != DEFAULT_BACKEND:
+            parts.append(self.backend)
         if self.strategy != "default":
             parts.append(f"{self.strategy}{self.replicas}")
         for f in fields(self):
@@ -65,6 +73,9 @@ class Variant:
             if f.name == "validation_split" and self.validation != "split":
                 continue
             if f.name == "validation_freq" and self.validation != "freq":
+                continue
+            if f.name == "jit_compile" and value == "auto":
+                parts.append("jitauto")
                 continue
             parts.append(label if value is True else f"{label}{value}")
         return "-".join(parts)
@@ -119,6 +130,8 @@ def check_variant(v: Variant) -> None:
         raise VariantError(f"precision={v.precision!r}: choose from {list(PRECISIONS)}")
     if v.device not in DEVICES:
         raise VariantError(f"device={v.device!r}: choose from {list(DEVICES)}")
+    if v.backend not in BACKENDS:
+        raise VariantError(f"backend={v.backend!r}: choose from {list(BACKENDS)}")
     if not _is_int(v.epochs) or v.epochs < 1:
         raise VariantError(f"epochs={v.epochs!r}: must be an integer >= 1")
     if isinstance(v.validation_split, bool) or not isinstance(v.validation_split, int | float):
@@ -131,8 +144,8 @@ def check_variant(v: Variant) -> None:
         raise VariantError(
             f"steps_per_execution={v.steps_per_execution!r}: must be an integer >= 1"
         )
-    if not isinstance(v.jit_compile, bool):
-        raise VariantError(f"jit_compile={v.jit_compile!r}: must be true or false")
+    if not (isinstance(v.jit_compile, bool) or v.jit_compile == "auto"):
+        raise VariantError(f"jit_compile={v.jit_compile!r}: choose from [false, true, 'auto']")
     if not _is_int(v.seed) or v.seed < 0:
         raise VariantError(f"seed={v.seed!r}: must be an integer >= 0")
     if v.strategy not in STRATEGIES:
