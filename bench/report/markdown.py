@@ -44,6 +44,10 @@ def header(records: list[dict[str, Any]]) -> str:
         f"{dev} {dt} {v / 1e9:,.1f} GFLOP/s" for (dev, dt), v in sorted(peaks.items())
     )
     matmul_n = probes[-1]["probe"]["matmul_n"] if probes else "?"
+    other_backends = any(
+        r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
+        for r in variants
+    )
     lines = [
         "# mnist-bench report",
         "",
@@ -57,16 +61,53 @@ def header(records: list[dict[str, Any]]) -> str:
         f"- **Data:** {data_line}",
         f"- **Baseline:** `{aggregate.baseline_id(records)}` — comparisons and findings are against it.",
         "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
-        "(`time.perf_counter`; Keras has synchronised the step's outputs by then), first "
+        "(`time.perf_counter`; Keras has converted the step's outputs to Python floats by then, which "
+        "waits for the step to finish — on TensorFlow, JAX and torch alike, as a test checks), first "
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
         "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants.",
+        backends_line(variants),
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
         f"- **Machine peak:** dense {matmul_n}² matmul measured with TensorFlow in this run: "
         f"{peak_line or 'not measured'}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
-        "step ÷ median step time) ÷ the peak for the policy's compute dtype on that device.",
+        "step ÷ median step time) ÷ the peak for the policy's compute dtype on that device"
+        + (
+            "; for JAX and torch variants too (the probe is TensorFlow's), so it also measures how "
+            "close each backend gets to TensorFlow's matmul."
+            if other_backends
+            else "."
+        ),
     ]
     return "\n".join(lines)
+
+
+def backends_line(variants: list[dict[str, Any]]) -> str:
+    """Which backend ran which variants, and how: eager, graph or compiled (jit_compile resolved)."""
+    groups: dict[tuple[Any, ...], set[str]] = {}
+    for rec in variants:
+        if rec["status"] != "ok":
+            continue
+        f = aggregate.backend_facts(rec)
+        key = (
+            f["backend"],
+            f["backend_version"],
+            f["execution"],
+            f["jit_requested"],
+            f["jit_resolved"],
+        )
+        groups.setdefault(key, set()).add(rec["variant_id"])
+    parts = []
+    for (name, version, execution, requested, resolved), ids in groups.items():
+        jit = f"`jit_compile={requested!r}`" + ("" if resolved is None else f" → {resolved!r}")
+        count = f"{len(ids)} variant" + ("s" if len(ids) > 1 else "")
+        parts.append(f"{name} {version or '?'}: {execution} ({jit}; {count})")
+    return (
+        "- **Backend and compilation:** "
+        + ("; ".join(parts) if parts else "no variant finished")
+        + ". Keras resolves `jit_compile`: XLA on TensorFlow and JAX, `torch.compile` on torch; "
+        '"auto" means XLA on JAX, eager on torch, and no XLA on TensorFlow without a GPU. '
+        "Compare eager with compiled only on purpose."
+    )
 
 
 def findings_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
@@ -86,7 +127,7 @@ def summary_section(rows: list[dict[str, Any]]) -> str:
         "the target (`split` validates on held-out training images, not the test set); the bracket "
         "says how many repeats reached it. Parameter and Adam memory are the variables' bytes at their "
         "own dtype (float32 under every policy); activations are an estimate from the layer shapes; "
-        "peak RSS is the whole child process, TensorFlow included."
+        "peak RSS is the whole child process, the framework included."
     )
     return "## All variants\n\n" + markdown_table(table) + "\n\n" + note
 
@@ -115,6 +156,10 @@ def axes_section(rows: list[dict[str, Any]], baseline: str | None) -> str:
                     "train s/epoch ×": f"{e['train_epoch_ratio']:.2f}",
                     "Δ test acc (pt)": f"{e['accuracy_delta_pt']:+.2f}",
                 }
+                if axis == "backend":  # eager vs compiled must be visible where backends meet
+                    cells["runs as (vs baseline)"] = (
+                        f"{row['execution']} vs {e['base']['execution']}"
+                    )
             table.append(cells | {"in words": describe(e)})
         out += ["", f"### {axis}", "", markdown_table(pd.DataFrame(table))]
     return "\n".join(out)
