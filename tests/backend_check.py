@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from typing import Any
 
@@ -19,7 +18,9 @@ BATCH = 32
 
 
 def main(backend: str) -> dict[str, Any]:
-    os.environ["KERAS_BACKEND"] = backend
+    from bench.run.worker import choose_backend
+
+    choose_backend(backend)  # as every job's process does
     import keras
     import numpy as np
 
@@ -46,6 +47,7 @@ def main(backend: str) -> dict[str, Any]:
         model = mlp.build_mlp(policy, jit_compile="auto")
         clock, seen = StepClock(), LogTypes()
         history = model.fit(x, y, batch_size=BATCH, epochs=1, callbacks=[clock, seen], verbose=0)
+        out["tensorflow_imported"] = sys.modules.get("tensorflow") is not None
         out["policies"][policy] = {
             "params": mlp.parameter_count(model),
             "param_bytes": mlp.parameter_bytes(model),

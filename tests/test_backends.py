@@ -229,6 +229,16 @@ def test_same_model_every_policy_and_a_synchronised_clock_on_each_backend(backen
         # jit_compile="auto": jax.jit on JAX; eager on torch; no XLA for TensorFlow on a CPU.
         assert facts["jit_resolved"] is (backend == "jax"), policy
     assert got["policies"]["mixed_float16"]["optimizer"] == "LossScaleOptimizer"
+    # Seeding, building and fitting never pulled TensorFlow into a JAX or torch job.
+    assert got["tensorflow_imported"] is (backend == "tensorflow")
+
+
+def test_the_backend_cannot_be_chosen_after_keras_was_imported(monkeypatch):
+    from bench.run.worker import choose_backend
+
+    monkeypatch.setitem(sys.modules, "keras", object())
+    with pytest.raises(RuntimeError, match=r"Keras was imported before the backend \(jax\)"):
+        choose_backend("jax")
 
 
 def test_a_process_on_another_backend_refuses_the_variant(small_mnist):

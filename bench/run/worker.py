@@ -39,14 +39,24 @@ def _configure_devices(
         os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), flag]))
 
 
-def _choose_backend(backend: str) -> None:
-    """Set KERAS_BACKEND; Keras reads it once, at its first import, which must not have happened."""
+def choose_backend(backend: str) -> None:
+    """Set KERAS_BACKEND; Keras reads it once, at its first import, which must not have happened.
+
+    A JAX or torch job also hides TensorFlow (installed with this package): keras.utils.
+    set_random_seed imports it whenever it is importable, which would add TensorFlow's memory and
+    threads to the other backend's job. With sys.modules["tensorflow"] = None, importing it raises
+    ImportError and importlib.util.find_spec finds nothing, so Keras and torch treat it as absent.
+    """
     if "keras" in sys.modules:
         raise RuntimeError(
             f"Keras was imported before the backend ({backend}) was chosen; "
             "KERAS_BACKEND would be ignored"
         )
     os.environ["KERAS_BACKEND"] = backend  # also overrides ~/.keras/keras.json
+    if backend != "tensorflow":
+        if "tensorflow" in sys.modules:
+            raise RuntimeError(f"TensorFlow was imported before the {backend} job started")
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
 
 
 def _load_hook(spec: str | None) -> dict[str, Any]:
@@ -71,7 +81,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
 
     variant_data = job["variant"]
     backend = variant_data.get("backend", "tensorflow")
-    _choose_backend(backend)
+    choose_backend(backend)
     _configure_devices(
         variant_data["device"],
         variant_data.get("strategy", "default"),
