@@ -11,8 +11,12 @@ PYTHON = "3.11"
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the pytest suite (fetches real MNIST once into .cache/)."""
-    session.install("-e", ".[test]")
+    """Run the pytest suite (fetches real MNIST once into .cache/).
+
+    With JAX (a small CPU wheel) so a real JAX variant runs; without torch (~5 GB of CUDA wheels for
+    a CPU job), whose tests skip and say so. `nox -s tests -- ...` passes options to pytest.
+    """
+    session.install("-e", ".[test,jax]")
     # Micro-benchmarks are `nox -s benchmark`'s job; timing them here would only slow CI down.
     session.run(
         "pytest",

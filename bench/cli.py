@@ -95,7 +95,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         for v in variants:
             print(v.id)
         print(f"{len(variants)} variants x {matrix.settings.repeats} repeats ({matrix.mode})")
-        if shard.count > 1:
+        if shard.count == 1:
+            print(f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU")
+        else:
             print(
                 f"shard {shard.spec}: {len(variants)} of {len(all_variants)} variants, "
                 f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"

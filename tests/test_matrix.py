@@ -128,7 +128,9 @@ def test_bad_matrix_input_names_the_field_and_the_allowed_values(spec, message):
 
 
 def test_unknown_profile_lists_the_shipped_ones():
-    with pytest.raises(MatrixError, match=r"unknown profile 'defualt'; choose from \['default', "):
+    with pytest.raises(
+        MatrixError, match=r"unknown profile 'defualt'; choose from \['backends', 'default', "
+    ):
         load_profile("defualt")
 
 

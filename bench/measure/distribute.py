@@ -1,14 +1,18 @@
-"""The strategy axis: TensorFlow's own tf.distribute strategies, set up inside one job's process.
+"""The strategy axis, set up inside one job's process.
+
+On the tensorflow backend: TensorFlow's own tf.distribute strategies. On the jax backend, `mirrored`
+is Keras' own data parallelism, ``keras.distribution.DataParallel``, over `replicas` JAX devices (on a
+CPU, host devices split by XLA_FLAGS, which bench.run.worker sets). bench.run.runner skips every other
+combination. TensorFlow is imported only for the tensorflow backend.
 
 The parent's side (ports, TF_CONFIG, starting the worker processes) is ``bench.run.cluster``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
-
-import tensorflow as tf
 
 from bench.plan.variant import Variant
 from bench.run.cluster import TF_CONFIG
@@ -20,6 +24,8 @@ class StrategyError(RuntimeError):
 
 def split_cpu(count: int) -> None:
     """Expose the CPU as `count` logical devices; must run before TensorFlow initialises."""
+    import tensorflow as tf
+
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(
         cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)]
@@ -27,13 +33,23 @@ def split_cpu(count: int) -> None:
 
 
 def make_strategy(variant: Variant) -> Any:
-    """The tf.distribute strategy a variant asks for, or None for the default (one device).
+    """The strategy a variant asks for, or None for the default (one device).
 
+    A tf.distribute strategy on the tensorflow backend, a keras.distribution.DataParallel on jax.
     Create it before any other TensorFlow work: MultiWorkerMirroredStrategy configures the
     process' collective ops, which TensorFlow only allows at startup.
     """
     if variant.strategy == "default":
         return None
+    if variant.backend == "jax" and variant.strategy == "mirrored":
+        return _jax_data_parallel(variant)
+    if variant.backend != "tensorflow":
+        raise StrategyError(
+            f"strategy {variant.strategy!r} is not available on the {variant.backend} backend "
+            "(bench.run.runner.skip_reason skips it)"
+        )
+    import tensorflow as tf
+
     if variant.strategy == "multi_worker":
         if TF_CONFIG not in os.environ:
             raise StrategyError("multi_worker needs TF_CONFIG; the runner sets it per worker")
@@ -61,16 +77,67 @@ def make_strategy(variant: Variant) -> Any:
     return strategy
 
 
-def describe(variant: Variant, strategy: Any, device_name: str) -> dict[str, Any]:
+def _jax_data_parallel(variant: Variant) -> Any:
+    """keras.distribution.DataParallel over `replicas` JAX devices, set for the whole process."""
+    import keras
+
+    kind = variant.device
+    devices = keras.distribution.list_devices(kind)
+    if len(devices) < variant.replicas:
+        hint = (
+            " (bench.run.worker sets XLA_FLAGS=--xla_force_host_platform_device_count for CPU jobs)"
+            if kind == "cpu"
+            else ""
+        )
+        raise StrategyError(
+            f"DataParallel over {variant.replicas} {kind} devices, but JAX sees {len(devices)}{hint}"
+        )
+    distribution = keras.distribution.DataParallel(devices=devices[: variant.replicas])
+    keras.distribution.set_distribution(distribution)
+    return distribution
+
+
+def device_name(variant: Variant) -> str:
+    """The one device a default-strategy job runs on, as the record names it."""
+    if variant.backend == "tensorflow":
+        return "/GPU:0" if variant.device == "gpu" else "/CPU:0"
+    return f"{variant.device}:0"
+
+
+def scope(variant: Variant, strategy: Any) -> contextlib.AbstractContextManager[Any]:
+    """Where the model is built and trained.
+
+    Under a tf.distribute strategy its scope, so the model's, optimizer's and metrics' variables
+    are mirrored and fit splits each global batch over the replicas; else tf.device on TensorFlow.
+    JAX's DataParallel is process-wide once set; jax and torch see only the CPU in CPU jobs.
+    """
+    if variant.backend != "tensorflow":
+        return contextlib.nullcontext()
+    if strategy is not None:
+        return strategy.scope()
+    import tensorflow as tf
+
+    return tf.device(device_name(variant))
+
+
+def describe(variant: Variant, strategy: Any) -> dict[str, Any]:
     """The record's 'distribution' section: what ran where, and both batch sizes."""
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+    tf_strategy = strategy is not None and variant.backend == "tensorflow"
+    if strategy is None:
+        replicas, devices = 1, [device_name(variant)]
+    elif tf_strategy:
+        replicas, devices = strategy.num_replicas_in_sync, list(strategy.extended.worker_devices)
+    else:
+        devices = [str(d) for d in strategy.device_mesh.devices.flatten()]
+        replicas = len(devices)
     info: dict[str, Any] = {
         "strategy": variant.strategy,
-        "tf_strategy": type(strategy).__name__ if strategy is not None else None,
+        "tf_strategy": type(strategy).__name__ if tf_strategy else None,
+        "keras_distribution": type(strategy).__name__ if strategy and not tf_strategy else None,
         "replicas": replicas,
         "global_batch": variant.batch_size,
         "per_replica_batch": variant.batch_size // replicas,
-        "local_devices": list(strategy.extended.worker_devices) if strategy else [device_name],
+        "local_devices": devices,
         "workers": 1,
         "task": None,
     }
@@ -93,6 +160,7 @@ def patch_keras_multi_worker(model: Any, strategy: Any) -> None:
     Both only change how Keras prepares inputs and reports logs; gradients and variables are
     synchronised by TensorFlow as usual. The process is one job, so the module patch dies with it.
     """
+    import tensorflow as tf
     from keras.src import tree
     from keras.src.backend.tensorflow import trainer as tf_trainer
 

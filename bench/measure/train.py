@@ -1,4 +1,5 @@
-"""Train one variant in this process and measure it. Imports TensorFlow."""
+"""Train one variant in this process and measure it. Imports Keras, on the backend the process
+chose (bench.run.worker sets KERAS_BACKEND); TensorFlow only where the backend is tensorflow."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from bench.measure import costs, distribute
+from bench.measure import backend, costs, distribute
 from bench.measure.clock import StepClock
 from bench.plan.variant import Variant
 from mnist_models import mlp
@@ -48,9 +48,12 @@ def _per_epoch(history: dict[str, list[float]], key: str, variant: Variant) -> l
     return [float(v) for v in values]
 
 
-def _gpu_peak_bytes(device: str) -> int | None:
-    if device != "gpu":
+def _gpu_peak_bytes(variant: Variant) -> int | None:
+    """TensorFlow's peak GPU allocation; None on CPU and on other backends (GPU jobs there skip)."""
+    if variant.device != "gpu" or variant.backend != "tensorflow":
         return None
+    import tensorflow as tf
+
     try:
         return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
     except (ValueError, RuntimeError):
@@ -118,18 +121,16 @@ def run_variant(
     ``learning_rate`` and ``callbacks`` are for experiments through the API (e.g. a test that forces
     divergence, or a gate check that injects extra work per step); matrices never set them.
     """
+    backend.check_backend(variant.backend)
     strategy = distribute.make_strategy(variant)  # first: multi_worker must precede other TF work
     keras.utils.set_random_seed(variant.seed)
-    device_name = "/GPU:0" if variant.device == "gpu" else "/CPU:0"
     arrays = (
         mlp.scale_images(data.x_train),
         data.y_train,
         mlp.scale_images(data.x_test),
         data.y_test,
     )
-    # Under a strategy the model, optimizer and metrics are created in its scope, so their
-    # variables are mirrored; fit then splits each global batch over the replicas.
-    with strategy.scope() if strategy is not None else tf.device(device_name):
+    with backend.captured_warnings() as caught, distribute.scope(variant, strategy):
         model = mlp.build_mlp(
             variant.precision,
             learning_rate=learning_rate,
@@ -144,7 +145,8 @@ def run_variant(
     if not all(math.isfinite(v) for v in losses) or not math.isfinite(run.test_loss):
         raise Diverged(f"loss became non-finite (per-epoch loss {losses})")
     return {
-        "distribution": distribute.describe(variant, strategy, device_name),
+        "distribution": distribute.describe(variant, strategy),
+        "backend": backend.describe(model, variant.jit_compile, caught),
         "timing": _timing(run, variant, len(arrays[0])),
         "accuracy": {
             "loss": losses,
@@ -158,9 +160,9 @@ def run_variant(
         },
         "model": model_facts(model, variant),
         "memory": {
-            # ru_maxrss is KiB on Linux; the whole child process, TensorFlow itself included.
+            # ru_maxrss is KiB on Linux; the whole child process, the backend itself included.
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "gpu_peak_bytes": _gpu_peak_bytes(variant.device),
+            "gpu_peak_bytes": _gpu_peak_bytes(variant),
         },
     }
 

@@ -32,6 +32,19 @@ EVAL_IMAGE_S = 0.00003
 # Measured step time relative to one device: splitting batches and all-reducing every step (and for
 # multi_worker, doing it between processes over gRPC) costs more than the replicas add on a CPU.
 STRATEGY_FACTOR = {"default": 1.0, "mirrored": 2.5, "multi_worker": 8.0}
+# Other Keras backends relative to TensorFlow, keyed by (backend, compiled) as jit_compile resolves on
+# a CPU: (factor on the per-step costs, factor on the per-image cost, extra seconds per job). From
+# one-epoch runs on the same 2-core machine type (Keras 3.15.1, jax 0.10.2, torch 2.15): JAX's
+# jitted step has a third of TensorFlow's fixed cost, op-by-op JAX is ~30x slower, eager torch about
+# twice TensorFlow's, and torch.compile spends 20-50 s compiling before a step as fast as TF's.
+BACKEND_COST = {
+    ("tensorflow", False): (1.0, 1.0, 0.0),
+    ("tensorflow", True): (1.0, 1.0, 0.0),
+    ("jax", True): (0.4, 0.85, 0.0),
+    ("jax", False): (30.0, 1.0, 0.0),
+    ("torch", False): (2.0, 1.0, 0.0),
+    ("torch", True): (1.0, 1.0, 40.0),
+}
 
 
 class ShardError(ValueError):
@@ -61,12 +74,23 @@ def parse_shard(text: str) -> tuple[int, int]:
 def expected_cost_s(variant: Variant, repeats: int = 1) -> float:
     """Rough seconds all repeats of a variant take, from its settings alone (see the constants)."""
     factor = STRATEGY_FACTOR[variant.strategy]
+    per_step, per_image, start = BACKEND_COST[(variant.backend, compiled_on_cpu(variant))]
     steps = variant.steps_per_epoch() * variant.epochs
-    train = steps * STEP_S + variant.train_images() * variant.epochs * IMAGE_S
+    train = (
+        per_step * steps * STEP_S + per_image * variant.train_images() * variant.epochs * IMAGE_S
+    )
     eval_images = TEST_IMAGES * (1 + _validations(variant))  # the final evaluate, plus validation
     if variant.validation == "split":
         eval_images = TEST_IMAGES + int(TRAIN_IMAGES * variant.validation_split) * variant.epochs
-    return repeats * (JOB_START_S + factor * (train + eval_images * EVAL_IMAGE_S))
+    evaluate = per_step * eval_images * EVAL_IMAGE_S
+    return repeats * (JOB_START_S + start + factor * (train + evaluate))
+
+
+def compiled_on_cpu(variant: Variant) -> bool:
+    """Whether Keras compiles the step on a CPU: "auto" means jax.jit on JAX only (see Variant)."""
+    if variant.jit_compile == "auto":
+        return variant.backend == "jax"
+    return variant.jit_compile is True
 
 
 def _validations(variant: Variant) -> int:

@@ -7,11 +7,16 @@ from typing import Any
 
 from mnist_models.spec import POLICIES, TRAIN_IMAGES
 
-# The four axes every report tabulates and compares one at a time.
-HEADLINE_AXES = ("batch_size", "validation", "precision", "device")
+# The axes every report tabulates and compares one at a time.
+HEADLINE_AXES = ("batch_size", "validation", "precision", "device", "backend")
 VALIDATIONS = ("per_epoch", "end_only", "split", "freq")
 PRECISIONS = POLICIES
 DEVICES = ("cpu", "gpu")
+# Keras 3 backends: the job's process sets KERAS_BACKEND before Keras is imported (bench.run.worker).
+DEFAULT_BACKEND = "tensorflow"
+BACKENDS = (DEFAULT_BACKEND, "jax", "torch")
+# model.compile(jit_compile=...): False, True, or "auto" (each backend's own Keras default).
+JIT_COMPILE = (False, True, "auto")
 # default: one device; mirrored: tf.distribute.MirroredStrategy over `replicas` GPUs or logical CPU
 # devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy over `replicas` worker processes.
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -22,7 +27,7 @@ _ID_LABELS = {
     "validation_split": "vs",
     "validation_freq": "vf",
     "steps_per_execution": "spe",
-    "jit_compile": "xla",
+    "jit_compile": "xla",  # True → 'xla', "auto" → 'jitauto' (see Variant.id)
     "seed": "seed",
     "control": "control",
 }
@@ -40,11 +45,12 @@ class Variant:
     validation: str = "per_epoch"
     precision: str = "float32"
     device: str = "cpu"
+    backend: str = DEFAULT_BACKEND
     epochs: int = 1
     validation_split: float = 0.1
     validation_freq: int = 2
     steps_per_execution: int = 1
-    jit_compile: bool = False
+    jit_compile: bool | str = False  # False, True or "auto"; what it means depends on the backend
     seed: int = 0
     strategy: str = "default"
     replicas: int = 2  # used by mirrored/multi_worker only, like validation_freq by freq
@@ -56,8 +62,10 @@ class Variant:
 
     @property
     def id(self) -> str:
-        """e.g. 'bs128-split-mixed_float16-cpu', plus '-mirrored2', '-e3' style tags if non-default."""
+        """e.g. 'bs128-split-mixed_float16-cpu', plus '-jax', '-mirrored2', '-e3' tags if non-default."""
         parts = [f"bs{self.batch_size}", self.validation, self.precision, self.device]
+        if self.backend != DEFAULT_BACKEND:
+            parts.append(self.backend)
         if self.strategy != "default":
             parts.append(f"{self.strategy}{self.replicas}")
         for f in fields(self):
@@ -68,6 +76,9 @@ class Variant:
             if f.name == "validation_split" and self.validation != "split":
                 continue
             if f.name == "validation_freq" and self.validation != "freq":
+                continue
+            if f.name == "jit_compile" and value == "auto":
+                parts.append("jitauto")
                 continue
             parts.append(label if value is True else f"{label}{value}")
         return "-".join(parts)
@@ -159,6 +170,11 @@ def _check_validation_split(v: Any) -> None:
         raise VariantError(f"validation_split={shown(v)}: must be in (0, 1)")
 
 
+def _check_jit_compile(v: Any) -> None:
+    if not (isinstance(v, bool) or v == "auto"):
+        raise VariantError(f"jit_compile={shown(v)}: choose from [false, true, 'auto']")
+
+
 def _boolean(name: str) -> Any:
     def check(v: Any) -> None:
         if not isinstance(v, bool):
@@ -173,11 +189,12 @@ FIELD_CHECKS = {
     "validation": _choice("validation", VALIDATIONS),
     "precision": _choice("precision", PRECISIONS),
     "device": _choice("device", DEVICES),
+    "backend": _choice("backend", BACKENDS),
     "epochs": _integer("epochs", 1, MAX_EPOCHS),
     "validation_split": _check_validation_split,
     "validation_freq": _integer("validation_freq", 1, MAX_VALIDATION_FREQ),
     "steps_per_execution": _integer("steps_per_execution", 1, MAX_STEPS_PER_EXECUTION),
-    "jit_compile": _boolean("jit_compile"),
+    "jit_compile": _check_jit_compile,
     "seed": _integer("seed", 0, MAX_SEED),
     "strategy": _choice("strategy", STRATEGIES),
     "replicas": _integer("replicas", 1, MAX_REPLICAS),

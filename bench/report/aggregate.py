@@ -93,6 +93,36 @@ def baseline_id(records: list[dict[str, Any]]) -> str | None:
     return recorded or (variants[0]["variant_id"] if variants else None)
 
 
+# Records written before the backend axis ran on TensorFlow and did not record what jit_compile
+# resolved to; these describe them.
+LEGACY_BACKEND = "tensorflow"
+LEGACY_EXECUTION = {False: "tf.function graph, no XLA", True: "tf.function graph, XLA requested"}
+
+
+def backend_facts(rec: dict[str, Any]) -> dict[str, Any]:
+    """Backend, its version, jit_compile as asked and as resolved, and what ran, for one record.
+
+    From the record's 'backend' section; records from before it existed ran on TensorFlow.
+    """
+    section = rec.get("backend")
+    requested = rec["variant"].get("jit_compile", False)
+    if section:
+        return {
+            "backend": section["name"],
+            "backend_version": section["version"],
+            "jit_requested": section["jit_compile"]["requested"],
+            "jit_resolved": section["jit_compile"]["resolved"],
+            "execution": section["execution"],
+        }
+    return {
+        "backend": rec["variant"].get("backend", LEGACY_BACKEND),
+        "backend_version": rec["machine"]["versions"].get("tensorflow"),
+        "jit_requested": requested,
+        "jit_resolved": None,  # not recorded
+        "execution": LEGACY_EXECUTION[requested is True],
+    }
+
+
 def _groups(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for rec in variant_records(records):
@@ -134,6 +164,8 @@ def _row(
         # batch_size is the global batch; a tf.distribute strategy splits it over replicas.
         "strategy": v.get("strategy", "default"),
         "replicas": 1 if v.get("strategy", "default") == "default" else v["replicas"],
+        "backend": v.get("backend", LEGACY_BACKEND),
+        "jit_compile": v.get("jit_compile", False),
         "control": v.get("control", False),
         "status": "ok" if ok else recs[-1]["status"],
         "reason": None if ok else recs[-1]["reason"],
@@ -141,6 +173,7 @@ def _row(
         "repeats": len(recs),
     }
     if arm is not None:
+        row.update(backend_facts(ok[0]))
         row.update(_summarise_ok(ok, arm))
         peak = peaks.get((v["device"], compute_dtype(v["precision"])))
         row["peak_flops_per_s"] = peak

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from bench import stats
+from bench.plan.variant import DEFAULT_BACKEND
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import first_line
 from bench.report.aggregate import RunSummary
 
+# Compared too, so a mirrored row never passes for a batch-size change, nor an XLA one for a backend.
+_ALSO_EQUAL = ("epochs", "strategy", "replicas", "jit_compile", "control")
+
 
 def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
-    # strategy/replicas are compared too, so a mirrored row never passes for a batch-size change.
     return row[axis] != base[axis] and all(
-        row.get(a) == base.get(a)
-        for a in (*AXES, "epochs", "strategy", "replicas", "control")
-        if a != axis
+        row.get(a) == base.get(a) for a in (*AXES, *_ALSO_EQUAL) if a != axis
     )
 
 
@@ -73,7 +74,9 @@ def describe(entry: dict[str, Any]) -> str:
     """'mixed_float16 vs float32 (bs32, per_epoch, cpu): step 1.24× [1.10–1.39] slower; …'."""
     axis, row, base = entry["axis"], entry["row"], entry["base"]
     context = ", ".join(
-        str(base[a]) if a != "batch_size" else f"bs{base[a]}" for a in AXES if a != axis
+        str(base[a]) if a != "batch_size" else f"bs{base[a]}"
+        for a in AXES
+        if a != axis and not (a == "backend" and base[a] == DEFAULT_BACKEND)  # as in the id
     )
     head = f"{_label(axis, entry['value'])} vs {_label(axis, base[axis])} ({context})"
     if row["status"] != "ok":

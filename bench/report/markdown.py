@@ -72,6 +72,10 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     repeats = max((r["repeat"] for r in variants), default=0) + 1
     warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
     gpus = ", ".join(probes[0]["probe"]["gpus"] if probes else []) or "none visible to TensorFlow"
+    other_backends = any(
+        r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
+        for r in variants
+    )
     lines = [
         "# mnist-bench report",
         "",
@@ -85,10 +89,12 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
         f"- **Data:** {data_line}",
         f"- **Baseline:** `{summary.baseline}` — comparisons and findings are against it.",
         "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
-        "(`time.perf_counter`; Keras has synchronised the step's outputs by then), first "
+        "(`time.perf_counter`; Keras has converted the step's outputs to Python floats by then, which "
+        "waits for the step to finish — on TensorFlow, JAX and torch alike, as a test checks), first "
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
         "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants. "
         "A variant's step time is the geometric mean over repeats of each repeat's median step.",
+        backends_line(variants),
         "- **Intervals and verdicts:** 95% CIs from a seeded two-level bootstrap (repeats, then "
         "steps within each repeat), widened for few repeats (expanded percentile). A difference is "
         "called real (slower/faster, more/less accurate) only when its CI excludes no change *and* "
@@ -99,9 +105,44 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
         f"- **Machine peak:** dense matmul trials with TensorFlow before, between and after the "
         f"variants: {_peak_line(summary)}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
-        "step ÷ median step time) ÷ the best trial for the policy's compute dtype on that device.",
+        "step ÷ median step time) ÷ the best trial for the policy's compute dtype on that device"
+        + (
+            "; for JAX and torch variants too (the probe is TensorFlow's), so it also measures how "
+            "close each backend gets to TensorFlow's matmul."
+            if other_backends
+            else "."
+        ),
     ]
     return "\n".join(lines)
+
+
+def backends_line(variants: list[dict[str, Any]]) -> str:
+    """Which backend ran which variants, and how: eager, graph or compiled (jit_compile resolved)."""
+    groups: dict[tuple[Any, ...], set[str]] = {}
+    for rec in variants:
+        if rec["status"] != "ok":
+            continue
+        f = aggregate.backend_facts(rec)
+        key = (
+            f["backend"],
+            f["backend_version"],
+            f["execution"],
+            f["jit_requested"],
+            f["jit_resolved"],
+        )
+        groups.setdefault(key, set()).add(rec["variant_id"])
+    parts = []
+    for (name, version, execution, requested, resolved), ids in groups.items():
+        jit = f"`jit_compile={requested!r}`" + ("" if resolved is None else f" → {resolved!r}")
+        count = f"{len(ids)} variant" + ("s" if len(ids) > 1 else "")
+        parts.append(f"{name} {version or '?'}: {execution} ({jit}; {count})")
+    return (
+        "- **Backend and compilation:** "
+        + ("; ".join(parts) if parts else "no variant finished")
+        + ". Keras resolves `jit_compile`: XLA on TensorFlow and JAX, `torch.compile` on torch; "
+        '"auto" means XLA on JAX, eager on torch, and no XLA on TensorFlow without a GPU. '
+        "Compare eager with compiled only on purpose."
+    )
 
 
 def findings_section(summary: aggregate.RunSummary) -> str:
@@ -137,7 +178,7 @@ def full_table_section(summary: aggregate.RunSummary) -> str:
         "`repeat medians` is the range of the repeats' median steps, `CV %` their coefficient of "
         "variation, `p10–p90` the spread of steps within a repeat. Parameter and Adam memory are "
         "the variables' bytes at their own dtype (float32 under every policy); activations are an "
-        "estimate from the layer shapes; peak RSS is the whole child process, TensorFlow included. "
+        "estimate from the layer shapes; peak RSS is the whole child process, the framework included. "
         "The same figures are in `summary.csv` beside this report."
     )
     return (
@@ -176,6 +217,10 @@ def axes_section(summary: aggregate.RunSummary) -> str:
                     "Δ test acc pt": delta_cell(c.accuracy_delta_pt),
                     "accuracy verdict": e["accuracy_verdict"],
                 }
+                if axis == "backend":  # eager vs compiled must be visible where backends meet
+                    cells["runs as (vs baseline)"] = (
+                        f"{row['execution']} vs {e['base']['execution']}"
+                    )
             table.append(cells)
         out += ["", f"### {axis}", "", markdown_table(table)]
     return "\n".join(out)

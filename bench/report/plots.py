@@ -26,17 +26,19 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) -> Path | None:
-    """Step time and samples/s vs batch size with 95% CI bars, one line per (precision, device)."""
+    """Step time and samples/s vs batch size with 95% CI bars, a line per (backend, precision, device)."""
     ok = [r for r in rows if r["status"] == "ok" and r["validation"] == validation]
     if not ok:
         return None
     fig, (ax_step, ax_rate) = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.6))
-    for key in sorted({(r["precision"], r["device"]) for r in ok}):
+    several_backends = len({r["backend"] for r in ok}) > 1
+    for key in sorted({(r["backend"], r["precision"], r["device"]) for r in ok}):
         line = sorted(
-            (r for r in ok if (r["precision"], r["device"]) == key), key=lambda r: r["batch_size"]
+            (r for r in ok if (r["backend"], r["precision"], r["device"]) == key),
+            key=lambda r: r["batch_size"],
         )
         batches = [r["batch_size"] for r in line]
-        label = f"{key[0]}, {key[1]}"
+        label = ", ".join(key if several_backends else key[1:])
         step = [r["step_ms"] for r in line]
         # 95% CI as error bars; none with a single repeat.
         lo = [r["step_ms"] - (r["step_ms_ci_lo"] or r["step_ms"]) for r in line]

@@ -1,14 +1,18 @@
-"""Who measured: machine, versions and commit, gathered without importing TensorFlow."""
+"""Who measured: machine, versions and commit, gathered without importing any framework."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "mnist-bench")
+# Every Keras backend's packages are listed; those not installed are recorded as None.
+PACKAGES = ("tensorflow", "keras", "jax", "jaxlib", "torch", "numpy", "pandas", "mnist-bench")
+# The modules each backend needs importable (checked without importing them).
+BACKEND_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
 
 
 def _version(package: str) -> str | None:
@@ -16,6 +20,11 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def missing_backend_modules(backend: str) -> list[str]:
+    """The modules a Keras backend needs that this environment lacks (found, never imported)."""
+    return [m for m in BACKEND_MODULES[backend] if importlib.util.find_spec(m) is None]
 
 
 def cpu_model() -> str:

@@ -186,6 +186,17 @@ def probe_machine(
 
 def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
     """Why a variant cannot run on this machine, or None. The one place such checks live."""
+    missing = envinfo.missing_backend_modules(variant.backend)
+    if missing:
+        return (
+            f"backend {variant.backend} is not installed here (no module {', '.join(missing)}); "
+            f"pip install 'mnist-bench[{variant.backend}]'"
+        )
+    if variant.backend != "tensorflow":
+        reason = _backend_skip_reason(variant)
+        if reason:
+            return reason
+    on_tf = variant.backend == "tensorflow"
     if variant.device == "gpu" and not gpus:
         return "no GPU visible to TensorFlow on this machine (tf.config.list_physical_devices('GPU') is empty)"
     if variant.device == "gpu" and variant.replicas_in_sync > len(gpus):
@@ -194,17 +205,49 @@ def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
             f"TensorFlow sees {len(gpus)} on this machine"
         )
     # Both seen failing with Keras 3.15 / TensorFlow 2.21; measuring them would only record the error.
-    if variant.strategy != "default" and variant.steps_per_execution > 1:
+    if variant.strategy != "default" and variant.steps_per_execution > 1 and on_tf:
         return (
             "steps_per_execution > 1 under a tf.distribute strategy fails inside Keras' multi-step "
             "loop (InvalidArgumentError: You must feed a value for placeholder tensor "
             "'while/cond/Placeholder')"
         )
-    if variant.strategy != "default" and variant.jit_compile and variant.device == "cpu":
+    if (
+        on_tf
+        and variant.strategy != "default"
+        and variant.jit_compile is True  # "auto" resolves to no XLA under a strategy
+        and variant.device == "cpu"
+    ):
         return (
             "XLA cannot compile a strategy's cross-device work on CPU (multi_worker: 'Collectives "
             "are not yet implemented for CPU devices when compiling with XLA'; mirrored over "
             "logical CPUs: variables on another device)"
+        )
+    return None
+
+
+def _backend_skip_reason(variant: Variant) -> str | None:
+    """Combinations of a non-TensorFlow backend this harness cannot run, and why."""
+    name = variant.backend
+    if variant.device == "gpu":
+        return (
+            f"GPU on the {name} backend is not measured: the machine probe lists TensorFlow's GPUs "
+            f"only, and {name} on a GPU has not been verified with this harness"
+        )
+    if variant.strategy == "multi_worker":
+        return (
+            "multi_worker is tf.distribute.MultiWorkerMirroredStrategy, which only the tensorflow "
+            f"backend has (Keras' multi-process distribution on {name} is not wired here)"
+        )
+    if variant.strategy == "mirrored" and name != "jax":
+        return (
+            "mirrored is tf.distribute.MirroredStrategy on tensorflow and keras.distribution."
+            f"DataParallel on jax; Keras 3.15 has no keras.distribution backend for {name} "
+            "(keras/src/backend/ has distribution_lib for jax and tensorflow only)"
+        )
+    if name == "torch" and variant.steps_per_execution > 1:
+        return (
+            "the torch backend refuses it (ValueError: `steps_per_execution` must be 1 with the "
+            f"PyTorch backend. Received: steps_per_execution={variant.steps_per_execution})"
         )
     return None
 

@@ -1,7 +1,8 @@
 """Child-process entry: runs one job (a variant repeat, or the machine probe) and writes its result.
 
-Device visibility and dtype policies are process-global in TensorFlow, so each job gets a fresh
-process; the parent only ever sees the JSON this writes (or the lack of it, after a crash).
+Device visibility and dtype policies are process-global in TensorFlow, and the Keras backend is fixed
+when Keras is first imported, so each job gets a fresh process; the parent only ever sees the JSON
+this writes (or the lack of it, after a crash).
 Usage: python -m bench.run.worker JOB.json RESULT.json
 """
 
@@ -50,16 +51,44 @@ def _watch_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _configure_devices(device: str, strategy: str = "default", replicas: int = 1) -> None:
-    # Must happen before TensorFlow is imported: a CPU variant must not touch a GPU that exists.
+def _configure_devices(
+    device: str, strategy: str = "default", replicas: int = 1, backend: str = "tensorflow"
+) -> None:
+    # Must happen before any framework is imported: a CPU variant must not touch a GPU that exists.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
-    if device == "cpu" and strategy == "mirrored":
+    if device == "cpu" and backend == "jax":
+        os.environ["JAX_PLATFORMS"] = "cpu"  # no probing for accelerator plugins
+    if device == "cpu" and strategy == "mirrored" and backend == "tensorflow":
         # Logical devices can only be declared before TensorFlow initialises, i.e. here.
         from bench.measure.distribute import split_cpu
 
         split_cpu(replicas)
+    if device == "cpu" and strategy == "mirrored" and backend == "jax":
+        # JAX's host platform shows as many CPU devices as this flag asks, read at JAX's startup.
+        flag = f"--xla_force_host_platform_device_count={replicas}"
+        os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), flag]))
+
+
+def choose_backend(backend: str) -> None:
+    """Set KERAS_BACKEND; Keras reads it once, at its first import, which must not have happened.
+
+    A JAX or torch job also hides TensorFlow (installed with this package): keras.utils.
+    set_random_seed imports it whenever it is importable, which would add TensorFlow's memory and
+    threads to the other backend's job. With sys.modules["tensorflow"] = None, importing it raises
+    ImportError and importlib.util.find_spec finds nothing, so Keras and torch treat it as absent.
+    """
+    if "keras" in sys.modules:
+        raise RuntimeError(
+            f"Keras was imported before the backend ({backend}) was chosen; "
+            "KERAS_BACKEND would be ignored"
+        )
+    os.environ["KERAS_BACKEND"] = backend  # also overrides ~/.keras/keras.json
+    if backend != "tensorflow":
+        if "tensorflow" in sys.modules:
+            raise RuntimeError(f"TensorFlow was imported before the {backend} job started")
+        sys.modules["tensorflow"] = None  # type: ignore[assignment]
 
 
 def _load_hook(spec: str | None) -> dict[str, Any]:
@@ -83,10 +112,13 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"probe": probe(measure_peak=job.get("measure_peak", True))}
 
     variant_data = job["variant"]
+    backend = variant_data.get("backend", "tensorflow")
+    choose_backend(backend)
     _configure_devices(
         variant_data["device"],
         variant_data.get("strategy", "default"),
         variant_data.get("replicas", 1),
+        backend,
     )
     from bench.measure.train import Diverged, run_variant
     from bench.plan.variant import Variant

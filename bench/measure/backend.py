@@ -1,0 +1,103 @@
+"""The Keras backend a job runs on: checked against the variant, described in its record.
+
+KERAS_BACKEND is read once, when Keras is first imported, so ``bench.run.worker`` sets it in each
+job's fresh process; this module only checks the result and says what ``jit_compile`` resolved to
+and what that means on this backend. Imports Keras (and so the backend), nothing else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import keras
+
+# What model.jit_compile (as resolved by Keras at compile time) means for a training step.
+# Sources, Keras 3.15: trainers/trainer.py (_resolve_auto_jit_compile, the jit_compile setter),
+# backend/jax/trainer.py (jax.jit only if jit_compile), backend/torch/trainer.py (torch.compile only
+# if jit_compile), backend/tensorflow/trainer.py (tf.function always; jit_compile=True adds XLA).
+EXECUTION = {
+    ("tensorflow", False): "tf.function graph, no XLA",
+    ("tensorflow", True): "tf.function graph compiled by XLA",
+    ("jax", False): "eager, op by op (no jax.jit)",
+    ("jax", True): "jax.jit: the whole step compiled by XLA",
+    ("torch", False): "eager PyTorch (no torch.compile)",
+    ("torch", True): "torch.compile (dynamo + inductor)",
+}
+# Warnings a record keeps (first lines, de-duplicated): enough to see e.g. torch.compile falling back.
+MAX_WARNINGS = 10
+WARNING_CHARS = 300
+_LOGGERS = ("torch", "jax")  # torch._dynamo reports recompile limits through logging, not warnings
+
+
+class BackendMismatch(RuntimeError):
+    """Keras runs on another backend than the variant asks for."""
+
+
+def check_backend(requested: str) -> None:
+    """Raise BackendMismatch unless keras.backend.backend() is the requested backend."""
+    actual = keras.backend.backend()
+    if actual != requested:
+        raise BackendMismatch(
+            f"the variant asks for backend {requested!r} but Keras runs on {actual!r} "
+            f"(KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r}); the backend is fixed when Keras "
+            "is first imported, so only a fresh process (bench.run.worker) can choose it"
+        )
+
+
+def version(name: str) -> str:
+    """The running backend's own __version__ (already imported by Keras, so no extra cost)."""
+    return str(importlib.import_module(name).__version__)
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(f"{record.name}: {record.getMessage()}")
+
+
+@contextmanager
+def captured_warnings() -> Iterator[list[str]]:
+    """Collect Python warnings and the backends' logged warnings raised inside the block.
+
+    The warning filters in force stay as they are (pytest's included); only where a warning goes
+    changes. The list is filled when the block exits: first lines, de-duplicated, at most MAX_WARNINGS.
+    """
+    lines: list[str] = []
+    handler = _Collect(lines)
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    for logger in loggers:
+        logger.addHandler(handler)
+    out: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield out
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+        lines[:0] = [f"{w.category.__name__}: {w.message}" for w in caught]
+        for line in lines:
+            first = (line.strip().splitlines() or [""])[0][:WARNING_CHARS]
+            if first and first not in out and len(out) < MAX_WARNINGS:
+                out.append(first)
+
+
+def describe(model: keras.Model, requested_jit: bool | str, caught: list[str]) -> dict[str, Any]:
+    """The record's 'backend' section: which backend, its version, how the step was executed."""
+    name = keras.backend.backend()
+    resolved = bool(model.jit_compile)
+    return {
+        "name": name,
+        "version": version(name),
+        "jit_compile": {"requested": requested_jit, "resolved": resolved},
+        "execution": EXECUTION[(name, resolved)],
+        "warnings": caught,
+    }
