@@ -205,7 +205,7 @@ def save_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Write the cache atomically so an interrupted write never leaves a half file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     os.replace(tmp.name, path)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 PACKAGES = ("tensorflow", "keras", "numpy", "pandas", "mnist-bench")
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -75,5 +75,5 @@ def machine_info() -> dict[str, object]:
         "cpu_cores": usable_cores(),
         "memory_bytes": memory_bytes(),
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in PACKAGES},
+        "versions": {p: package_version(p) for p in PACKAGES},
     }
