@@ -1,6 +1,6 @@
-"""Sessions: `nox -s tests`, `bench`, `regress`, `benchmark`, `lint`, `lock` (see README.md).
+"""Sessions: `nox -s tests`, `bench`, `regress`, `benchmark`, `cli`, `lint`, `lock` (see README.md).
 
-tests, bench, regress and benchmark share one environment, `.nox/mnist-bench`, so TensorFlow is
+tests, bench, regress, benchmark and cli share one environment, `.nox/mnist-bench`, so TensorFlow is
 installed once (CI runs `tests` then `regress`). It is built with uv when uv is available (on PATH,
 $UV, or the `uv` package beside nox), else with venv + pip, and from `requirements.lock` when that
 file exists (`nox -s lock` recompiles it with uv); `MNIST_BENCH_NO_LOCK=1` installs from the
@@ -129,6 +129,12 @@ def benchmark(session: nox.Session) -> None:
 def regress(session: nox.Session) -> None:
     """Step-time gate, A/B against the merge base (0 pass, 1 regression, 2 cannot judge)."""
     _run(session, "mnist-bench", "regress", *session.posargs)
+
+
+@nox.session(python=PYTHON, venv_backend="none", default=False)
+def cli(session: nox.Session) -> None:
+    """Any mnist-bench command in the shared environment: `nox -s cli -- merge A.jsonl B.jsonl -o ALL`."""
+    _run(session, "mnist-bench", *session.posargs)
 
 
 @nox.session(python=PYTHON)
