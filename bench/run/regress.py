@@ -119,7 +119,8 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
     from mnist_models.data import load_mnist  # numpy only; fetch and verify once, here
 
     data = load_mnist(options.data)
-    data_path = data.location if data.source in ("path", "cache") else None
+    # Absolute: REF's probes run in REF's checkout.
+    data_path = str(Path(data.location).resolve()) if data.source in ("path", "cache") else None
     echo(f"gate: A = REF {ref_text}, B = this working tree; data {data.source} ({data.location})")
     try:
         with refenv.checkout(commit, cwd) as tree:
