@@ -31,6 +31,8 @@ DESCRIBE_TIMEOUT_S = 120.0
 class ProbeError(RuntimeError):
     """A side could not be measured: no entry point, a crash, a timeout or unreadable output."""
 
+    side: str | None = None  # "A" or "B" once run_rounds knows which
+
 
 @dataclass(frozen=True)
 class Side:
@@ -161,7 +163,11 @@ def run_rounds(
         current = start(0)
         for k, (r, label) in enumerate(order):
             ahead = start(k + 1) if prestart and k + 1 < len(order) else None
-            response = current.measure(request)
+            try:
+                response = current.measure(request)
+            except ProbeError as exc:
+                exc.side = label
+                raise
             results[r][label] = response
             if on_response:
                 on_response(r, label, response)

@@ -3,7 +3,8 @@
 1. REF: ``--against`` or ``bench.run.refenv.default_ref`` (merge base with origin/main, else HEAD~1).
 2. Fallbacks to the stored-baseline gate, each printed: no git work tree; no REF; REF without the
    entry point ``bench/gate_probe.py`` (every commit before the A/B gate); REF's checkout or
-   environment cannot be built; REF's entry point speaks another contract. ``Fallback`` carries the
+   environment cannot be built; REF's entry point speaks another contract or its probe fails.
+   (A failing probe on the working tree's side is exit 2: that is the change's to fix.) ``Fallback`` carries the
    reason; the CLI then runs ``bench.measure.gate_rounds.run_gate``.
 3. Check REF out (``git worktree``), build its environment with uv, ask both sides ``--describe``,
    run the rounds (``bench.run.ab``), judge (``bench.gate.ab``), print and write the table.
@@ -153,6 +154,10 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
                     prestart=options.prestart,
                     echo=echo,
                 )
+            except ab.ProbeError as exc:
+                if exc.side != "A":
+                    raise  # the working tree's own probe failed: that is the change's to fix
+                raise Fallback(f"REF {ref_text} could not be measured: {exc}") from None
             finally:
                 if options.ref_env is None:
                     shutil.rmtree(env_dir, ignore_errors=True)
