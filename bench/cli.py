@@ -194,6 +194,7 @@ def _cmd_regress(args: argparse.Namespace) -> int:
                         json_out=Path(args.json) if args.json else None,
                         markdown_out=Path(args.markdown) if args.markdown else None,
                         ref_env=Path(args.ref_env) if args.ref_env else None,
+                        prestart=not args.no_overlap,
                     )
                 )
             except regress.Fallback as exc:
@@ -315,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="keep REF's environment in DIR and reuse it while REF and its lock are unchanged "
         "(default: a temporary folder, removed)",
+    )
+    regress.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="start each probe only when the previous one finished (slower, no import overlap)",
     )
     regress.set_defaults(func=_cmd_regress)
 

@@ -68,7 +68,7 @@ def hogs_on_every_core() -> list[subprocess.Popen]:
     return procs
 
 
-def gate_run(scenario: str, rounds: int, data_path: str) -> dict[str, Any]:
+def gate_run(scenario: str, rounds: int, data_path: str, prestart: bool = True) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
     inject = INJECT.get(scenario)
     env_b = {INJECT_ENV: json.dumps(inject)} if inject else {}
@@ -80,7 +80,7 @@ def gate_run(scenario: str, rounds: int, data_path: str) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         rows, measured = regress.run_ab_gate(
-            sides, rounds=rounds, data_path=data_path, echo=lambda _: None
+            sides, rounds=rounds, data_path=data_path, prestart=prestart, echo=lambda _: None
         )
         error = None
     except Exception as exc:  # a failed run is a result too (exit 2), never a lost campaign
@@ -197,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-against", default="HEAD", help="REF of the one timed full run, or 'none'"
     )
+    parser.add_argument(
+        "--no-overlap", action="store_true", help="no probe starts before the previous one ends"
+    )
     args = parser.parse_args(argv)
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(scenarios) - set(SCENARIOS) or args.runs < 1:
@@ -216,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "variants": [v.name for v in regress.AB_VARIANTS],
         "rule": {"floor": gate_ab.FLOOR, "ceiling": gate_ab.CEILING, "level": gate_ab.LEVEL},
         "inject": INJECT,
+        "overlap": not args.no_overlap,
     }
     if args.full_against != "none":
         meta["full_against"] = full_against(args.full_against, out)
@@ -226,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     for i in range(args.runs):
         for scenario in scenarios:
-            run = gate_run(scenario, args.rounds, str(Path(data.location).resolve()))
+            run = gate_run(
+                scenario, args.rounds, str(Path(data.location).resolve()), not args.no_overlap
+            )
             runs.append(run)
             print(
                 f"{scenario:>14} {i + 1:2d}/{args.runs}: exit {run['exit_code']} "
@@ -238,6 +244,13 @@ def main(argv: list[str] | None = None) -> int:
             meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
             (out / "results.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
             (out / "SUMMARY.md").write_text(render(runs, meta))
+        if i == 0 and args.runs > 1:
+            cycle = sum(r["wall_s"] for r in runs)
+            print(
+                f"budget: one run of every scenario took {cycle / 60:.1f} min; all {args.runs} "
+                f"runs will take about {cycle * args.runs / 60:.0f} min",
+                flush=True,
+            )
     print((out / "SUMMARY.md").read_text())
     return 0
 

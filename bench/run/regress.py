@@ -15,8 +15,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -112,9 +114,16 @@ def run_ab_gate(
     return rows, measured
 
 
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: probes are killed, REF's checkout removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def regress_against(options: Options, echo: Callable[[str], None] = print) -> int:
     """The whole A/B gate; returns the exit code, or raises Fallback before measuring anything."""
     start = time.perf_counter()
+    _exit_on_sigterm()
     cwd = ab.source_root()
     commit, ref_text = choose_ref(options.against, cwd)
     from mnist_models.data import load_mnist  # numpy only; fetch and verify once, here
