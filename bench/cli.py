@@ -172,6 +172,7 @@ def _stored_gate(args: argparse.Namespace) -> int:
         rounds=args.rounds or judge.DEFAULT_ROUNDS,
         json_out=Path(args.json) if args.json else None,
         markdown_out=Path(args.markdown) if args.markdown else None,
+        note=getattr(args, "note", None),
     )
 
 
@@ -198,9 +199,14 @@ def _cmd_regress(args: argparse.Namespace) -> int:
                     )
                 )
             except regress.Fallback as exc:
+                note = (
+                    f"A/B gate not possible: {exc}. Falling back to the stored baseline "
+                    f"{DEFAULT_BASELINE}."
+                )
                 print(f"gate: cannot run A/B: {exc}")
                 print(f"gate: falling back to the stored baseline {DEFAULT_BASELINE}")
                 args.baseline = DEFAULT_BASELINE
+                args.note = note
         if args.baseline is None:
             args.baseline = DEFAULT_BASELINE
         return _stored_gate(args)

@@ -157,13 +157,14 @@ def run_gate(
     callbacks: CallbackFactory | None = None,
     json_out: Path | None = None,
     markdown_out: Path | None = None,
+    note: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Measure, compare with (or rewrite) the baseline, print the table; returns the exit code.
 
     0 pass, 1 regression, 2 could not judge (bad baseline, failed or too noisy measurement).
     ``json_out`` also writes the raw measurement and the verdicts there (e.g. a CI artifact),
-    ``markdown_out`` the table (e.g. a job summary).
+    ``markdown_out`` the table (e.g. a job summary), after ``note`` (why this mode ran) if given.
     """
     baseline = (
         None if update else gate_baseline.read_baseline(baseline_path)
@@ -195,12 +196,15 @@ def run_gate(
         code = judge.exit_code(rows)
         if markdown_out is not None:
             markdown_out.parent.mkdir(parents=True, exist_ok=True)
+            preface = f"{note}\n\n" if note else ""
             markdown_out.write_text(
-                "## Step-time gate (stored baseline)\n\n" + table + "\n", encoding="utf-8"
+                "## Step-time gate (stored baseline)\n\n" + preface + table + "\n",
+                encoding="utf-8",
             )
     if json_out is not None:
         result = {
             "mode": "stored-baseline",
+            "note": note,
             "exit_code": code,
             "baseline": str(baseline_path),
             "updated": update,

@@ -120,6 +120,33 @@ def _exit_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
+def _ref_side(
+    tree: Path, commit: str, ref_text: str, env_dir: Path, echo: Callable[[str], None]
+) -> tuple[dict[str, ab.Side], refenv.RefEnv]:
+    """Both sides, REF's environment built and both entry points checked; Fallback if REF's fail."""
+    try:
+        built = refenv.build_env(tree, commit, env_dir, log=echo)
+    except refenv.RefError as exc:
+        raise Fallback(f"REF {ref_text}: its environment could not be built: {exc}") from None
+    echo(
+        f"REF environment: {built.installer}"
+        + (" (reused)" if built.reused else f", built in {built.build_s:.0f} s")
+        + (", from its requirements.lock" if built.from_lock else "")
+    )
+    sides = {
+        "A": ab.Side(f"A (REF {refenv.short(commit)})", built.python, tree),
+        "B": ab.Side("B (working tree)", sys.executable, ab.source_root()),
+    }
+    for key, side in sides.items():
+        try:
+            ab.describe(side)
+        except ab.ProbeError as exc:
+            if key == "A":
+                raise Fallback(str(exc)) from None
+            raise
+    return sides, built
+
+
 def regress_against(options: Options, echo: Callable[[str], None] = print) -> int:
     """The whole A/B gate; returns the exit code, or raises Fallback before measuring anything."""
     start = time.perf_counter()
@@ -132,29 +159,10 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
     # Absolute: REF's probes run in REF's checkout.
     data_path = str(Path(data.location).resolve()) if data.source in ("path", "cache") else None
     echo(f"gate: A = REF {ref_text}, B = this working tree; data {data.source} ({data.location})")
+    env_dir = options.ref_env or Path(tempfile.mkdtemp(prefix="mnist-bench-refenv-"))
     try:
         with refenv.checkout(commit, cwd) as tree:
-            env_dir = options.ref_env or Path(tempfile.mkdtemp(prefix="mnist-bench-refenv-"))
-            try:
-                built = refenv.build_env(tree, commit, env_dir, log=echo)
-            except refenv.RefError as exc:
-                raise Fallback(
-                    f"REF {ref_text}: its environment could not be built: {exc}"
-                ) from None
-            echo(
-                f"REF environment: {built.installer}"
-                + (" (reused)" if built.reused else f", built in {built.build_s:.0f} s")
-                + (", from its requirements.lock" if built.from_lock else "")
-            )
-            sides = {
-                "A": ab.Side(f"A (REF {refenv.short(commit)})", built.python, tree),
-                "B": ab.Side("B (working tree)", sys.executable, cwd),
-            }
-            try:
-                for side in sides.values():
-                    ab.describe(side)
-            except ab.ProbeError as exc:
-                raise Fallback(str(exc)) from None
+            sides, built = _ref_side(tree, commit, ref_text, env_dir, echo)
             try:
                 rows, measured = run_ab_gate(
                     sides,
@@ -167,11 +175,11 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
                 if exc.side != "A":
                     raise  # the working tree's own probe failed: that is the change's to fix
                 raise Fallback(f"REF {ref_text} could not be measured: {exc}") from None
-            finally:
-                if options.ref_env is None:
-                    shutil.rmtree(env_dir, ignore_errors=True)
     except refenv.RefError as exc:
         raise Fallback(f"REF {ref_text}: {exc}") from None
+    finally:
+        if options.ref_env is None:
+            shutil.rmtree(env_dir, ignore_errors=True)
     meta = {
         "ref": ref_text,
         "rounds": options.rounds,
