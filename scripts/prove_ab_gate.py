@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.gate import ab as gate_ab  # noqa: E402
+from bench.gate.variants import GateVariant  # noqa: E402
 from bench.gate_probe import INJECT_ENV  # noqa: E402
 from bench.run import ab, envinfo, regress  # noqa: E402
 
@@ -57,18 +58,24 @@ INJECT = {
 
 def hogs_on_every_core() -> list[subprocess.Popen]:
     """One `while True: pass` process pinned to each core this process may use."""
-    procs = []
-    for core in sorted(os.sched_getaffinity(0)):
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", "while True: pass"],
-                preexec_fn=lambda c=core: os.sched_setaffinity(0, {c}),
-            )
-        )
-    return procs
+    code = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    return [
+        subprocess.Popen([sys.executable, "-c", code, str(core)])
+        for core in sorted(os.sched_getaffinity(0))
+    ]
 
 
-def gate_run(scenario: str, rounds: int, data_path: str, prestart: bool = True) -> dict[str, Any]:
+# --smoke: checks this script end to end in a few minutes; its numbers prove nothing.
+SMOKE_VARIANTS = (GateVariant("smoke-bs100", 100, "float32", 3000, epochs=2),)
+
+
+def gate_run(
+    scenario: str,
+    rounds: int,
+    data_path: str,
+    prestart: bool = True,
+    variants: tuple[GateVariant, ...] = regress.AB_VARIANTS,
+) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
     inject = INJECT.get(scenario)
     env_b = {INJECT_ENV: json.dumps(inject)} if inject else {}
@@ -80,7 +87,12 @@ def gate_run(scenario: str, rounds: int, data_path: str, prestart: bool = True) 
     start = time.perf_counter()
     try:
         rows, measured = regress.run_ab_gate(
-            sides, rounds=rounds, data_path=data_path, prestart=prestart, echo=lambda _: None
+            sides,
+            rounds=rounds,
+            data_path=data_path,
+            variants=variants,
+            prestart=prestart,
+            echo=lambda _: None,
         )
         error = None
     except Exception as exc:  # a failed run is a result too (exit 2), never a lost campaign
@@ -200,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-overlap", action="store_true", help="no probe starts before the previous one ends"
     )
+    parser.add_argument("--smoke", action="store_true", help="tiny variants: test this script")
     args = parser.parse_args(argv)
+    variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(scenarios) - set(SCENARIOS) or args.runs < 1:
         parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
@@ -216,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "versions": machine["versions"],
         "commit": envinfo.git_commit(REPO),
         "rounds": args.rounds,
-        "variants": [v.name for v in regress.AB_VARIANTS],
+        "variants": [v.name for v in variants],
         "rule": {"floor": gate_ab.FLOOR, "ceiling": gate_ab.CEILING, "level": gate_ab.LEVEL},
         "inject": INJECT,
         "overlap": not args.no_overlap,
@@ -231,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.runs):
         for scenario in scenarios:
             run = gate_run(
-                scenario, args.rounds, str(Path(data.location).resolve()), not args.no_overlap
+                scenario,
+                args.rounds,
+                str(Path(data.location).resolve()),
+                not args.no_overlap,
+                variants,
             )
             runs.append(run)
             print(
