@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import outputs, records
+from bench.gate import ab as regress_defaults
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge
 from bench.outputs import OutputError
@@ -34,6 +35,7 @@ from bench.run.runner import RunError
 from mnist_models.data import MnistDataError, MnistDataWarning, load_mnist
 
 EXIT_USAGE = 2
+DEFAULT_BASELINE = "reports/baseline/gate.json"
 EXIT_INTERRUPTED = 130
 # What a user can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (
@@ -211,22 +213,62 @@ def _rounds(text: str) -> int:
     return int(text)
 
 
-def _cmd_regress(args: argparse.Namespace) -> int:
-    if args.json:  # before a minute of measuring; never over the baseline it reads
-        outputs.check_output(args.json, inputs=[args.baseline, args.data], force=args.force)
-    try:
-        if not args.update_baseline:
-            gate_baseline.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
-        from bench.measure import gate_rounds  # imports TensorFlow
+def _stored_gate(args: argparse.Namespace) -> int:
+    """The stored-baseline gate (harness vs calibration in this process, against a baseline file)."""
+    if not args.update_baseline:
+        gate_baseline.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
+    from bench.measure import gate_rounds  # imports TensorFlow
 
-        data = load_mnist(args.data)
-        return gate_rounds.run_gate(
-            Path(args.baseline),
-            data,
-            update=args.update_baseline,
-            rounds=args.rounds,
-            json_out=Path(args.json) if args.json else None,
-        )
+    data = load_mnist(args.data)
+    return gate_rounds.run_gate(
+        Path(args.baseline),
+        data,
+        update=args.update_baseline,
+        rounds=args.rounds or judge.DEFAULT_ROUNDS,
+        json_out=Path(args.json) if args.json else None,
+        markdown_out=Path(args.markdown) if args.markdown else None,
+        note=getattr(args, "note", None),
+    )
+
+
+def _cmd_regress(args: argparse.Namespace) -> int:
+    from bench.run import regress  # no TensorFlow: the A/B driver only starts processes
+
+    for out in (args.json, args.markdown):
+        if out:  # before minutes of measuring; never over the baseline or data it reads
+            inputs = [args.baseline or DEFAULT_BASELINE, args.data]
+            outputs.check_output(out, inputs=inputs, force=args.force)
+    try:
+        stored = args.baseline is not None or args.update_baseline
+        if args.against is not None and stored:
+            raise gate_baseline.GateError(
+                "--against and --baseline/--update-baseline exclude each other"
+            )
+        if not stored:
+            try:
+                return regress.regress_against(
+                    regress.Options(
+                        against=args.against,
+                        rounds=args.rounds or regress.gate_ab.DEFAULT_ROUNDS,
+                        data=args.data,
+                        json_out=Path(args.json) if args.json else None,
+                        markdown_out=Path(args.markdown) if args.markdown else None,
+                        ref_env=Path(args.ref_env) if args.ref_env else None,
+                        prestart=not args.no_overlap,
+                    )
+                )
+            except regress.Fallback as exc:
+                note = (
+                    f"A/B gate not possible: {exc}. Falling back to the stored baseline "
+                    f"{DEFAULT_BASELINE}."
+                )
+                print(f"gate: cannot run A/B: {exc}")
+                print(f"gate: falling back to the stored baseline {DEFAULT_BASELINE}")
+                args.baseline = DEFAULT_BASELINE
+                args.note = note
+        if args.baseline is None:
+            args.baseline = DEFAULT_BASELINE
+        return _stored_gate(args)
     except Exception as exc:  # exit 1 means "regression", so any failure to measure is 2
         if args.debug:
             raise
@@ -328,22 +370,48 @@ def build_parser() -> argparse.ArgumentParser:
     regress = sub.add_parser(
         "regress",
         parents=[debug, force],
-        help="step-time regression gate: exit 0 pass, 1 regression, 2 cannot judge",
+        help="step-time regression gate, A/B against a commit: exit 0 pass, 1 regression, 2 cannot "
+        "judge",
     )
     regress.add_argument(
-        "--baseline", default="reports/baseline/gate.json", help="default: %(default)s"
+        "--against",
+        metavar="REF",
+        help="commit to compare with, measured in its own checkout and environment (default: the "
+        "merge base with origin/main, else HEAD~1); falls back to the stored baseline when REF "
+        "predates the gate's entry point",
     )
     regress.add_argument(
-        "--update-baseline", action="store_true", help="measure and rewrite the baseline instead"
+        "--baseline",
+        metavar="PATH",
+        help=f"stored-baseline mode (no git needed) against this file, e.g. {DEFAULT_BASELINE}",
+    )
+    regress.add_argument(
+        "--update-baseline",
+        action="store_true",
+        help="measure and rewrite the stored baseline instead (default file unless --baseline)",
     )
     regress.add_argument(
         "--rounds",
         type=_rounds,
-        default=judge.DEFAULT_ROUNDS,
-        help="A/B rounds (default: %(default)s)",
+        help=f"rounds (default: A/B {regress_defaults.DEFAULT_ROUNDS} pairs of processes, "
+        f"stored {judge.DEFAULT_ROUNDS})",
     )
     regress.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
+    regress.add_argument(
+        "--markdown", metavar="PATH", help="also write the verdict table here (a job summary)"
+    )
+    regress.add_argument(
+        "--ref-env",
+        metavar="DIR",
+        help="keep REF's environment in DIR and reuse it while REF and its lock are unchanged "
+        "(default: a temporary folder, removed)",
+    )
+    regress.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="start each probe only when the previous one finished (slower, no import overlap)",
+    )
     regress.set_defaults(func=_cmd_regress)
 
     profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")

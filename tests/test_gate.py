@@ -18,6 +18,7 @@ from bench.gate import baseline as gate_baseline
 from bench.gate import judge
 from bench.gate import render as gate_render
 from bench.measure import gate_rounds
+from bench.gate.variants import GateVariant
 from mnist_models.data import load_mnist
 from tests.conftest import CACHE
 
@@ -27,7 +28,7 @@ def callbacks():
     calls.append(1)
     return []
 
-tiny = (gate_rounds.GateVariant("tiny", 100, "float32", 3000),)
+tiny = (GateVariant("tiny", 100, "float32", 3000),)
 data = load_mnist(cache_path=CACHE, sources=("cache",))
 measured = gate_rounds.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
 try:

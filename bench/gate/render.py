@@ -1,4 +1,4 @@
-"""The gate's markdown: the verdict table for a comparison and a summary of a baseline."""
+"""The gates' markdown: the A/B table, the stored-baseline verdict table and a baseline summary."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import stats
+from bench.gate import ab
 from bench.gate.baseline import UPDATE_HINT
 from bench.gate.judge import (
     CEILING,
@@ -94,3 +95,72 @@ def render_baseline(doc: Mapping[str, Any]) -> str:
         for name, entry in doc["variants"].items()
     )
     return f"{table}\nmachine: {_machine_line(doc['machine'])}"
+
+
+def _side_line(side: Mapping[str, Any]) -> str:
+    versions = side.get("versions") or {}
+    return (
+        f"{side.get('label', '?')}: tensorflow {versions.get('tensorflow', '?')}, "
+        f"keras {versions.get('keras', '?')}, python {versions.get('python', '?')}"
+    )
+
+
+def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
+    """Markdown: one line per variant and metric (A, B, B/A with its CI, verdict), how, and outcome.
+
+    `meta`: "ref" (commit and how it was chosen), "sides" {"A"/"B": {"label", "versions"}},
+    "rounds", "machine", optional "env" (REF environment: installer, from_lock, build_s, reused)
+    and "elapsed_s".
+    """
+    level = meta.get("level", ab.LEVEL)
+    table = markdown_table(
+        {
+            "variant": row.variant,
+            "metric": ab.METRIC_LABELS.get(row.metric, row.metric),
+            "A ms": num(row.a_ms, ".3f"),
+            "B ms": num(row.b_ms, ".3f"),
+            "change B/A": num(row.change, "+.1%"),
+            f"{level:.0%} CI": "–"
+            if row.low is None or row.high is None
+            else f"{row.low - 1:+.1%} … {row.high - 1:+.1%}",
+            "verdict": row.verdict,
+        }
+        for row in rows
+    )
+    code = ab.exit_code(rows)
+    outcome = {EXIT_PASS: "pass", EXIT_REGRESSION: "REGRESSION", EXIT_UNMEASURED: "cannot judge"}
+    sides = meta.get("sides") or {}
+    lines = [
+        table,
+        "",
+        f"A = {meta.get('ref', '?')}; B = this working tree. {meta.get('rounds', '?')} rounds, "
+        "A and B alternating (A B, B A, …), each side and round a fresh process; "
+        "median step = median of the timed steps, wall per step = training wall time after the "
+        "warm-up ÷ steps (stalls included).",
+        f"change = median over rounds of B/A − 1; CI: paired bootstrap over rounds "
+        f"({ab.BOOTSTRAP_RESAMPLES} resamples, seeded). REGRESSION when the CI's lower bound is "
+        f"above 0 and the change above +{ab.FLOOR:.0%}; too noisy when the upper bound is above "
+        f"+{ab.CEILING:.0%}.",
+        *(f"side {_side_line(sides[k])}" for k in ("A", "B") if k in sides),
+    ]
+    env = meta.get("env")
+    if env:
+        lines.append(
+            f"REF environment: {env.get('installer')}, "
+            f"{'from its requirements.lock' if env.get('from_lock') else 'from its pyproject ranges'}, "
+            + ("reused" if env.get("reused") else f"built in {env.get('build_s', 0):.0f} s")
+        )
+    if meta.get("machine"):
+        lines.append(f"machine: {_machine_line(meta['machine'])}")
+    if meta.get("elapsed_s") is not None:
+        lines.append(f"gate wall time: {meta['elapsed_s']:.0f} s")
+    verdicts = {row.verdict for row in rows}
+    if NOISY in verdicts:
+        lines.append(
+            f"note: too noisy: a CI reaches above +{ab.CEILING:.0%}, so a regression of that size "
+            "could pass unseen; re-run on a quieter machine or with more --rounds"
+        )
+    if NOT_MEASURED in verdicts:
+        lines.append("note: a variant was not measured on both sides in every round")
+    lines.append(f"gate: {outcome[code]} (exit {code})")
+    return "\n".join(lines)

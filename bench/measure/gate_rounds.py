@@ -18,7 +18,6 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,10 @@ from bench import outputs, stats
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge, render
 from bench.gate.baseline import GateError
+from bench.gate.variants import GATE_VARIANTS, TEST_IMAGES, GateVariant
 from bench.measure import calibration
 from bench.measure.train import run_variant
 from bench.plan.settings import DEFAULT_WARMUP_STEPS
-from bench.plan.variant import Variant
 from bench.records import utc_now
 from bench.run import envinfo
 from mnist_models import mlp
@@ -40,41 +39,10 @@ from mnist_models.data import Mnist
 
 DEFAULT_ROUNDS = judge.DEFAULT_ROUNDS
 WARMUP_STEPS = DEFAULT_WARMUP_STEPS
-TEST_IMAGES = 256  # run_variant always evaluates at the end; keep that short
 # One thread per TF pool for both workloads: with TF's default (one per core) on the shared 2-core
 # machine the ratio's run-to-run spread was several times larger, and CI machines' core counts differ.
 GATE_THREADS = 1
 
-
-@dataclass(frozen=True)
-class GateVariant:
-    """One measured point: batch size, precision and the training images and epochs of a round."""
-
-    name: str
-    batch_size: int
-    precision: str
-    train_images: int
-    epochs: int = 1
-
-    def variant(self) -> Variant:
-        """The harness variant on the CPU, validation only at the end."""
-        return Variant(
-            batch_size=self.batch_size,
-            validation="end_only",
-            precision=self.precision,
-            epochs=self.epochs,
-        )
-
-    def timed_steps(self, warmup_steps: int) -> int:
-        """Full-batch steps after the warm-up (a partial last batch is not compared)."""
-        return self.epochs * (self.train_images // self.batch_size) - warmup_steps
-
-
-# ~0.6 s of timed steps per side and round: a burst of load rarely covers all of them.
-GATE_VARIANTS = (
-    GateVariant("bs32-float32", 32, "float32", 19200),
-    GateVariant("bs512-float32", 512, "float32", 56320, epochs=2),
-)
 
 CallbackFactory = Callable[[], Sequence[keras.callbacks.Callback]]
 
@@ -156,8 +124,10 @@ def measure(
         for gv in variants:
             extra = list(callbacks()) if callbacks else []
             raw = run_variant(gv.variant(), slices[gv.name], callbacks=extra)["timing"]
-            a = stats.summarize(stats.timed_steps(raw["step_ms_raw"], warmup_steps)[1])
-            b = stats.summarize(
+            a: dict[str, Any] = stats.summarize(
+                stats.timed_steps(raw["step_ms_raw"], warmup_steps)[1]
+            )
+            b: dict[str, Any] = stats.summarize(
                 calibration.time_steps(steps[gv.name], timed[gv.name], warmup_steps)
             )
             row = out[gv.name]
@@ -186,12 +156,15 @@ def run_gate(
     rounds: int = DEFAULT_ROUNDS,
     callbacks: CallbackFactory | None = None,
     json_out: Path | None = None,
+    markdown_out: Path | None = None,
+    note: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Measure, compare with (or rewrite) the baseline, print the table; returns the exit code.
 
     0 pass, 1 regression, 2 could not judge (bad baseline, failed or too noisy measurement).
-    ``json_out`` also writes the raw measurement and the verdicts there (e.g. a CI artifact).
+    ``json_out`` also writes the raw measurement and the verdicts there (e.g. a CI artifact),
+    ``markdown_out`` the table (e.g. a job summary), after ``note`` (why this mode ran) if given.
     """
     baseline = (
         None if update else gate_baseline.read_baseline(baseline_path)
@@ -218,10 +191,20 @@ def run_gate(
     else:
         assert baseline is not None
         rows = judge.compare(baseline, measured)
-        echo(render.render_table(rows, baseline, machine))
+        table = render.render_table(rows, baseline, machine)
+        echo(table)
         code = judge.exit_code(rows)
+        if markdown_out is not None:
+            markdown_out.parent.mkdir(parents=True, exist_ok=True)
+            preface = f"{note}\n\n" if note else ""
+            markdown_out.write_text(
+                "## Step-time gate (stored baseline)\n\n" + preface + table + "\n",
+                encoding="utf-8",
+            )
     if json_out is not None:
         result = {
+            "mode": "stored-baseline",
+            "note": note,
             "exit_code": code,
             "baseline": str(baseline_path),
             "updated": update,

@@ -55,6 +55,21 @@ def _floor_line(summary: aggregate.RunSummary) -> str:
     )
 
 
+def environment_line(env: dict[str, Any] | None) -> list[str]:
+    """Whether the run's environment matched the lock (records before the lock existed say nothing)."""
+    if env is None:
+        return []
+    if env.get("lock") is None:
+        return ["- **Environment:** not from a lock (no requirements.lock beside the source)"]
+    lock = f"`{env['lock']}` (sha256 {env.get('lock_sha256', '?')})"
+    if env.get("from_lock"):
+        return [
+            f"- **Environment:** from the lock: all {env.get('pins', '?')} pins of {lock} installed"
+        ]
+    differ = "; ".join(env.get("differ") or [])
+    return [f"- **Environment:** not from the lock {lock}: {differ}"]
+
+
 def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
     first, variants, probes = records[0], variant_records(records), probe_records(records)
@@ -85,6 +100,7 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
         f"- **Machine:** {machine['cpu_model']}, {machine['cpu_cores']} cores, "
         f"{human_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
         f"- **Versions:** Python {machine['python']}, {versions}",
+        *environment_line(machine.get("environment")),
         f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
         f"- **Data:** {data_line}",
         f"- **Baseline:** `{summary.baseline}` — comparisons and findings are against it.",

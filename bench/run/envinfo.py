@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import platform
@@ -13,9 +14,11 @@ from pathlib import Path
 PACKAGES = ("tensorflow", "keras", "jax", "jaxlib", "torch", "numpy", "pandas", "mnist-bench")
 # The modules each backend needs importable (checked without importing them).
 BACKEND_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
+LOCK_FILE = "requirements.lock"  # compiled by uv from pyproject.toml (noxfile.py: `nox -s lock`)
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -74,6 +77,50 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> dict[str, object]:
     return {"id": commit, "dirty": bool(status) if status is not None else None}
 
 
+def _lock_pins(text: str) -> dict[str, str]:
+    """{normalised name: version} of the `name==version [; marker]` lines whose marker holds here."""
+    try:
+        from packaging.markers import Marker
+    except ImportError:  # without packaging, lines with a marker are left out
+        Marker = None  # type: ignore[assignment,misc]
+    pins = {}
+    for line in text.splitlines():
+        spec, _, marker = line.partition(";")
+        if "==" not in spec or line.startswith((" ", "#")):
+            continue
+        if marker.strip() and (Marker is None or not Marker(marker.strip()).evaluate()):
+            continue
+        name, version = (part.strip() for part in spec.split("==", 1))
+        pins[name.lower().replace("_", "-").replace(".", "-")] = version
+    return pins
+
+
+def lock_status(root: Path = SOURCE_ROOT) -> dict[str, object]:
+    """Whether this environment is what the lock pins: every pin installed at its version.
+
+    Read from what is installed, not from how it was installed, so it holds however the environment
+    was made (nox, uv, pip). ``from_lock`` is None when there is no lock file beside the source.
+    """
+    path = root / LOCK_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {"lock": None, "from_lock": None}
+    pins = _lock_pins(text)
+    differ = []
+    for name, pinned in sorted(pins.items()):
+        installed = package_version(name)
+        if installed != pinned:
+            differ.append(f"{name} {installed or 'missing'} (lock {pinned})")
+    return {
+        "lock": LOCK_FILE,
+        "lock_sha256": hashlib.sha256(text.encode()).hexdigest()[:12],
+        "pins": len(pins),
+        "from_lock": not differ,
+        "differ": differ[:5],
+    }
+
+
 def machine_info() -> dict[str, object]:
     """Host facts recorded with every result."""
     return {
@@ -84,5 +131,6 @@ def machine_info() -> dict[str, object]:
         "cpu_cores": usable_cores(),
         "memory_bytes": memory_bytes(),
         "python": platform.python_version(),
-        "versions": {p: _version(p) for p in PACKAGES},
+        "versions": {p: package_version(p) for p in PACKAGES},
+        "environment": lock_status(),
     }

@@ -1,0 +1,219 @@
+"""The A/B gate's decision, pure: per-round figures from raw probe times, a ratio with a CI, verdicts.
+
+Design (issue 13). Side A is the reference commit, side B the working tree; rounds go A B, B A, A B,
+… (the first of each pair alternates, so a linear drift within a pair favours neither side), every
+side and round a fresh process running ``python -m bench.gate_probe``. Per side, round and gate
+variant the probe returns raw step times, from which this module derives two figures:
+
+    median ms   the median of the timed steps (warm-up excluded): the cost of a typical step;
+    wall ms     training wall time from the end of the last warm-up step to the last batch end,
+                divided by the steps in it: every stall, pause and epoch boundary included.
+
+Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran back to back, so a
+machine that speeds up or slows down between rounds moves both). The change is
+
+    ratio  R = median_i r_i               robust to a round that a neighbour process disturbed
+    CI     paired percentile bootstrap of R: resample whole rounds with replacement, BOOTSTRAP_RESAMPLES
+           times, seeded (the same data give the same CI), LEVEL = 90 % two-sided, i.e. each bound
+           is a one-sided 95 % bound
+
+The rule, per variant and metric:
+
+    REGRESSION   lower CI bound > 1  and  R − 1 > FLOOR          (slower beyond noise, and by enough)
+    faster       upper CI bound < 1  and  1 − R > FLOOR
+    too noisy    otherwise, when the upper CI bound > 1 + CEILING (a CEILING-sized regression could
+                 be hiding in the noise, so passing would not be honest: exit 2)
+    pass         otherwise
+
+Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add 10 %
+wall time) with 0/10 false alarms on unchanged code. The CI bound alone would flag any change the
+rounds resolve, however small (1–3 % code-layout effects between two builds are real but not
+actionable); the floor alone would alarm on a noisy round set. Requiring both makes a false alarm
+need a ≥ FLOOR excursion of the median of paired ratios *and* a CI that excludes 1, while a true
++10 % sits 5 points above the floor. For a per-pair spread s the median of n pairs has a standard error
+of about 1.25·s/√n: with s = 4 % and n = 6 that is 2 %, so +10 % is ~2.5 SE above the floor and ~5
+SE above 1, and an unchanged tree needs a 2.5 SE excursion to cross the floor. (s is the machine's:
+on the shared dev machine under load 2–6 from parallel jobs, single pairs of an A/A run differed by
+up to 2.7×; there the CI reaches +20 % and the gate answers 'too noisy', exit 2, rather than
+guessing. The proof script measures s on a quiet machine.) FLOOR = 5 % is half the effect the gate
+must catch (asv's default factor is 10 %; this gate is designed to catch 10 % reliably, not merely
+at 50 %). A percentile bootstrap of a median over few rounds is coarse and liberal: with 6 rounds
+the 90 % interval is about [2nd, 5th] of the sorted ratios, which holds the true median only ~78 %
+of the time (binomial: 1 − 2·7/64). That is why the CI is never the rule alone: the floor makes a
+false alarm need a large excursion as well, and the proof script counts the outcome. It needs no
+normality assumption about a process's step time, and a single disturbed round moves it little. The
+functions are small and pure so a shared ``bench.stats`` CI (issue 11) can replace ``bootstrap_ci``
+later.
+
+Exit code: 1 if any variant's metric regressed; else 2 if any could not be judged; else 0.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench import stats
+from bench.gate.judge import (
+    EXIT_PASS,
+    EXIT_REGRESSION,
+    EXIT_UNMEASURED,
+    FASTER,
+    NOISY,
+    NOT_MEASURED,
+    PASS,
+    REGRESSION,
+)
+
+FLOOR = 0.05
+CEILING = 0.20
+LEVEL = 0.90
+BOOTSTRAP_RESAMPLES = 4000
+SEED = 20261125
+MIN_ROUNDS = 3
+DEFAULT_ROUNDS = 6
+METRICS = ("median_ms", "wall_ms")
+METRIC_LABELS = {"median_ms": "median step", "wall_ms": "wall per step"}
+
+
+class ABError(ValueError):
+    """The A/B comparison cannot be made from these responses; the message says why."""
+
+
+def round_figures(steps_ms: Sequence[Sequence[float]], batch_end_s: Sequence[float], warmup: int):
+    """(median ms, wall ms per step) of one run from the probe's raw times; warm-up steps excluded.
+
+    ``steps_ms``: per-epoch lists of step times (ms); ``batch_end_s``: seconds from fit start at
+    every batch end. Wall = (last batch end − end of step `warmup`) / (steps − warmup).
+    """
+    _, timed = stats.timed_steps(steps_ms, warmup)
+    steps = len(batch_end_s)
+    if steps <= warmup + 1 or not timed:
+        raise ABError(f"{steps} steps: too few after a warm-up of {warmup}")
+    wall_ms = 1000 * (batch_end_s[-1] - batch_end_s[warmup - 1]) / (steps - warmup)
+    if not all(math.isfinite(v) and v > 0 for v in (*timed, wall_ms)):
+        raise ABError("non-positive or non-finite step times")
+    return stats.median(timed), wall_ms
+
+
+def figures(response: Mapping[str, Any], warmup: int) -> dict[str, dict[str, float]]:
+    """{variant: {"median_ms": …, "wall_ms": …}} from one probe response (contract 1)."""
+    if not response.get("ok"):
+        raise ABError(f"probe failed: {response.get('error', 'no error given')}")
+    out = {}
+    for run in response["runs"]:
+        median_ms, wall_ms = round_figures(run["step_ms"], run["batch_end_s"], warmup)
+        out[run["name"]] = {"median_ms": median_ms, "wall_ms": wall_ms}
+    return out
+
+
+def bootstrap_ci(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    level: float = LEVEL,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = SEED,
+) -> tuple[float, float, float]:
+    """(R, low, high): R = median of the paired ratios b_i/a_i and its percentile-bootstrap CI.
+
+    Whole pairs are resampled (the pairing is what cancels the machine's drift), with a fixed seed so
+    a result is reproducible from the raw numbers. Bounds use linear-interpolated percentiles.
+    """
+    if len(a) != len(b) or len(a) < MIN_ROUNDS:
+        raise ABError(f"{len(a)} and {len(b)} rounds: need equally many, at least {MIN_ROUNDS}")
+    if not 0 < level < 1:
+        raise ABError(f"level {level}: need 0 < level < 1")
+    ratios = [y / x for x, y in zip(a, b, strict=True)]
+    rng = random.Random(seed)
+    n = len(ratios)
+    boot = [stats.median([ratios[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples)]
+    tail = 100 * (1 - level) / 2
+    return stats.median(ratios), stats.percentile(boot, tail), stats.percentile(boot, 100 - tail)
+
+
+def verdict(
+    ratio: float, low: float, high: float, *, floor: float = FLOOR, ceiling: float = CEILING
+) -> str:
+    """The rule of the module docstring for one (variant, metric)."""
+    if low > 1 and ratio - 1 > floor:
+        return REGRESSION
+    if high < 1 and 1 - ratio > floor:
+        return FASTER
+    if high > 1 + ceiling:
+        return NOISY
+    return PASS
+
+
+@dataclass(frozen=True)
+class ABRow:
+    """One variant and metric: both sides' medians over rounds, the ratio B/A with its CI, verdict."""
+
+    variant: str
+    metric: str
+    verdict: str
+    a_ms: float | None = None
+    b_ms: float | None = None
+    ratio: float | None = None
+    low: float | None = None
+    high: float | None = None
+    rounds: int = 0
+
+    @property
+    def change(self) -> float | None:
+        """R − 1: +0.10 is 10 % slower on side B."""
+        return None if self.ratio is None else self.ratio - 1
+
+
+def compare_rounds(
+    rounds: Sequence[Mapping[str, Mapping[str, Mapping[str, float]]]],
+    variants: Sequence[str],
+    *,
+    floor: float = FLOOR,
+    ceiling: float = CEILING,
+    level: float = LEVEL,
+) -> list[ABRow]:
+    """Rows for every variant × metric from per-round figures ``[{"A": fig, "B": fig}, …]``.
+
+    A variant missing from any round on either side is 'not measured' (exit 2).
+    """
+    rows = []
+    for name in variants:
+        for metric in METRICS:
+            try:
+                a = [r["A"][name][metric] for r in rounds]
+                b = [r["B"][name][metric] for r in rounds]
+            except KeyError:
+                rows.append(ABRow(name, metric, NOT_MEASURED, rounds=len(rounds)))
+                continue
+            if len(rounds) < MIN_ROUNDS:
+                rows.append(ABRow(name, metric, NOT_MEASURED, rounds=len(rounds)))
+                continue
+            ratio, low, high = bootstrap_ci(a, b, level=level)
+            rows.append(
+                ABRow(
+                    name,
+                    metric,
+                    verdict(ratio, low, high, floor=floor, ceiling=ceiling),
+                    a_ms=stats.median(a),
+                    b_ms=stats.median(b),
+                    ratio=ratio,
+                    low=low,
+                    high=high,
+                    rounds=len(rounds),
+                )
+            )
+    return rows
+
+
+def exit_code(rows: Sequence[ABRow]) -> int:
+    """1 if any row regressed; else 2 if any could not be judged (or there are none); else 0."""
+    verdicts = {row.verdict for row in rows}
+    if REGRESSION in verdicts:
+        return EXIT_REGRESSION
+    if verdicts - {PASS, FASTER} or not rows:
+        return EXIT_UNMEASURED
+    return EXIT_PASS

@@ -1,0 +1,105 @@
+"""The gate's stable entry point: ``python -m bench.gate_probe`` (JSON in on stdin, JSON out on stdout).
+
+`mnist-bench regress --against REF` runs this module on both sides of an A/B comparison: in the
+working tree's environment (side B) and in REF's own checkout and environment (side A), one fresh
+process per side and round. Whatever else moves between commits, this module's path and the contract
+below stay put, so any later driver can measure any commit that has it. A commit without it predates
+the A/B gate; the driver then falls back to the stored baseline and says so.
+
+Contract version 1 (``CONTRACT``). The request, one JSON object on stdin::
+
+    {"contract": 1,
+     "runs": [{"name": "bs32-float32", "batch_size": 32, "precision": "float32",
+               "train_images": 19200, "test_images": 256, "epochs": 1}, ...],
+     "warmup_steps": 10,       # steps of epoch 1 the driver will leave out (informative here)
+     "threads": 1,             # TensorFlow intra- and inter-op threads (0 = TensorFlow picks)
+     "data": "/abs/mnist.npz"} # a Keras mnist.npz or IDX folder; null = the usual cache
+
+Each run trains the reference MLP through the harness (validation only at the end, CPU, shuffled,
+seed 0) on the first ``train_images`` training images, in order. The response, one JSON object on
+stdout (nothing else is written there; TensorFlow's own output goes to stderr)::
+
+    {"contract": 1, "ok": true, "elapsed_s": 9.1, "threads": {"intra_op": 1, "inter_op": 1},
+     "versions": {"tensorflow": ..., "keras": ..., "python": ..., "mnist-bench": ...},
+     "data": {...provenance...}, "inject": null,
+     "runs": [{"name": ..., "steps": 600,
+               "step_ms": [[...], ...],     # the harness's raw per-step ms, one list per epoch
+               "batch_end_s": [...]}]}       # seconds from fit start at every batch end, all epochs
+
+Raw times only: the driver derives every statistic (median step, wall time per step) the same way
+for both sides. On failure: ``{"contract": 1, "ok": false, "error": "..."}`` and exit status 1.
+The probe imports TensorFlow before it reads stdin, so a driver may start it ahead of time and write
+the request when the measurement should begin. ``python -m bench.gate_probe --describe`` prints
+``{"contract": 1, ...}`` without importing TensorFlow.
+
+Test-only: ``MNIST_BENCH_GATE_INJECT`` (see ``bench.measure.probe.inject_callbacks``) adds work to
+every training step or a stall every N steps, so the gate's proof can slow one side without a second
+source tree. It is for experiments, never set by the product; the response echoes it in ``inject``.
+
+This module imports no TensorFlow itself (``bench.measure.probe`` does the measuring).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+CONTRACT = 1
+INJECT_ENV = "MNIST_BENCH_GATE_INJECT"
+
+
+def describe() -> dict[str, Any]:
+    """What this side supports, without TensorFlow: the driver checks it before any measuring."""
+    return {"contract": CONTRACT, "module": "bench.gate_probe", "inject_env": INJECT_ENV}
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[IO[str]]:
+    """Send everything written to fd 1 (Python or C) to stderr; yield a stream on the real stdout."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    os.dup2(2, 1)
+    out = os.fdopen(real, "w", encoding="utf-8")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield out
+    finally:
+        sys.stdout.flush()
+        out.flush()
+        os.dup2(real, 1)
+        out.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read one request on stdin, measure, write one response on stdout; 0 ok, 1 failed, 2 usage."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--describe"]:
+        print(json.dumps(describe()))
+        return 0
+    if args:
+        print("usage: python -m bench.gate_probe [--describe] < REQUEST.json", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the gate measures the CPU
+    with _stdout_to_stderr() as out:
+        try:
+            # TensorFlow first, the request after: a driver may start this process early and
+            # write the request when it wants the measurement to begin.
+            from bench.measure.probe import run_request
+
+            request = json.loads(sys.stdin.read())
+            response = {"contract": CONTRACT, "ok": True, **run_request(request)}
+            code = 0
+        except Exception as exc:  # the driver reads the reason; a crash without JSON is worse
+            response = {"contract": CONTRACT, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            code = 1
+        out.write(json.dumps(response) + "\n")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

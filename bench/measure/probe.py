@@ -1,0 +1,139 @@
+"""What ``python -m bench.gate_probe`` measures: gate runs through the harness, raw times out. Imports TF.
+
+The contract (request and response fields) is documented in ``bench.gate_probe``; this module is free
+to move with the code as long as that entry point keeps calling it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import keras
+
+from bench.gate_probe import INJECT_ENV
+from bench.measure.gate_rounds import pin_threads, thread_settings
+from bench.measure.train import run_variant
+from bench.plan.variant import Variant
+from bench.run.envinfo import PACKAGES, package_version
+from mnist_models.data import load_mnist
+
+RUN_FIELDS = ("name", "batch_size", "precision", "train_images", "test_images", "epochs")
+INJECT_KINDS = ("uniform", "stall")
+
+
+class BatchEnds(keras.callbacks.Callback):
+    """perf_counter() at every training batch end, in seconds from the start of fit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.start = 0.0
+        self.stamps: list[float] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.stamps.append(time.perf_counter() - self.start)
+
+
+class ExtraWork(keras.callbacks.Callback):
+    """Test-only: make each step `extra` × its own time longer, or stall every `every` steps.
+
+    ``uniform``: after every step, busy-wait (holding the CPU, like real work) for `extra` × that
+    step's own time, so every step costs 1 + extra times as much. ``stall``: every `every` steps,
+    sleep `extra` × `every` × the median own time of the last `every` steps, which adds about `extra`
+    to the wall time per step and leaves the median step where it was (think logging or a checkpoint).
+    A step's own time excludes the work this callback added after the previous step.
+    """
+
+    def __init__(self, kind: str, extra: float, every: int = 25) -> None:
+        super().__init__()
+        if kind not in INJECT_KINDS or not extra > 0 or every < 1:
+            raise ValueError(f"inject {kind!r}, extra {extra}, every {every}: not understood")
+        self.kind, self.extra, self.every = kind, float(extra), int(every)
+        self._last = 0.0
+        self._own: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        own = now - self._last
+        self._own.append(own)
+        if self.kind == "uniform":
+            until = now + self.extra * own
+            while time.perf_counter() < until:
+                pass
+        elif len(self._own) % self.every == 0:
+            time.sleep(self.extra * self.every * statistics.median(self._own[-self.every :]))
+        self._last = time.perf_counter()
+
+
+def parse_inject(text: str | None) -> dict[str, Any] | None:
+    """The injection asked for in MNIST_BENCH_GATE_INJECT (JSON), checked; None when unset."""
+    if not text:
+        return None
+    spec = json.loads(text)
+    ExtraWork(**spec)  # raises on anything it would not do exactly
+    return dict(spec)
+
+
+def inject_callbacks(spec: Mapping[str, Any] | None) -> list[keras.callbacks.Callback]:
+    """Fresh callbacks for one run under the test-only injection `spec` (none when None)."""
+    return [ExtraWork(**spec)] if spec else []
+
+
+def _check_run(run: Mapping[str, Any]) -> dict[str, Any]:
+    missing = [k for k in RUN_FIELDS if k not in run]
+    if missing:
+        raise ValueError(f"run {run.get('name')!r}: missing {missing}")
+    return {k: run[k] for k in RUN_FIELDS}
+
+
+def run_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Measure every run of a contract-1 request in this process; the response's fields but 'ok'."""
+    if request.get("contract") != 1:
+        raise ValueError(f"request contract {request.get('contract')!r}; this side speaks 1")
+    runs: Sequence[dict[str, Any]] = [_check_run(r) for r in request["runs"]]
+    inject = parse_inject(os.environ.get(INJECT_ENV))
+    start = time.perf_counter()
+    pin_threads(int(request.get("threads", 1)))
+    path = request.get("data")
+    data = load_mnist(path, sources=("path",) if path else ("path", "cache"))
+    out = []
+    for run in runs:
+        variant = Variant(
+            batch_size=run["batch_size"],
+            validation="end_only",
+            precision=run["precision"],
+            epochs=run["epochs"],
+        )
+        piece = data.head(run["train_images"], run["test_images"])
+        ends = BatchEnds()
+        timing = run_variant(variant, piece, callbacks=[ends, *inject_callbacks(inject)])["timing"]
+        out.append(
+            {
+                "name": run["name"],
+                "steps": len(ends.stamps),
+                "step_ms": timing["step_ms_raw"],
+                "batch_end_s": [round(s, 7) for s in ends.stamps],
+            }
+        )
+    return {
+        "elapsed_s": time.perf_counter() - start,
+        "threads": thread_settings(),
+        "versions": {
+            **{p: package_version(p) for p in PACKAGES},
+            "python": platform.python_version(),
+        },
+        "data": data.provenance(),
+        "inject": inject,
+        "runs": out,
+    }

@@ -1,0 +1,277 @@
+"""Prove the A/B step-time gate (`mnist-bench regress --against`) on the four targets of issue 13.
+
+Scenarios (side A = this tree, unchanged; side B = this tree, changed as named):
+
+- unchanged:       B as A. Target: 0/K false alarms (exit 0 every run).
+- uniform:         B's every training step busy-waits 0.1 × its own time (`MNIST_BENCH_GATE_INJECT`
+                   {"kind": "uniform", "extra": 0.1}): +10 % per-step cost. Target: K/K caught (exit 1).
+- stall:           B sleeps every 25 steps for 0.1 × 25 × the median step of those 25: +10 % wall
+                   time per step, median step unmoved. Target: K/K caught (exit 1).
+- slower-machine:  A and B unchanged, one busy loop pinned to each core for the whole gate run: the
+                   same machine with about half its CPU. Target: K/K pass (exit 0).
+
+The changes reach side B through the entry point's test-only injection variable, so every scenario
+uses one environment (this interpreter); each gate run is what `regress --against` runs after its
+REF environment is built (``bench.run.regress.run_ab_gate``: A B, B A, … rounds, each side and
+round a fresh ``python -m bench.gate_probe`` process). Scenarios take turns (run i of every scenario,
+then run i + 1), so the machine's changing load hits them all alike. Before them, one full
+`mnist-bench regress --against HEAD` (git worktree + uv environment + rounds) is timed, unless
+``--full-against none``.
+
+Writes results.json (per run: exit code, verdicts, changes, CIs, per-round figures, wall time) and
+SUMMARY.md to --out after every run, and prints one line per run. Usage, from the repository root:
+
+    MNIST_BENCH_CACHE=.cache python scripts/prove_ab_gate.py --runs 10 --out reports/gate-proof
+
+Budget: a gate run is 2 × rounds probe processes, each mostly TensorFlow's import; see the README
+("Regression gate") for measured durations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench.gate import ab as gate_ab  # noqa: E402
+from bench.gate.variants import GateVariant  # noqa: E402
+from bench.gate_probe import INJECT_ENV  # noqa: E402
+from bench.run import ab, envinfo, regress  # noqa: E402
+
+SCENARIOS = ("unchanged", "uniform", "stall", "slower-machine")
+EXPECTED = {"unchanged": 0, "uniform": 1, "stall": 1, "slower-machine": 0}
+INJECT = {
+    "uniform": {"kind": "uniform", "extra": 0.1},
+    "stall": {"kind": "stall", "extra": 0.1, "every": 25},
+}
+
+
+def hogs_on_every_core() -> list[subprocess.Popen]:
+    """One `while True: pass` process pinned to each core this process may use."""
+    code = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    return [
+        subprocess.Popen([sys.executable, "-c", code, str(core)])
+        for core in sorted(os.sched_getaffinity(0))
+    ]
+
+
+# --smoke: checks this script end to end in a few minutes; its numbers prove nothing.
+SMOKE_VARIANTS = (GateVariant("smoke-bs100", 100, "float32", 3000, epochs=2),)
+
+
+def gate_run(
+    scenario: str,
+    rounds: int,
+    data_path: str,
+    prestart: bool = True,
+    variants: tuple[GateVariant, ...] = regress.AB_VARIANTS,
+) -> dict[str, Any]:
+    """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
+    inject = INJECT.get(scenario)
+    env_b = {INJECT_ENV: json.dumps(inject)} if inject else {}
+    sides = {
+        "A": ab.Side("A (this tree)", sys.executable, REPO),
+        "B": ab.Side(f"B ({scenario})", sys.executable, REPO, env_b),
+    }
+    hogs = hogs_on_every_core() if scenario == "slower-machine" else []
+    start = time.perf_counter()
+    try:
+        rows, measured = regress.run_ab_gate(
+            sides,
+            rounds=rounds,
+            data_path=data_path,
+            variants=variants,
+            prestart=prestart,
+            echo=lambda _: None,
+        )
+        error = None
+    except Exception as exc:  # a failed run is a result too (exit 2), never a lost campaign
+        rows, measured, error = [], {"figures": []}, f"{type(exc).__name__}: {exc}"
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    return {
+        "scenario": scenario,
+        "exit_code": gate_ab.exit_code(rows) if rows else 2,
+        "error": error,
+        "wall_s": time.perf_counter() - start,
+        "rows": [
+            {
+                "variant": r.variant,
+                "metric": r.metric,
+                "verdict": r.verdict,
+                "change": r.change,
+                "ci": [
+                    None if r.low is None else r.low - 1,
+                    None if r.high is None else r.high - 1,
+                ],
+                "a_ms": r.a_ms,
+                "b_ms": r.b_ms,
+            }
+            for r in rows
+        ],
+        "figures": measured["figures"],
+    }
+
+
+def full_against(ref: str, out: Path) -> dict[str, Any]:
+    """One real `mnist-bench regress --against REF` in a fresh process, timed end to end."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "bench", "regress", "--against", ref,
+            "--json", str(out / "full-against.json"), "--markdown", str(out / "full-against.md"),
+        ],
+        cwd=REPO, capture_output=True, text=True, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    (out / "full-against.log").write_text(done.stdout + done.stderr)
+    env_line = next((ln for ln in done.stdout.splitlines() if ln.startswith("REF environment")), "")
+    return {
+        "ref": ref,
+        "exit_code": done.returncode,
+        "wall_s": time.perf_counter() - start,
+        "ref_env": env_line,
+    }
+
+
+def _cell(run: dict[str, Any], metric: str) -> str:
+    rows = [r for r in run["rows"] if r["metric"] == metric and r["change"] is not None]
+    return ", ".join(f"{r['change']:+.1%}" for r in rows) or "–"
+
+
+def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """SUMMARY.md: outcomes per scenario against the targets, then every run's changes."""
+    lines = [
+        f"# A/B gate proof ({meta['finished_utc']})",
+        "",
+        f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes), "
+        f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
+        f"{gate_ab.LEVEL:.0%} CI of B/A excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%}, "
+        f"too noisy when the CI reaches +{gate_ab.CEILING:.0%}.",
+        "",
+        "| scenario | target | runs | pass (0) | regression (1) | cannot judge (2) | on target | "
+        "gate s median / max |",
+        "|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    for scenario in SCENARIOS:
+        group = [r for r in runs if r["scenario"] == scenario]
+        if not group:
+            continue
+        codes = [r["exit_code"] for r in group]
+        walls = [r["wall_s"] for r in group]
+        target = "pass" if EXPECTED[scenario] == 0 else "regression"
+        hits = sum(c == EXPECTED[scenario] for c in codes)
+        lines.append(
+            f"| {scenario} | {target} | {len(group)} | {codes.count(0)} | {codes.count(1)} | "
+            f"{codes.count(2)} | {hits}/{len(group)} | "
+            f"{statistics.median(walls):.0f} / {max(walls):.0f} |"
+        )
+    full = meta.get("full_against")
+    if full:
+        lines += [
+            "",
+            f"One full `mnist-bench regress --against {full['ref']}` (git worktree, {full['ref_env']}"
+            f", rounds): exit {full['exit_code']} in {full['wall_s']:.0f} s.",
+        ]
+    lines += [
+        "",
+        "Every run: change = median over rounds of B/A − 1, for bs32, bs512.",
+        "",
+        "| run | scenario | exit | median step change | wall per step change | gate s |",
+        "|--:|---|--:|--:|--:|--:|",
+    ]
+    for i, r in enumerate(runs, 1):
+        lines.append(
+            f"| {i} | {r['scenario']} | {r['exit_code']} | {_cell(r, 'median_ms')} | "
+            f"{_cell(r, 'wall_ms')} | {r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="gate runs per scenario (K)")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
+    parser.add_argument("--rounds", type=int, default=gate_ab.DEFAULT_ROUNDS)
+    parser.add_argument("--out", default="reports/gate-proof")
+    parser.add_argument(
+        "--full-against", default="HEAD", help="REF of the one timed full run, or 'none'"
+    )
+    parser.add_argument(
+        "--no-overlap", action="store_true", help="no probe starts before the previous one ends"
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny variants: test this script")
+    args = parser.parse_args(argv)
+    variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if set(scenarios) - set(SCENARIOS) or args.runs < 1:
+        parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
+    from mnist_models.data import load_mnist
+
+    data = load_mnist()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    machine = envinfo.machine_info()
+    meta: dict[str, Any] = {
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{machine['cpu_model']}, {machine['cpu_cores']} cores",
+        "versions": machine["versions"],
+        "commit": envinfo.git_commit(REPO),
+        "rounds": args.rounds,
+        "variants": [v.name for v in variants],
+        "rule": {"floor": gate_ab.FLOOR, "ceiling": gate_ab.CEILING, "level": gate_ab.LEVEL},
+        "inject": INJECT,
+        "overlap": not args.no_overlap,
+    }
+    if args.full_against != "none":
+        meta["full_against"] = full_against(args.full_against, out)
+        f = meta["full_against"]
+        print(
+            f"full --against {f['ref']}: exit {f['exit_code']} in {f['wall_s']:.0f} s", flush=True
+        )
+    runs: list[dict[str, Any]] = []
+    for i in range(args.runs):
+        for scenario in scenarios:
+            run = gate_run(
+                scenario,
+                args.rounds,
+                str(Path(data.location).resolve()),
+                not args.no_overlap,
+                variants,
+            )
+            runs.append(run)
+            print(
+                f"{scenario:>14} {i + 1:2d}/{args.runs}: exit {run['exit_code']} "
+                f"(want {EXPECTED[scenario]}); median step {_cell(run, 'median_ms')}; "
+                f"wall/step {_cell(run, 'wall_ms')}; {run['wall_s']:.0f} s"
+                + (f"; error {run['error']}" if run["error"] else ""),
+                flush=True,
+            )
+            meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            (out / "results.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
+            (out / "SUMMARY.md").write_text(render(runs, meta))
+        if i == 0 and args.runs > 1:
+            cycle = sum(r["wall_s"] for r in runs)
+            print(
+                f"budget: one run of every scenario took {cycle / 60:.1f} min; all {args.runs} "
+                f"runs will take about {cycle * args.runs / 60:.0f} min",
+                flush=True,
+            )
+    print((out / "SUMMARY.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""The A/B gate's decision on literal numbers: per-round figures, the bootstrap CI, the rule, the table.
+
+Pure: no TensorFlow, no processes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.gate import ab
+from bench.gate import render as gate_render
+from bench.gate.judge import EXIT_PASS, EXIT_REGRESSION, EXIT_UNMEASURED
+
+
+def test_round_figures_median_leaves_out_warmup_and_wall_keeps_the_stall():
+    # Steps 10 ms (trace), 2 ms (warm-up), then 1, 1 and a 3 ms stall.
+    median_ms, wall_ms = ab.round_figures(
+        [[10, 2, 1, 1, 3]], [0.010, 0.012, 0.013, 0.014, 0.017], warmup=2
+    )
+    assert median_ms == 1.0
+    assert wall_ms == pytest.approx(5 / 3)  # (17 − 12 ms) over the 3 steps after the warm-up
+
+
+def test_round_figures_span_epochs_and_refuse_too_few_steps():
+    # Two epochs: the wall time runs across the boundary, warm-up only in epoch 1.
+    median_ms, wall_ms = ab.round_figures(
+        [[9, 1, 1], [2, 1, 1]], [0.009, 0.010, 0.011, 0.020, 0.021, 0.022], 1
+    )
+    assert median_ms == 1.0
+    assert wall_ms == pytest.approx(13 / 5)  # (22 − 9 ms) / 5: the 7 ms epoch gap is in it
+    with pytest.raises(ab.ABError, match="too few"):
+        ab.round_figures([[5, 1]], [0.005, 0.006], warmup=1)
+
+
+def test_figures_reads_a_probe_response_and_refuses_a_failed_one():
+    response = {
+        "ok": True,
+        "runs": [
+            {
+                "name": "v",
+                "step_ms": [[10, 2, 1, 1, 3]],
+                "batch_end_s": [0.01, 0.012, 0.013, 0.014, 0.017],
+            }
+        ],
+    }
+    assert ab.figures(response, 2) == {"v": {"median_ms": 1.0, "wall_ms": pytest.approx(5 / 3)}}
+    with pytest.raises(ab.ABError, match="probe failed: boom"):
+        ab.figures({"ok": False, "error": "boom"}, 2)
+
+
+def test_bootstrap_ci_of_the_median_paired_ratio():
+    a = [1.0] * 6
+    b = [1.00, 1.02, 1.04, 1.06, 1.08, 1.10]
+    ratio, low, high = ab.bootstrap_ci(a, b)
+    assert ratio == pytest.approx(1.05)  # median of the six ratios
+    assert (low, high) == pytest.approx((1.02, 1.08))  # seeded: the same every time
+    assert ab.bootstrap_ci(a, b) == (ratio, low, high)
+    # Equal ratios: no spread at all. Scale-free: only B/A matters.
+    assert ab.bootstrap_ci([2.0] * 5, [2.2] * 5) == pytest.approx((1.1, 1.1, 1.1))
+    assert ab.bootstrap_ci([1, 1, 1], [1.2, 1.1, 1.3]) == pytest.approx((1.2, 1.1, 1.3))
+
+
+def test_bootstrap_ci_is_paired():
+    # Round 2 ran on a machine twice as slow for both sides: pairing cancels it.
+    ratio, low, high = ab.bootstrap_ci([1.0, 2.0, 1.0, 2.0], [1.1, 2.2, 1.1, 2.2])
+    assert (ratio, low, high) == pytest.approx((1.1, 1.1, 1.1))
+
+
+def test_bootstrap_ci_refuses_unpaired_or_too_few_rounds():
+    with pytest.raises(ab.ABError, match="equally many"):
+        ab.bootstrap_ci([1, 1, 1], [1, 1])
+    with pytest.raises(ab.ABError, match="at least 3"):
+        ab.bootstrap_ci([1, 1], [1, 1])
+    with pytest.raises(ab.ABError, match="level"):
+        ab.bootstrap_ci([1, 1, 1], [1, 1, 1], level=1.0)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "expected"),
+    [
+        (1.10, 1.06, 1.14, ab.REGRESSION),  # +10 %, CI clear of 1
+        (1.30, 1.02, 1.50, ab.REGRESSION),  # wide, but beyond the noise and the floor
+        (1.04, 1.01, 1.07, ab.PASS),  # resolved, but under the 5 % floor
+        (1.10, 0.99, 1.18, ab.PASS),  # CI holds 1 and rules out +20 %
+        (1.10, 0.97, 1.25, ab.NOISY),  # CI holds 1 and +25 %: cannot say
+        (1.00, 0.79, 1.21, ab.NOISY),
+        (0.90, 0.85, 0.95, ab.FASTER),
+        (0.97, 0.95, 0.99, ab.PASS),  # faster, but under the floor
+    ],
+)
+def test_verdict_rule(ratio, low, high, expected):
+    assert ab.verdict(ratio, low, high) == expected
+
+
+def _rounds(a: list[float], b: list[float], metric_b: list[float] | None = None) -> list[dict]:
+    """Per-round figures of one variant 'v': median from a/b, wall from a/metric_b (default b)."""
+    walls = metric_b or b
+    return [
+        {
+            "A": {"v": {"median_ms": x, "wall_ms": x}},
+            "B": {"v": {"median_ms": y, "wall_ms": w}},
+        }
+        for x, y, w in zip(a, b, walls, strict=True)
+    ]
+
+
+def test_compare_rounds_judges_median_and_wall_separately():
+    a = [2.0, 2.1, 1.9, 2.0, 2.0, 2.2]
+    same = list(a)
+    stalled = [x * 1.12 for x in a]  # median unmoved, wall +12 %
+    rows = ab.compare_rounds(_rounds(a, same, stalled), ["v"])
+    assert [(r.metric, r.verdict) for r in rows] == [
+        ("median_ms", ab.PASS),
+        ("wall_ms", ab.REGRESSION),
+    ]
+    assert rows[1].change == pytest.approx(0.12)
+    assert rows[1].a_ms == pytest.approx(2.0) and rows[1].b_ms == pytest.approx(2.24)
+    assert ab.exit_code(rows) == EXIT_REGRESSION
+
+
+def test_compare_rounds_missing_variant_or_rounds_cannot_be_judged():
+    rounds = _rounds([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    del rounds[1]["B"]["v"]
+    rows = ab.compare_rounds(rounds, ["v"])
+    assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
+    assert ab.exit_code(rows) == EXIT_UNMEASURED
+    rows = ab.compare_rounds(_rounds([1.0, 1.0], [1.0, 1.0]), ["v"])
+    assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
+    assert ab.exit_code([]) == EXIT_UNMEASURED
+    assert ab.exit_code(ab.compare_rounds(_rounds([1.0] * 3, [1.0] * 3), ["v"])) == EXIT_PASS
+
+
+def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
+    a = [2.0, 2.1, 1.9, 2.0, 2.0, 2.2]
+    rows = ab.compare_rounds(_rounds(a, list(a), [x * 1.12 for x in a]), ["v"])
+    meta = {
+        "ref": "abc1234567 (merge base of HEAD and origin/main)",
+        "rounds": 6,
+        "sides": {
+            "A": {"label": "A (REF abc1234567)", "versions": {"tensorflow": "2.20.0"}},
+            "B": {"label": "B (working tree)", "versions": {"tensorflow": "2.21.0"}},
+        },
+        "env": {"installer": "uv", "from_lock": True, "build_s": 6.0, "reused": False},
+        "elapsed_s": 80.0,
+    }
+    text = gate_render.render_ab(rows, meta)
+    lines = text.splitlines()
+    assert (
+        lines[0]
+        == "| variant   | metric        | A ms   | B ms   | change B/A   | 90% CI          | verdict    |"
+    )
+    assert (
+        "| v         | median step   | 2.000  | 2.000  | +0.0%        | +0.0% … +0.0%   | pass       |"
+        in lines
+    )
+    assert (
+        "| v         | wall per step | 2.000  | 2.240  | +12.0%       | +12.0% … +12.0% | REGRESSION |"
+        in lines
+    )
+    assert (
+        "A = abc1234567 (merge base of HEAD and origin/main); B = this working tree. 6 rounds"
+        in text
+    )
+    assert "above 0 and the change above +5%" in text
+    assert "side A (REF abc1234567): tensorflow 2.20.0" in text
+    assert "REF environment: uv, from its requirements.lock, built in 6 s" in text
+    assert lines[-1] == "gate: REGRESSION (exit 1)"

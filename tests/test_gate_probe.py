@@ -1,0 +1,152 @@
+"""The gate's stable entry point, `python -m bench.gate_probe`: its contract, in a fresh process.
+
+And the test-only injection's arithmetic on a fake clock (no training needed).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import gate_probe
+from tests.conftest import CACHE
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _probe(*args: str, stdin: str = "", env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench.gate_probe", *args],
+        cwd=REPO,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+def test_describe_answers_without_tensorflow():
+    done = _probe("--describe")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "contract": 1,
+        "module": "bench.gate_probe",
+        "inject_env": "MNIST_BENCH_GATE_INJECT",
+    }
+    code = "import sys\nfrom bench import gate_probe\nassert 'tensorflow' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
+
+
+def test_usage_error_is_exit_2():
+    done = _probe("--bogus")
+    assert done.returncode == 2 and "usage" in done.stderr and done.stdout == ""
+
+
+@pytest.mark.slow
+def test_one_request_one_json_response_with_raw_times(real_mnist):
+    request = {
+        "contract": 1,
+        "runs": [
+            {"name": "a", "batch_size": 100, "precision": "float32", "train_images": 2000, "test_images": 100, "epochs": 2},
+            {"name": "b", "batch_size": 250, "precision": "float32", "train_images": 3000, "test_images": 100, "epochs": 1},
+        ],
+        "warmup_steps": 10,
+        "threads": 1,
+        "data": str(CACHE),
+    }  # fmt: skip
+    inject = '{"kind": "stall", "extra": 0.1, "every": 5}'
+    done = _probe(stdin=json.dumps(request), env={gate_probe.INJECT_ENV: inject})
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, "stdout carries the response and nothing else"
+    response = json.loads(lines[0])
+    assert response["ok"] is True and response["contract"] == 1
+    assert response["threads"] == {"intra_op": 1, "inter_op": 1}
+    assert response["versions"]["tensorflow"] and response["versions"]["python"]
+    assert response["data"]["location"] == str(CACHE)
+    assert response["inject"] == {"kind": "stall", "extra": 0.1, "every": 5}
+    a, b = response["runs"]
+    assert (a["name"], a["steps"], [len(e) for e in a["step_ms"]]) == ("a", 40, [20, 20])
+    assert (b["name"], b["steps"], [len(e) for e in b["step_ms"]]) == ("b", 12, [12])
+    for run in (a, b):
+        ends = run["batch_end_s"]
+        assert len(ends) == run["steps"] and all(x < y for x, y in itertools.pairwise(ends))
+        assert all(ms > 0 for epoch in run["step_ms"] for ms in epoch)
+
+
+def test_a_request_of_another_contract_is_refused():
+    from bench.measure.probe import run_request
+
+    with pytest.raises(ValueError, match="request contract 2; this side speaks 1"):
+        run_request({"contract": 2, "runs": []})
+    with pytest.raises(ValueError, match=r"missing \['epochs'\]"):
+        run_request({"contract": 1, "runs": [{"name": "x", "batch_size": 1, "precision": "float32", "train_images": 1, "test_images": 1}]})  # fmt: skip
+
+
+class FakeClock:
+    """perf_counter that advances 10 µs per call; sleep advances it and is recorded."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def perf_counter(self) -> float:
+        self.now += 1e-5
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from bench.measure import probe
+
+    fake = FakeClock()
+    monkeypatch.setattr(probe.time, "perf_counter", fake.perf_counter)
+    monkeypatch.setattr(probe.time, "sleep", fake.sleep)
+    return fake
+
+
+def test_uniform_injection_busy_waits_a_fraction_of_each_steps_own_time(clock):
+    from bench.measure.probe import ExtraWork
+
+    work = ExtraWork("uniform", 0.5)
+    work.on_epoch_begin(0)
+    for own_s in (0.002, 0.004):
+        clock.now += own_s  # the step itself
+        start = clock.now
+        work.on_train_batch_end(0)
+        waited = clock.now - start
+        assert own_s * 0.5 <= waited <= own_s * 0.5 + 1e-4  # + the fake clock's ticks
+    assert clock.slept == []  # holds the CPU, like real work
+
+
+def test_stall_injection_sleeps_every_n_steps_for_extra_times_n_median_steps(clock):
+    from bench.measure.probe import ExtraWork
+
+    work = ExtraWork("stall", 0.1, every=4)
+    work.on_epoch_begin(0)
+    for own_s in (0.001, 0.002, 0.002, 0.003) * 2:
+        clock.now += own_s
+        work.on_train_batch_end(0)
+    # Median own step of each window ≈ 2 ms (+ clock ticks): 0.1 × 4 × 2 ms = 0.8 ms per stall.
+    assert clock.slept == pytest.approx([0.0008, 0.0008], rel=0.05)
+
+
+def test_injection_spec_is_checked():
+    from bench.measure.probe import parse_inject
+
+    assert parse_inject(None) is None and parse_inject("") is None
+    assert parse_inject('{"kind": "uniform", "extra": 0.1}') == {"kind": "uniform", "extra": 0.1}
+    for bad in ('{"kind": "slow", "extra": 0.1}', '{"kind": "uniform", "extra": 0}'):
+        with pytest.raises(ValueError, match="not understood"):
+            parse_inject(bad)
