@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import platform
 import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import outputs, records
+from bench import __version__, outputs, records
 from bench.gate import ab as regress_defaults
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge
@@ -286,9 +288,104 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+# Real examples that end each command's --help (tests/test_cli_help.py parses every one).
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "mnist-bench": (
+        "mnist-bench run --profile quick               # a one-minute smoke matrix",
+        "mnist-bench report reports/reference/results.jsonl --out /tmp/ref",
+        "mnist-bench regress                           # the step-time gate CI runs",
+    ),
+    "data": (
+        "mnist-bench data                              # fetch once, verify, say from where",
+        "mnist-bench data --data ~/Downloads/mnist.npz  # or a directory of the four IDX files",
+    ),
+    "run": (
+        "mnist-bench run --profile default --list      # the variants, nothing run",
+        "mnist-bench run --profile default --set batch_size=64,256 --set repeats=3",
+        "mnist-bench run --profile full --shard 2/4 --out shard-2 --no-report",
+    ),
+    "report": (
+        "mnist-bench report reports/reference/results.jsonl --out /tmp/ref",
+        "mnist-bench report reports/reference/results.jsonl --out /tmp/ref --format csv",
+    ),
+    "overhead": (
+        "mnist-bench overhead",
+        "mnist-bench overhead --rounds 3 --json /tmp/overhead.json",
+    ),
+    "compare": (
+        "mnist-bench compare reports/reference/results.jsonl reports/mine/results.jsonl",
+        "mnist-bench compare A/results.jsonl B/results.jsonl --out /tmp/compare.md",
+    ),
+    "merge": (
+        "mnist-bench merge shard-*/results.jsonl -o all/results.jsonl",
+        "mnist-bench merge shard-1/results.jsonl shard-2/results.jsonl -o all/results.jsonl --force",
+    ),
+    "regress": (
+        "mnist-bench regress                           # exit 0 pass, 1 regression, 2 cannot judge",
+        "mnist-bench regress --json /tmp/gate.json     # keep the raw rounds",
+        "mnist-bench regress --update-baseline         # re-measure the stored baseline, on purpose",
+    ),
+    "profiles": (
+        "mnist-bench profiles",
+        "mnist-bench run --profile seed --list         # one profile's variants",
+    ),
+}
+# Printed by --version; read from the installed packages' metadata, never by importing them.
+FRAMEWORK_PACKAGES = ("tensorflow", "keras")
+OTHER_BACKEND_PACKAGES = ("jax", "jaxlib", "torch")
+
+
+def _installed_version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def version_text() -> str:
+    """mnist-bench's version, then TensorFlow/Keras and any other installed Keras backend."""
+    lines = [f"mnist-bench {__version__} (Python {platform.python_version()})"]
+    for package in FRAMEWORK_PACKAGES:
+        lines.append(f"{package} {_installed_version(package) or 'not installed'}")
+    others = [
+        f"{package} {version}"
+        for package in OTHER_BACKEND_PACKAGES
+        if (version := _installed_version(package))
+    ]
+    lines.append("other Keras backends: " + (", ".join(others) or "none installed (jax, torch)"))
+    return "\n".join(lines)
+
+
+class _VersionAction(argparse.Action):
+    """--version, computed only when asked for (a few metadata reads)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        print(version_text())
+        parser.exit()
+
+
+def _examples(lines: Sequence[str]) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _add_examples(parser: argparse.ArgumentParser, sub: Any) -> None:
+    """End the help of mnist-bench and of each command with its examples, kept as written."""
+    for name, command in [("mnist-bench", parser), *sub.choices.items()]:
+        command.epilog = _examples(EXAMPLES[name])
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mnist-bench", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of mnist-bench, TensorFlow/Keras and other installed backends",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     # --debug works after the command too; SUPPRESS keeps the top-level value when absent.
     debug = argparse.ArgumentParser(add_help=False)
@@ -416,6 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")
     profiles.set_defaults(func=_cmd_profiles)
+    _add_examples(parser, sub)
     return parser
 
 
