@@ -59,3 +59,20 @@ def test_one_repeat_has_no_interval_and_no_verdict():
     summary = aggregate.summarize_run(records)
     assert summary.row(BASE.id)["step_ms_ci_lo"] is None
     assert stats.compare_arms(summary.arms[BASE.id], summary.arms[BIG.id]) is None
+
+
+def test_the_fastest_backend_is_named_only_with_its_verdict():
+    from bench.report.findings import findings
+
+    jax = Variant(batch_size=32, backend="jax")
+    records = [
+        *arm_records(BASE, [2.0, 2.1, 1.9, 2.0, 2.05], seed=1),
+        *arm_records(jax, [0.6, 0.62, 0.58, 0.61, 0.6], seed=4),
+    ]
+    text = "\n".join(findings(aggregate.summarize_run(records)))
+    assert "Backends at batch 32, float32: `jax` has the shortest median step" in text
+    assert "vs tensorflow" in text and ": faster" in text
+    same = [*arm_records(BASE, [2.0, 2.1, 1.9, 2.0, 2.05], seed=1)]
+    same += arm_records(jax, [2.0, 2.08, 1.95, 2.02, 2.0], seed=5)
+    text = "\n".join(findings(aggregate.summarize_run(same)))
+    assert "no backend is measurably fastest" in text

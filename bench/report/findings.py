@@ -25,6 +25,7 @@ def findings(summary: RunSummary) -> list[str]:
         out += _validation_cost(comparisons, base)
         out += _mixed_precision(comparisons, base)
         out += _wall_vs_median(base)
+    out += _fastest_backend(summary, ok)
     out += _time_to_target(ok)
     out += _noise(ok)
     out += _busy_probes(summary)
@@ -145,6 +146,42 @@ def _wall_vs_median(base: dict[str, Any]) -> list[str]:
             "processes on the machine, which the median leaves out and the wall clock does not"
         )
     return [text + "."]
+
+
+_SAME_SETUP = ("batch_size", "precision", "validation", "device", "epochs", "strategy")
+
+
+def _fastest_backend(summary: RunSummary, ok: list[dict[str, Any]]) -> list[str]:
+    """Per setup run on several backends: the fastest, and each other backend against it."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in ok:
+        groups.setdefault(tuple(row[k] for k in _SAME_SETUP), []).append(row)
+    out = []
+    for key, rows in groups.items():
+        if len({r["backend"] for r in rows}) < 2:
+            continue
+        best = min(rows, key=lambda r: r["step_ms"])
+        parts = []
+        for other in sorted(rows, key=lambda r: r["step_ms"]):
+            if other is best:
+                continue
+            j = judged(summary, other["variant_id"], best["variant_id"])
+            c = j["comparison"]
+            ratio = f" {ratio_cell(c.step_ratio)}" if c else ""
+            parts.append(
+                f"vs {other['backend']} ({other['step_ms']:.3f} ms){ratio}: {j['step_verdict']}"
+            )
+        setup = f"batch {key[0]}, {key[1]}"
+        claim = (
+            f"`{best['backend']}` has the shortest median step ({best['step_ms']:.3f} ms)"
+            if all(stats.is_difference(p.rsplit(": ", 1)[1]) for p in parts)
+            else f"no backend is measurably fastest; `{best['backend']}` has the shortest median "
+            f"step ({best['step_ms']:.3f} ms)"
+        )
+        out.append(
+            f"Backends at {setup}: {claim}; its step ÷ the other's: " + "; ".join(parts) + "."
+        )
+    return out
 
 
 def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:
