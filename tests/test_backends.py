@@ -167,13 +167,12 @@ def _with_a_jax_twin() -> list[dict]:
 
 def test_old_records_read_as_tensorflow_and_a_backend_table_appears():
     recs = read_records(FIXTURE)
-    rows = aggregate.variant_rows(recs)
-    assert {r["backend"] for r in rows} == {"tensorflow"}
-    assert "backend" not in axis_comparisons(rows, aggregate.baseline_id(recs))
+    summary = aggregate.summarize_run(recs)
+    assert {r["backend"] for r in summary.rows} == {"tensorflow"}
+    assert "backend" not in axis_comparisons(summary)
 
     recs = _with_a_jax_twin()
-    rows = aggregate.variant_rows(recs)
-    (entry,) = axis_comparisons(rows, aggregate.baseline_id(recs))["backend"]
+    (entry,) = axis_comparisons(aggregate.summarize_run(recs))["backend"]
     assert entry["value"] == "jax" and entry["row"]["execution"] == "eager, op by op (no jax.jit)"
     text = markdown.render_markdown(recs)
     assert "### backend" in text
@@ -190,8 +189,7 @@ def test_a_jit_mode_change_never_passes_for_a_backend_change():
     for r in recs:
         if r["kind"] == "variant" and r["variant"].get("backend") == "jax":
             r["variant"]["jit_compile"] = True
-    rows = aggregate.variant_rows(recs)
-    assert "backend" not in axis_comparisons(rows, aggregate.baseline_id(recs))
+    assert "backend" not in axis_comparisons(aggregate.summarize_run(recs))
 
 
 # --- real runs, each backend in its own process ----------------------------------------------
