@@ -159,7 +159,8 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
         f"{gate_ab.LEVEL:.0%} CI of B/A excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%}, "
-        f"too noisy when the CI reaches +{gate_ab.CEILING:.0%}.",
+        f"too noisy when the CI reaches +{gate_ab.CEILING:.0%} or the paired ratios scatter by "
+        f"more than {gate_ab.NOISE_LIMIT:.0%} (unless the change exceeds {gate_ab.NOISE_K:g}× that).",
         "",
         "| scenario | target | runs | pass (0) | regression (1) | cannot judge (2) | on target | "
         "gate s median / max |",
@@ -231,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         "commit": envinfo.git_commit(REPO),
         "rounds": args.rounds,
         "variants": [v.name for v in variants],
-        "rule": {"floor": gate_ab.FLOOR, "ceiling": gate_ab.CEILING, "level": gate_ab.LEVEL},
+        "rule": {
+            "floor": gate_ab.FLOOR,
+            "ceiling": gate_ab.CEILING,
+            "level": gate_ab.LEVEL,
+            "noise_limit": gate_ab.NOISE_LIMIT,
+            "noise_k": gate_ab.NOISE_K,
+        },
         "inject": INJECT,
         "overlap": not args.no_overlap,
     }

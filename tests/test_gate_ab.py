@@ -92,6 +92,38 @@ def test_verdict_rule(ratio, low, high, expected):
     assert ab.verdict(ratio, low, high) == expected
 
 
+# An A/A run on the shared dev machine under load 4–6 (bs512 median step ms, rounds in order).
+LOADED_A = [8.351, 15.622, 10.041, 8.053, 9.475, 9.918]
+LOADED_B = [19.849, 23.737, 15.968, 7.615, 11.697, 17.034]
+
+
+def test_the_spread_guard_turns_a_loaded_machines_false_alarm_into_too_noisy():
+    ratio, low, high = ab.bootstrap_ci(LOADED_A, LOADED_B)
+    spread = ab.ratio_spread(LOADED_A, LOADED_B)
+    assert low > 1 and ratio - 1 > ab.FLOOR  # the CI and the floor alone would call it a regression
+    assert spread == pytest.approx(0.2303, abs=1e-4)  # 1.4826 · 0.2415 / 1.5549
+    assert ratio - 1 < ab.NOISE_K * spread  # +55 % is within 3 spreads
+    assert ab.verdict(ratio, low, high, spread) == ab.NOISY
+    # A change far beyond the scatter is still a regression (here the B side 3× slower).
+    tripled = [3 * b for b in LOADED_B]
+    ratio, low, high = ab.bootstrap_ci(LOADED_A, tripled)
+    assert ab.verdict(ratio, low, high, ab.ratio_spread(LOADED_A, tripled)) == ab.REGRESSION
+
+
+@pytest.mark.parametrize(
+    ("ratio", "low", "high", "spread", "expected"),
+    [
+        (1.10, 1.06, 1.14, 0.10, ab.REGRESSION),  # spread at the limit: the plain rule
+        (1.25, 1.06, 1.40, 0.11, ab.NOISY),  # noisy and +25 % < 3 × 11 %
+        (1.40, 1.06, 1.60, 0.11, ab.REGRESSION),  # noisy but +40 % > 33 %
+        (1.00, 0.98, 1.02, 0.12, ab.NOISY),  # a tight CI cannot hide scattered pairs
+        (0.60, 0.50, 0.70, 0.12, ab.FASTER),
+    ],
+)
+def test_verdict_with_spread(ratio, low, high, spread, expected):
+    assert ab.verdict(ratio, low, high, spread) == expected
+
+
 def _rounds(a: list[float], b: list[float], metric_b: list[float] | None = None) -> list[dict]:
     """Per-round figures of one variant 'v': median from a/b, wall from a/metric_b (default b)."""
     walls = metric_b or b
@@ -145,18 +177,23 @@ def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
     }
     text = gate_render.render_ab(rows, meta)
     lines = text.splitlines()
-    assert (
-        lines[0]
-        == "| variant   | metric        | A ms   | B ms   | change B/A   | 90% CI          | verdict    |"
-    )
-    assert (
-        "| v         | median step   | 2.000  | 2.000  | +0.0%        | +0.0% … +0.0%   | pass       |"
-        in lines
-    )
-    assert (
-        "| v         | wall per step | 2.000  | 2.240  | +12.0%       | +12.0% … +12.0% | REGRESSION |"
-        in lines
-    )
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[:4]]
+    assert cells[0] == [
+        "variant", "metric", "A ms", "B ms", "change B/A", "90% CI", "pair spread", "verdict",
+    ]  # fmt: skip
+    assert cells[2] == [
+        "v",
+        "median step",
+        "2.000",
+        "2.000",
+        "+0.0%",
+        "+0.0% … +0.0%",
+        "0.0%",
+        "pass",
+    ]
+    assert cells[3] == [
+        "v", "wall per step", "2.000", "2.240", "+12.0%", "+12.0% … +12.0%", "0.0%", "REGRESSION",
+    ]  # fmt: skip
     assert (
         "A = abc1234567 (merge base of HEAD and origin/main); B = this working tree. 6 rounds"
         in text

@@ -17,15 +17,21 @@ machine that speeds up or slows down between rounds moves both). The change is
            times, seeded (the same data give the same CI), LEVEL = 90 % two-sided, i.e. each bound
            is a one-sided 95 % bound
 
+    spread s     1.4826 · MAD(r) / median(r): how much one pair's ratio scatters
+
 The rule, per variant and metric:
 
     REGRESSION   lower CI bound > 1  and  R − 1 > FLOOR          (slower beyond noise, and by enough)
-    faster       upper CI bound < 1  and  1 − R > FLOOR
-    too noisy    otherwise, when the upper CI bound > 1 + CEILING (a CEILING-sized regression could
-                 be hiding in the noise, so passing would not be honest: exit 2)
+                 and, if s > NOISE_LIMIT, R − 1 > NOISE_K · s     (a noisy run must show a big change)
+    faster       the same, mirrored
+    too noisy    otherwise, when s > NOISE_LIMIT or the upper CI bound > 1 + CEILING (a regression
+                 the gate exists for could hide in the noise, so passing would not be honest: exit 2)
     pass         otherwise
 
-Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add 10 %
+The spread guard exists because the 6-round CI alone is liberal (below) and other tenants' load
+does not always hit both processes of a pair alike: an A/A run on the shared dev machine under load
+4–6 had paired ratios of 0.95–2.38 (s = 23 %, median 1.55) and a CI of +23 % … +98 %, a false REGRESSION
+without the guard. Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add 10 %
 wall time) with 0/10 false alarms on unchanged code. The CI bound alone would flag any change the
 rounds resolve, however small (1–3 % code-layout effects between two builds are real but not
 actionable); the floor alone would alarm on a noisy round set. Requiring both makes a false alarm
@@ -70,6 +76,8 @@ from bench.gate.judge import (
 
 FLOOR = 0.05
 CEILING = 0.20
+NOISE_LIMIT = 0.10
+NOISE_K = 3.0
 LEVEL = 0.90
 BOOTSTRAP_RESAMPLES = 4000
 SEED = 20261125
@@ -136,16 +144,30 @@ def bootstrap_ci(
 
 
 def verdict(
-    ratio: float, low: float, high: float, *, floor: float = FLOOR, ceiling: float = CEILING
+    ratio: float,
+    low: float,
+    high: float,
+    spread: float = 0.0,
+    *,
+    floor: float = FLOOR,
+    ceiling: float = CEILING,
+    noise_limit: float = NOISE_LIMIT,
 ) -> str:
-    """The rule of the module docstring for one (variant, metric)."""
-    if low > 1 and ratio - 1 > floor:
+    """The rule of the module docstring for one (variant, metric); `spread` is s of the ratios."""
+    noisy = spread > noise_limit
+    big_enough = abs(ratio - 1) > max(floor, NOISE_K * spread if noisy else 0.0)
+    if low > 1 and ratio > 1 and big_enough:
         return REGRESSION
-    if high < 1 and 1 - ratio > floor:
+    if high < 1 and ratio < 1 and big_enough:
         return FASTER
-    if high > 1 + ceiling:
+    if noisy or high > 1 + ceiling:
         return NOISY
     return PASS
+
+
+def ratio_spread(a: Sequence[float], b: Sequence[float]) -> float:
+    """1.4826 · MAD / median of the paired ratios b_i/a_i."""
+    return stats.relative_spread([y / x for x, y in zip(a, b, strict=True)])
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,7 @@ class ABRow:
     ratio: float | None = None
     low: float | None = None
     high: float | None = None
+    spread: float | None = None
     rounds: int = 0
 
     @property
@@ -193,16 +216,18 @@ def compare_rounds(
                 rows.append(ABRow(name, metric, NOT_MEASURED, rounds=len(rounds)))
                 continue
             ratio, low, high = bootstrap_ci(a, b, level=level)
+            spread = ratio_spread(a, b)
             rows.append(
                 ABRow(
                     name,
                     metric,
-                    verdict(ratio, low, high, floor=floor, ceiling=ceiling),
+                    verdict(ratio, low, high, spread, floor=floor, ceiling=ceiling),
                     a_ms=stats.median(a),
                     b_ms=stats.median(b),
                     ratio=ratio,
                     low=low,
                     high=high,
+                    spread=spread,
                     rounds=len(rounds),
                 )
             )

@@ -123,6 +123,7 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
             f"{level:.0%} CI": "–"
             if row.low is None or row.high is None
             else f"{row.low - 1:+.1%} … {row.high - 1:+.1%}",
+            "pair spread": num(row.spread, ".1%"),
             "verdict": row.verdict,
         }
         for row in rows
@@ -139,8 +140,10 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         "warm-up ÷ steps (stalls included).",
         f"change = median over rounds of B/A − 1; CI: paired bootstrap over rounds "
         f"({ab.BOOTSTRAP_RESAMPLES} resamples, seeded). REGRESSION when the CI's lower bound is "
-        f"above 0 and the change above +{ab.FLOOR:.0%}; too noisy when the upper bound is above "
-        f"+{ab.CEILING:.0%}.",
+        f"above 0 and the change above +{ab.FLOOR:.0%} (and above {ab.NOISE_K:g} × the pair spread "
+        f"when that exceeds {ab.NOISE_LIMIT:.0%}); too noisy when the pair spread exceeds "
+        f"{ab.NOISE_LIMIT:.0%} or the upper bound +{ab.CEILING:.0%}. Pair spread = 1.4826 · MAD / "
+        "median of the rounds' B/A.",
         *(f"side {_side_line(sides[k])}" for k in ("A", "B") if k in sides),
     ]
     env = meta.get("env")
@@ -157,8 +160,9 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
     verdicts = {row.verdict for row in rows}
     if NOISY in verdicts:
         lines.append(
-            f"note: too noisy: a CI reaches above +{ab.CEILING:.0%}, so a regression of that size "
-            "could pass unseen; re-run on a quieter machine or with more --rounds"
+            "note: too noisy: the rounds' B/A ratios scatter too much (or a CI reaches above "
+            f"+{ab.CEILING:.0%}), so a regression the gate exists for could pass unseen; other "
+            "load on the machine is the usual cause: re-run on a quieter machine or with more --rounds"
         )
     if NOT_MEASURED in verdicts:
         lines.append("note: a variant was not measured on both sides in every round")
