@@ -239,6 +239,28 @@ def test_the_backend_cannot_be_chosen_after_keras_was_imported(monkeypatch):
         choose_backend("jax")
 
 
+def test_backend_warnings_and_non_propagating_logs_are_kept_for_the_record():
+    import logging
+    import warnings
+
+    from bench.measure.backend import captured_warnings
+
+    dynamo = logging.getLogger("torch._test_dynamo")  # like torch._dynamo: does not propagate
+    dynamo.propagate = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        with captured_warnings() as caught:
+            warnings.warn("a python warning\nits second line", UserWarning, stacklevel=1)
+            dynamo.warning("hit config.recompile_limit (8)\n   function: 'cond'\n   more")
+            for _ in range(2):
+                logging.getLogger("jax._test").warning("said twice")
+    assert caught == [
+        "UserWarning: a python warning — its second line",
+        "torch._test_dynamo: hit config.recompile_limit (8) — function: 'cond'",
+        "jax._test: said twice",
+    ]
+
+
 def test_a_process_on_another_backend_refuses_the_variant(small_mnist):
     from bench.measure.backend import BackendMismatch
     from bench.measure.train import run_variant

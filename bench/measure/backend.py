@@ -32,7 +32,8 @@ EXECUTION = {
 # Warnings a record keeps (first lines, de-duplicated): enough to see e.g. torch.compile falling back.
 MAX_WARNINGS = 10
 WARNING_CHARS = 300
-_LOGGERS = ("torch", "jax")  # torch._dynamo reports recompile limits through logging, not warnings
+# torch._dynamo reports e.g. its recompile limit through logging, on loggers that do not propagate.
+_LOGGER_ROOTS = ("torch", "jax")
 
 
 class BackendMismatch(RuntimeError):
@@ -69,11 +70,12 @@ def captured_warnings() -> Iterator[list[str]]:
     """Collect Python warnings and the backends' logged warnings raised inside the block.
 
     The warning filters in force stay as they are (pytest's included); only where a warning goes
-    changes. The list is filled when the block exits: first lines, de-duplicated, at most MAX_WARNINGS.
+    changes. The list is filled when the block exits: each warning's first two lines, de-duplicated,
+    at most MAX_WARNINGS.
     """
     lines: list[str] = []
     handler = _Collect(lines)
-    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    loggers = _backend_loggers()
     for logger in loggers:
         logger.addHandler(handler)
     out: list[str] = []
@@ -85,9 +87,21 @@ def captured_warnings() -> Iterator[list[str]]:
             logger.removeHandler(handler)
         lines[:0] = [f"{w.category.__name__}: {w.message}" for w in caught]
         for line in lines:
-            first = (line.strip().splitlines() or [""])[0][:WARNING_CHARS]
-            if first and first not in out and len(out) < MAX_WARNINGS:
-                out.append(first)
+            head = " — ".join(x.strip() for x in line.strip().splitlines()[:2])[:WARNING_CHARS]
+            if head and head not in out and len(out) < MAX_WARNINGS:
+                out.append(head)
+
+
+def _backend_loggers() -> list[logging.Logger]:
+    """The backends' root loggers, and every logger under them that does not propagate to those."""
+    names = [
+        name
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger)
+        and name.split(".")[0] in _LOGGER_ROOTS
+        and not logger.propagate
+    ]
+    return [logging.getLogger(n) for n in sorted({*_LOGGER_ROOTS, *names})]
 
 
 def describe(model: keras.Model, requested_jit: bool | str, caught: list[str]) -> dict[str, Any]:
