@@ -401,8 +401,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     data.set_defaults(func=_cmd_data)
 
+    _add_run(sub, [debug])
+    _add_readers(sub, [debug, force])
+    _add_regress(sub, [debug, force])
+    profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")
+    profiles.set_defaults(func=_cmd_profiles)
+    _add_examples(parser, sub)
+    return parser
+
+
+Subparsers = Any  # argparse's _SubParsersAction, which it does not export
+
+
+def _add_run(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
     run = sub.add_parser(
-        "run", parents=[debug], help="measure a matrix of variants and write records + report"
+        "run", parents=parents, help="measure a matrix of variants and write records + report"
     )
     run.add_argument(
         "--profile",
@@ -428,8 +441,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_cmd_run)
 
+
+def _add_readers(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    """The commands that read records or measure once and write files: report, overhead, compare, merge."""
     report = sub.add_parser(
-        "report", parents=[debug, force], help="render REPORT.md (or csv/json) from a records file"
+        "report", parents=parents, help="render REPORT.md (or csv/json) from a records file"
     )
     report.add_argument("results", help="results.jsonl")
     report.add_argument("--out", help="output directory (default: beside the records)")
@@ -438,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     overhead = sub.add_parser(
         "overhead",
-        parents=[debug, force],
+        parents=parents,
         help="self-check: harness vs bare model.fit step time, side by side",
     )
     overhead.add_argument("--rounds", type=int, default=5, help="interleaved pairs (default 5)")
@@ -448,25 +464,25 @@ def build_parser() -> argparse.ArgumentParser:
     overhead.set_defaults(func=_cmd_overhead)
 
     compare = sub.add_parser(
-        "compare", parents=[debug, force], help="two records files side by side, with ratios"
+        "compare", parents=parents, help="two records files side by side, with ratios"
     )
     compare.add_argument("a", help="results.jsonl of run A (the reference)")
     compare.add_argument("b", help="results.jsonl of run B")
     compare.add_argument("--out", help="also write the markdown to this file")
     compare.set_defaults(func=_cmd_compare)
 
-    merge = sub.add_parser(
-        "merge", parents=[debug, force], help="combine shard records files into one"
-    )
+    merge = sub.add_parser("merge", parents=parents, help="combine shard records files into one")
     merge.add_argument("results", nargs="+", help="results.jsonl of each shard")
     merge.add_argument(
         "-o", "--out", required=True, help="merged records file (must not exist unless --force)"
     )
     merge.set_defaults(func=_cmd_merge)
 
+
+def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
     regress = sub.add_parser(
         "regress",
-        parents=[debug, force],
+        parents=parents,
         help="step-time regression gate, A/B against a commit: exit 0 pass, 1 regression, 2 cannot "
         "judge",
     )
@@ -510,11 +526,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="start each probe only when the previous one finished (slower, no import overlap)",
     )
     regress.set_defaults(func=_cmd_regress)
-
-    profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")
-    profiles.set_defaults(func=_cmd_profiles)
-    _add_examples(parser, sub)
-    return parser
 
 
 @contextlib.contextmanager
