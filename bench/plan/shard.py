@@ -33,16 +33,17 @@ EVAL_IMAGE_S = 0.00003
 # multi_worker, doing it between processes over gRPC) costs more than the replicas add on a CPU.
 STRATEGY_FACTOR = {"default": 1.0, "mirrored": 2.5, "multi_worker": 8.0}
 # Other Keras backends relative to TensorFlow, keyed by (backend, compiled) as jit_compile resolves on
-# a CPU: (factor on the per-step costs, factor on the per-image cost, extra seconds per job). From
-# one-epoch runs on the same 2-core machine type (Keras 3.15.1, jax 0.10.2, torch 2.15): JAX's
-# jitted step has a third of TensorFlow's fixed cost, op-by-op JAX is ~30x slower, eager torch about
-# twice TensorFlow's, and torch.compile spends 20-50 s compiling before a step as fast as TF's.
+# a CPU: (factor on the per-step costs, factor on the per-image cost, extra seconds per job). Rough,
+# from one-epoch runs on the same 2-core machine type (Keras 3.15.1, jax 0.10.2, torch 2.15), not
+# yet from a backends profile: JAX's jitted step costs ~0.3-0.65x TensorFlow's (batch 32-512),
+# op-by-op JAX tens of times more, eager torch ~6.7 ms at batch 32 (TensorFlow ~1.7 ms in the
+# reference run), and torch.compile spends 20-50 s compiling before steps about as fast as TF's.
 BACKEND_COST = {
     ("tensorflow", False): (1.0, 1.0, 0.0),
     ("tensorflow", True): (1.0, 1.0, 0.0),
     ("jax", True): (0.4, 0.85, 0.0),
     ("jax", False): (30.0, 1.0, 0.0),
-    ("torch", False): (2.0, 1.0, 0.0),
+    ("torch", False): (4.0, 1.0, 0.0),
     ("torch", True): (1.0, 1.0, 40.0),
 }
 
