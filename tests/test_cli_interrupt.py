@@ -27,8 +27,11 @@ def _cli(*args: str) -> list[str]:
 def test_ctrl_c_keeps_records_and_the_printed_hint_finishes_the_rest(tmp_path: Path):
     out = tmp_path / "my run"  # a space: the hint must quote it
     env = os.environ | {"MNIST_BENCH_CACHE": str(CACHE.parent), "PYTHONPATH": str(REPO)}
+    # A shell that starts a job in the background (`cmd &`) leaves SIGINT ignored, and Python keeps
+    # an ignored SIGINT ignored: give the CLI the default disposition, as a terminal would.
     proc = subprocess.Popen(_cli("--out", str(out)), cwd=tmp_path, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     results = out / "results.jsonl"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # wait for the first variant record, then interrupt
