@@ -63,10 +63,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import stats
+from bench.gate import judge
 from bench.gate.judge import (
-    EXIT_PASS,
-    EXIT_REGRESSION,
-    EXIT_UNMEASURED,
     FASTER,
     NOISY,
     NOT_MEASURED,
@@ -236,9 +234,4 @@ def compare_rounds(
 
 def exit_code(rows: Sequence[ABRow]) -> int:
     """1 if any row regressed; else 2 if any could not be judged (or there are none); else 0."""
-    verdicts = {row.verdict for row in rows}
-    if REGRESSION in verdicts:
-        return EXIT_REGRESSION
-    if verdicts - {PASS, FASTER} or not rows:
-        return EXIT_UNMEASURED
-    return EXIT_PASS
+    return judge.exit_code(rows)  # the same verdict names and rule as the stored-baseline gate

@@ -28,7 +28,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from bench import stats
 from bench.gate.baseline import GateError, check_entry
@@ -148,7 +148,14 @@ def compare(
     return rows
 
 
-def exit_code(rows: Sequence[Row]) -> int:
+class Verdicted(Protocol):
+    """A row of either gate (Row here, ABRow in bench.gate.ab)."""
+
+    @property
+    def verdict(self) -> str: ...
+
+
+def exit_code(rows: Sequence[Verdicted]) -> int:
     """1 if any variant regressed; else 2 if any could not be judged; else 0."""
     verdicts = {row.verdict for row in rows}
     if REGRESSION in verdicts:
