@@ -3,7 +3,8 @@
 KERAS_BACKEND is process-global and read when Keras is first imported, so each backend gets its own
 process. For every precision policy this builds the reference model through mnist_models, trains it
 for a few steps with jit_compile="auto" under the harness's StepClock, and prints one JSON line: the
-model's facts and the types of the logs a callback sees at on_train_batch_end.
+model's facts, where its variables live, and the types of the logs a callback sees at
+on_train_batch_end. Run with a GPU visible, it is the GPU check of that backend.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main(backend: str) -> dict[str, Any]:
     import keras
     import numpy as np
 
+    from bench.measure.backend import variable_device
     from bench.measure.clock import StepClock
     from mnist_models import mlp
     from mnist_models.spec import POLICIES
@@ -57,6 +59,7 @@ def main(backend: str) -> dict[str, Any]:
             "compute_dtypes": [layer.compute_dtype for layer in model.layers],
             "variable_dtypes": sorted({str(w.dtype) for w in model.weights}),
             "jit_resolved": bool(model.jit_compile),
+            "variable_device": variable_device(model),
             "log_types": sorted(seen.types),
             "steps_timed": len(clock.epochs[0].step_s),
             "loss_finite": math.isfinite(history.history["loss"][0]),

@@ -23,7 +23,7 @@ def main(out: str, strategy: str) -> int:
         hook="tests.hooks:hang",
     )
     variant = Variant(batch_size=100, strategy=strategy)
-    runner.run_jobs(ctx, [runner.Job(variant, 0)], Path(out), gpus=[])
+    runner.run_jobs(ctx, [runner.Job(variant, 0)], Path(out), gpus={})
     return 0
 
 

@@ -97,17 +97,17 @@ def test_backend_not_installed_is_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(
         envinfo.importlib.util, "find_spec", lambda name: None if name == "torch" else object()
     )
-    reason = runner.skip_reason(Variant(backend="torch"), [])
+    reason = runner.skip_reason(Variant(backend="torch"), {})
     assert reason == (
         "backend torch is not installed here (no module torch); pip install 'mnist-bench[torch]'"
     )
-    assert runner.skip_reason(Variant(backend="jax"), []) is None
+    assert runner.skip_reason(Variant(backend="jax"), {}) is None
 
 
 @pytest.mark.parametrize(
     ("variant", "needle"),
     [
-        (Variant(backend="jax", device="gpu"), "GPU on the jax backend is not measured"),
+        (Variant(backend="jax", device="gpu"), "no GPU visible to JAX (jax.devices('gpu') has none)"),
         (Variant(backend="torch", strategy="multi_worker"), "only the tensorflow backend has"),
         (Variant(backend="torch", strategy="mirrored"), "no keras.distribution backend for torch"),
         (
@@ -119,19 +119,19 @@ def test_backend_not_installed_is_skipped_with_the_reason(monkeypatch):
 )
 def test_combinations_a_backend_cannot_run_are_skipped(variant, needle, monkeypatch):
     monkeypatch.setattr(envinfo, "missing_backend_modules", lambda backend: [])
-    assert needle in str(runner.skip_reason(variant, ["GPU:0"]))
+    assert needle in str(runner.skip_reason(variant, {"tensorflow": ["GPU:0"]}))
 
 
 def test_tf_only_skips_do_not_apply_to_jax_data_parallel(monkeypatch):
     monkeypatch.setattr(envinfo, "missing_backend_modules", lambda backend: [])
     assert (
-        runner.skip_reason(Variant(backend="jax", strategy="mirrored", jit_compile=True), [])
+        runner.skip_reason(Variant(backend="jax", strategy="mirrored", jit_compile=True), {})
         is None
     )
     # "auto" resolves to no XLA under a tf.distribute strategy, so it runs.
-    assert runner.skip_reason(Variant(strategy="mirrored", jit_compile="auto"), []) is None
+    assert runner.skip_reason(Variant(strategy="mirrored", jit_compile="auto"), {}) is None
     assert "XLA cannot compile" in str(
-        runner.skip_reason(Variant(strategy="mirrored", jit_compile=True), [])
+        runner.skip_reason(Variant(strategy="mirrored", jit_compile=True), {})
     )
 
 
@@ -181,7 +181,7 @@ def test_old_records_read_as_tensorflow_and_a_backend_table_appears():
     assert (
         "jax 0.10.2: eager, op by op (no jax.jit) (`jit_compile=False` → False; 1 variant)" in text
     )
-    assert "for JAX and torch variants too (the probe is TensorFlow's)" in text
+    assert "for every backend's variants (the probe is TensorFlow's)" in text
 
 
 def test_a_jit_mode_change_never_passes_for_a_backend_change():
@@ -224,6 +224,8 @@ def test_same_model_every_policy_and_a_synchronised_clock_on_each_backend(backen
         # outputs were computed (and waited for) before the clock reads the time.
         assert facts["log_types"] == ["float"], policy
         assert facts["steps_timed"] == 8 and facts["loss_finite"], policy
+        # With no GPU visible the variables are on the CPU, whatever each backend calls it.
+        assert not {"cuda", "gpu"} & set(str(facts["variable_device"]).lower().split(":")), policy
         # jit_compile="auto": jax.jit on JAX; eager on torch; no XLA for TensorFlow on a CPU.
         assert facts["jit_resolved"] is (backend == "jax"), policy
     assert got["policies"]["mixed_float16"]["optimizer"] == "LossScaleOptimizer"

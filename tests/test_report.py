@@ -193,8 +193,18 @@ def test_plots_are_written_and_not_empty(tmp_path):
         assert f"]({name})" in path.read_text()
 
 
-def test_committed_reference_report_regenerates_byte_for_byte():
-    reference = Path(__file__).parent.parent / "reports" / "reference"
+COMMITTED = sorted(
+    p.parent.name for p in (Path(__file__).parent.parent / "reports").glob("*/results.jsonl")
+)
+
+
+def test_every_committed_run_is_checked():
+    assert "reference" in COMMITTED  # the glob below must never come up empty
+
+
+@pytest.mark.parametrize("run", COMMITTED)
+def test_committed_reports_regenerate_byte_for_byte(run):
+    reference = Path(__file__).parent.parent / "reports" / run
     records = read_records(reference / "results.jsonl")
     assert markdown.render_markdown(records) == (reference / "REPORT.md").read_text()
     for name, _ in markdown.PLOTS:

@@ -51,6 +51,36 @@ def check_backend(requested: str) -> None:
         )
 
 
+class WrongDevice(RuntimeError):
+    """The model's variables are not on the device the variant asks for."""
+
+
+def variable_device(model: keras.Model) -> str | None:
+    """Where the model's first variable lives, as its backend names it (None if it cannot say)."""
+    value = model.weights[0].value
+    try:
+        if keras.backend.backend() == "jax":
+            return ",".join(sorted(str(d) for d in value.devices()))
+        return str(value.device) or None  # torch: cuda:0 / cpu; TensorFlow: .../device:GPU:0
+    except (AttributeError, ValueError, RuntimeError):  # e.g. a distributed TensorFlow variable
+        return None
+
+
+def check_device(model: keras.Model, device: str) -> None:
+    """Refuse to measure a GPU variant whose variables ended up on the CPU (never silently CPU).
+
+    TensorFlow places by tf.device scopes (bench.measure.distribute) and only runs where it lists a
+    GPU; JAX and torch place by default, so their placement is checked here.
+    """
+    where = variable_device(model)
+    if device != "gpu" or keras.backend.backend() == "tensorflow" or where is None:
+        return
+    if not any(word in where.lower() for word in ("cuda", "gpu")):
+        raise WrongDevice(
+            f"the variant asks for the GPU but {keras.backend.backend()} put the model's variables on {where}"
+        )
+
+
 def version(name: str) -> str:
     """The running backend's own __version__ (already imported by Keras, so no extra cost)."""
     return str(importlib.import_module(name).__version__)
@@ -113,5 +143,6 @@ def describe(model: keras.Model, requested_jit: bool | str, caught: list[str]) -
         "version": version(name),
         "jit_compile": {"requested": requested_jit, "resolved": resolved},
         "execution": EXECUTION[(name, resolved)],
+        "device": variable_device(model),
         "warnings": caught,
     }

@@ -49,13 +49,22 @@ def _per_epoch(history: dict[str, list[float]], key: str, variant: Variant) -> l
 
 
 def _gpu_peak_bytes(variant: Variant) -> int | None:
-    """TensorFlow's peak GPU allocation; None on CPU and on other backends (GPU jobs there skip)."""
-    if variant.device != "gpu" or variant.backend != "tensorflow":
+    """The backend allocator's peak bytes in use on the GPU; None on CPU or where it cannot say."""
+    if variant.device != "gpu":
         return None
-    import tensorflow as tf
-
     try:
-        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        if variant.backend == "tensorflow":
+            import tensorflow as tf
+
+            return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
+        if variant.backend == "jax":
+            import jax
+
+            stats = jax.devices("gpu")[0].memory_stats() or {}
+            return int(stats["peak_bytes_in_use"]) if "peak_bytes_in_use" in stats else None
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
     except (ValueError, RuntimeError):
         return None
 
@@ -137,6 +146,7 @@ def run_variant(
             jit_compile=variant.jit_compile,
             steps_per_execution=variant.steps_per_execution,
         )
+        backend.check_device(model, variant.device)
         if variant.strategy == "multi_worker":
             distribute.patch_keras_multi_worker(model, strategy)
         run = train(model, variant, arrays, callbacks, verbose)

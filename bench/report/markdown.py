@@ -32,6 +32,26 @@ DATA_SOURCES = {  # where the data came from, named without a local path
 }
 
 
+_FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "torch"}
+_BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "torch"}
+
+
+def gpu_line(probe: dict[str, Any] | None) -> str:
+    """The GPUs the run's first probe saw, and by which backends (older probes: TensorFlow's only)."""
+    if probe is None or "gpus_by_backend" not in probe:
+        return ", ".join(probe["gpus"] if probe else []) or "none visible to TensorFlow"
+    seen: dict[str, list[str]] = {}
+    for backend, names in probe["gpus_by_backend"].items():
+        for name in dict.fromkeys(names):
+            seen.setdefault(name, []).append(_BACKEND_NAMES.get(backend, backend))
+    looked = ", ".join(_BACKEND_NAMES.get(b, b) for b in probe["gpus_by_backend"])
+    if not seen:
+        return f"none visible to {looked}"
+    return "; ".join(f"{name} (seen by {', '.join(by)})" for name, by in seen.items()) + (
+        "; TensorFlow is not installed" if "tensorflow" not in probe["gpus_by_backend"] else ""
+    )
+
+
 def _peak_line(summary: aggregate.RunSummary) -> str:
     if not summary.peaks:
         return "not measured"
@@ -86,7 +106,11 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
     warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
-    gpus = ", ".join(probes[0]["probe"]["gpus"] if probes else []) or "none visible to TensorFlow"
+    gpus = gpu_line(probes[0]["probe"] if probes else None)
+    framework = _FRAMEWORK_NAMES.get(
+        probes[0]["probe"].get("framework", "tensorflow") if probes else "tensorflow",
+        "nothing (no TensorFlow or torch installed)",
+    )
     other_backends = any(
         r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
         for r in variants
@@ -119,12 +143,12 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
         f"- **Noise floor:** {_floor_line(summary)}.",
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
-        f"- **Machine peak:** dense matmul trials with TensorFlow before, between and after the "
+        f"- **Machine peak:** dense matmul trials with {framework} before, between and after the "
         f"variants: {_peak_line(summary)}. `% of peak` = achieved FLOP/s (matmul FLOPs of a training "
         "step ÷ median step time) ÷ the best trial for the policy's compute dtype on that device"
         + (
-            "; for JAX and torch variants too (the probe is TensorFlow's), so it also measures how "
-            "close each backend gets to TensorFlow's matmul."
+            f"; for every backend's variants (the probe is {framework}'s), so it also measures how "
+            f"close each backend gets to {framework}'s matmul."
             if other_backends
             else "."
         ),
@@ -189,13 +213,21 @@ def headline_section(summary: aggregate.RunSummary) -> str:
 
 def full_table_section(summary: aggregate.RunSummary) -> str:
     """Every figure of every variant, collapsed so the page does not scroll sideways."""
-    table = markdown_table(display_row(r) for r in summary.rows)
+    gpu = any(r.get("gpu_peak_bytes") for r in summary.rows)
+    table = markdown_table(display_row(r, gpu_memory=gpu) for r in summary.rows)
     note = (
         "`repeat medians` is the range of the repeats' median steps, `CV %` their coefficient of "
         "variation, `p10–p90` the spread of steps within a repeat. Parameter and Adam memory are "
         "the variables' bytes at their own dtype (float32 under every policy); activations are an "
         "estimate from the layer shapes; peak RSS is the whole child process, the framework included. "
-        "The same figures are in `summary.csv` beside this report."
+        + (
+            "`GPU peak MiB` is the backend allocator's peak in use on the GPU (TensorFlow: "
+            "get_memory_info's peak; JAX: memory_stats' peak_bytes_in_use; torch: "
+            "max_memory_allocated), not what the allocator reserved. "
+            if gpu
+            else ""
+        )
+        + "The same figures are in `summary.csv` beside this report."
     )
     return (
         "<details>\n<summary>All figures of every variant (wide table)</summary>\n\n"

@@ -69,6 +69,11 @@ def rss_cell(row: dict[str, Any]) -> str:
     return num(row["peak_rss_bytes"] / 2**20 if row["peak_rss_bytes"] else None, ",.0f")
 
 
+def gpu_cell(row: dict[str, Any]) -> str:
+    gpu = row.get("gpu_peak_bytes")
+    return num(gpu / 2**20 if gpu else None, ",.1f")
+
+
 def ttt_cell(row: dict[str, Any]) -> str:
     """Time to target in seconds, or why there is none."""
     if row["validation"] == "end_only":
@@ -107,8 +112,11 @@ def headline_row(row: dict[str, Any], judgement: dict[str, Any] | None) -> dict[
     }
 
 
-def display_row(row: dict[str, Any]) -> dict[str, str]:
-    """Every figure of a row, for the full table (units in the headers)."""
+def display_row(row: dict[str, Any], gpu_memory: bool = False) -> dict[str, str]:
+    """Every figure of a row, for the full table (units in the headers).
+
+    ``gpu_memory`` adds the GPU allocator's peak, for runs where some variant measured one.
+    """
     out = {
         "variant": variant_cell(row),
         "batch": str(row["batch_size"])
@@ -141,6 +149,7 @@ def display_row(row: dict[str, Any]) -> dict[str, str]:
         "Adam state KB": kib(row["optimizer_bytes"]),
         "activations KB/batch (est.)": kib(row["activation_bytes_est"]),
         "peak RSS MiB": rss_cell(row),
+        **({"GPU peak MiB": gpu_cell(row)} if gpu_memory else {}),
         "GFLOP/s": num(row["achieved_flops_per_s"] / 1e9, ".2f"),
         "% of peak": num(row["pct_of_peak"], ".1f"),
         "repeats ok": f"{row['repeats_ok']}/{row['repeats']}",

@@ -32,6 +32,13 @@ def print_record(record: dict[str, Any], index: int, total: int, elapsed_s: floa
     print(record_line(record, index, total, elapsed_s), flush=True)
 
 
+def _gpus(p: dict[str, Any]) -> str:
+    by_backend = p.get("gpus_by_backend")
+    if not by_backend:
+        return str(p["gpus"] or "none")
+    return ", ".join(f"{b} {names or 'none'}" for b, names in by_backend.items()) or "none"
+
+
 def probe_line(probe: dict[str, Any]) -> str:
     p = probe["probe"]
     peaks = ", ".join(
@@ -42,6 +49,6 @@ def probe_line(probe: dict[str, Any]) -> str:
     )
     return (
         f"probe ({p.get('phase', 'start')}): {probe['machine']['cpu_model']} "
-        f"x{probe['machine']['cpu_cores']}; GPUs {p['gpus'] or 'none'}; "
+        f"x{probe['machine']['cpu_cores']}; GPUs {_gpus(p)}; "
         f"best matmul GFLOP/s: {peaks or 'not measured'}"
     )

@@ -13,7 +13,7 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,15 +177,24 @@ PROBE_PHASES = ("start", "between", "end")
 def probe_machine(
     ctx: RunContext, measure_peak: bool = True, phase: str = "start"
 ) -> dict[str, Any]:
-    """List the GPUs TensorFlow sees and run matmul trials, in a child like every variant."""
+    """List the GPUs each backend sees and run matmul trials, in a child like every variant."""
     result, _ = run_child({"kind": "probe", "measure_peak": measure_peak}, timeout_s=600)
     if "probe" not in result:
         raise RunError(f"machine probe failed: {result.get('reason')}")
     return {**ctx.envelope("probe"), "probe": {**result["probe"], "phase": phase}}
 
 
-def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
-    """Why a variant cannot run on this machine, or None. The one place such checks live."""
+def gpus_seen(probe_record: dict[str, Any]) -> dict[str, list[str]]:
+    """Backend → GPUs it sees, from a probe record (older probes listed TensorFlow's only)."""
+    probe = probe_record["probe"]
+    return dict(probe.get("gpus_by_backend") or {"tensorflow": list(probe["gpus"])})
+
+
+def skip_reason(variant: Variant, gpus: Mapping[str, Sequence[str]]) -> str | None:
+    """Why a variant cannot run on this machine, or None. The one place such checks live.
+
+    ``gpus``: backend → the GPUs it sees (``gpus_seen``); a backend absent from it sees none.
+    """
     missing = envinfo.missing_backend_modules(variant.backend)
     if missing:
         return (
@@ -197,12 +206,13 @@ def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
         if reason:
             return reason
     on_tf = variant.backend == "tensorflow"
-    if variant.device == "gpu" and not gpus:
-        return "no GPU visible to TensorFlow on this machine (tf.config.list_physical_devices('GPU') is empty)"
-    if variant.device == "gpu" and variant.replicas_in_sync > len(gpus):
+    seen = list(gpus.get(variant.backend, []))
+    if variant.device == "gpu" and not seen:
+        return f"no GPU visible to {_LISTED_BY[variant.backend]} on this machine"
+    if variant.device == "gpu" and variant.replicas_in_sync > len(seen):
         return (
             f"{variant.strategy} over {variant.replicas} GPUs needs {variant.replicas}, "
-            f"TensorFlow sees {len(gpus)} on this machine"
+            f"{variant.backend} sees {len(seen)} on this machine"
         )
     # Both seen failing with Keras 3.15 / TensorFlow 2.21; measuring them would only record the error.
     if variant.strategy != "default" and variant.steps_per_execution > 1 and on_tf:
@@ -225,14 +235,19 @@ def skip_reason(variant: Variant, gpus: Sequence[str]) -> str | None:
     return None
 
 
+# How each backend was asked for its GPUs (bench.measure.gpus), quoted when it saw none.
+_LISTED_BY = {
+    "tensorflow": "TensorFlow (tf.config.list_physical_devices('GPU') is empty)",
+    "jax": "JAX (jax.devices('gpu') has none)",
+    "torch": "torch (torch.cuda.device_count() is 0)",
+}
+
+
 def _backend_skip_reason(variant: Variant) -> str | None:
     """Combinations of a non-TensorFlow backend this harness cannot run, and why."""
     name = variant.backend
-    if variant.device == "gpu":
-        return (
-            f"GPU on the {name} backend is not measured: the machine probe lists TensorFlow's GPUs "
-            f"only, and {name} on a GPU has not been verified with this harness"
-        )
+    if variant.device == "gpu" and variant.strategy != "default":
+        return f"{variant.strategy} over GPUs on the {name} backend has not been verified here"
     if variant.strategy == "multi_worker":
         return (
             "multi_worker is tf.distribute.MultiWorkerMirroredStrategy, which only the tensorflow "
@@ -281,7 +296,7 @@ def run_jobs(
     jobs: Sequence[Job],
     out_path: Path,
     *,
-    gpus: Sequence[str],
+    gpus: Mapping[str, Sequence[str]],
     on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
     numbering: tuple[int, int, float] | None = None,
 ) -> int:
@@ -350,7 +365,7 @@ def run_plan(
                 on_probe(probed[phase])
         return probed[phase]
 
-    gpus = probe("start")["probe"]["gpus"]
+    gpus = gpus_seen(probe("start"))
     half = -(-ctx.settings.repeats // 2)
     parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
     started, before = time.perf_counter(), 0
