@@ -171,7 +171,8 @@ def _fastest_backend(summary: RunSummary, ok: list[dict[str, Any]]) -> list[str]
             parts.append(
                 f"vs {other['backend']} ({other['step_ms']:.3f} ms){ratio}: {j['step_verdict']}"
             )
-        setup = f"batch {key[0]}, {key[1]}"
+        devices = len({r["device"] for r in ok}) > 1  # name it only where the run has several
+        setup = f"batch {key[0]}, {key[1]}" + (f", {key[3]}" if devices else "")
         claim = (
             f"`{best['backend']}` has the shortest median step ({best['step_ms']:.3f} ms)"
             if all(stats.is_difference(p.rsplit(": ", 1)[1]) for p in parts)

@@ -181,7 +181,8 @@ def build_env(
     if uv:
         installer = "uv"
         _run([*uv, "venv", "--quiet", "--python", python, str(env_dir)], log)
-        pip = [*uv, "pip", "install", "--quiet", "--python", str(bin_python)]
+        # Precompiled: each gate round is a fresh process importing TensorFlow (noxfile.py says why).
+        pip = [*uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", str(bin_python)]
     else:
         installer = "pip"
         _run([python, "-m", "venv", str(env_dir)], log)
