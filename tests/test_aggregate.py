@@ -76,3 +76,8 @@ def test_the_fastest_backend_is_named_only_with_its_verdict():
     same += arm_records(jax, [2.0, 2.08, 1.95, 2.02, 2.0], seed=5)
     text = "\n".join(findings(aggregate.summarize_run(same)))
     assert "no backend is measurably fastest" in text
+    # A third backend is also put against the default one, when that is not the fastest.
+    torch = Variant(batch_size=32, backend="torch")
+    three = [*records, *arm_records(torch, [4.0, 4.2, 3.9, 4.1, 4.0], seed=6)]
+    text = "\n".join(findings(aggregate.summarize_run(three)))
+    assert "Against tensorflow: torch 2.00× [" in text and "]: slower." in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import stats
+from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import first_line
 from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary
 from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
@@ -180,9 +181,27 @@ def _fastest_backend(summary: RunSummary, ok: list[dict[str, Any]]) -> list[str]
             f"step ({best['step_ms']:.3f} ms)"
         )
         out.append(
-            f"Backends at {setup}: {claim}; its step ÷ the other's: " + "; ".join(parts) + "."
+            f"Backends at {setup}: {claim}; its step ÷ the other's: "
+            + "; ".join(parts)
+            + "."
+            + _against_default(summary, rows, best)
         )
     return out
+
+
+def _against_default(summary: RunSummary, rows: list[dict[str, Any]], best: dict[str, Any]) -> str:
+    """The other backends ÷ the default one (TensorFlow), when it is neither absent nor fastest."""
+    base = next((r for r in rows if r["backend"] == DEFAULT_BACKEND), None)
+    others = [r for r in rows if r is not best and r is not base]
+    if base is None or base is best or not others:
+        return ""
+    parts = []
+    for other in others:
+        j = judged(summary, base["variant_id"], other["variant_id"])
+        c = j["comparison"]
+        ratio = f" {ratio_cell(c.step_ratio)}" if c else ""
+        parts.append(f"{other['backend']}{ratio}: {j['step_verdict']}")
+    return f" Against {DEFAULT_BACKEND}: " + "; ".join(parts) + "."
 
 
 def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:
