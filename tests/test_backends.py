@@ -107,7 +107,10 @@ def test_backend_not_installed_is_skipped_with_the_reason(monkeypatch):
 @pytest.mark.parametrize(
     ("variant", "needle"),
     [
-        (Variant(backend="jax", device="gpu"), "no GPU visible to JAX (jax.devices('gpu') has none)"),
+        (
+            Variant(backend="jax", device="gpu"),
+            "no GPU visible to JAX (jax.devices('gpu') has none)",
+        ),
         (Variant(backend="torch", strategy="multi_worker"), "only the tensorflow backend has"),
         (Variant(backend="torch", strategy="mirrored"), "no keras.distribution backend for torch"),
         (

@@ -64,7 +64,9 @@ def test_combinations_known_to_fail_are_skipped_with_the_error():
     assert "not yet implemented for CPU devices" in str(runner.skip_reason(xla, {}))
     assert runner.skip_reason(Variant(steps_per_execution=4, jit_compile=True), {}) is None
     gpu_xla = Variant(device="gpu", strategy="mirrored", jit_compile=True)
-    assert runner.skip_reason(gpu_xla, {"tensorflow": ["GPU:0", "GPU:1"]}) is None  # XLA collectives exist on GPU
+    assert (
+        runner.skip_reason(gpu_xla, {"tensorflow": ["GPU:0", "GPU:1"]}) is None
+    )  # XLA collectives exist on GPU
 
 
 def test_tf_config_names_loopback_workers_only(monkeypatch):
