@@ -460,6 +460,12 @@ def probe_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r["kind"] == "probe"]
 
 
+def gpus_seen(probe_record: dict[str, Any]) -> dict[str, list[str]]:
+    """Backend → GPUs it sees, from a probe record (older probes listed TensorFlow's only)."""
+    probe = probe_record["probe"]
+    return dict(probe.get("gpus_by_backend") or {"tensorflow": list(probe["gpus"])})
+
+
 def merge_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Records of every file, in file order; refuses duplicate jobs.
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from bench import records
 from bench.measure import peak
 from bench.plan.variant import Variant
 from bench.report.markdown import gpu_line
@@ -35,9 +36,9 @@ def test_a_gpu_variant_runs_only_on_a_backend_that_sees_a_gpu(installed):
 
 
 def test_gpus_seen_reads_old_and_new_probes():
-    assert runner.gpus_seen({"probe": {"gpus": ["GPU:0"]}}) == {"tensorflow": ["GPU:0"]}
+    assert records.gpus_seen({"probe": {"gpus": ["GPU:0"]}}) == {"tensorflow": ["GPU:0"]}
     new = {"probe": {"gpus": [], "gpus_by_backend": {"tensorflow": [], "jax": ["H200"]}}}
-    assert runner.gpus_seen(new) == {"tensorflow": [], "jax": ["H200"]}
+    assert records.gpus_seen(new) == {"tensorflow": [], "jax": ["H200"]}
 
 
 def test_the_header_names_each_gpu_and_who_saw_it():
@@ -52,9 +53,6 @@ def test_the_header_names_each_gpu_and_who_saw_it():
 
 def test_a_probe_without_tensorflow_times_its_trials_with_torch(monkeypatch):
     monkeypatch.setattr(peak, "visible_gpus", lambda: {"jax": ["H200"], "torch": ["H200"]})
-    monkeypatch.setattr(
-        peak.importlib.util, "find_spec", lambda name: None if name == "tensorflow" else object()
-    )
     calls = []
 
     def fake_trial(device, dtype, n, budget_s):

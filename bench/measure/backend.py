@@ -72,8 +72,10 @@ def check_device(model: keras.Model, device: str) -> None:
     TensorFlow places by tf.device scopes (bench.measure.distribute) and only runs where it lists a
     GPU; JAX and torch place by default, so their placement is checked here.
     """
+    if device != "gpu" or keras.backend.backend() == "tensorflow":
+        return
     where = variable_device(model)
-    if device != "gpu" or keras.backend.backend() == "tensorflow" or where is None:
+    if where is None:
         return
     if not any(word in where.lower() for word in ("cuda", "gpu")):
         raise WrongDevice(

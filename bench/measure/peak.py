@@ -8,7 +8,6 @@ torch; the probe says which. Both wait for the device before stopping the clock.
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from collections.abc import Callable
 from typing import Any
@@ -70,7 +69,7 @@ def probe(
 ) -> dict[str, Any]:
     """GPUs each backend sees and one matmul trial per device, dtype and size (None if unsupported)."""
     by_backend = visible_gpus()
-    framework = next((f for f in TRIALS if importlib.util.find_spec(f) is not None), None)
+    framework = next((f for f in TRIALS if f in by_backend), None)  # by_backend: installed ones
     trial = TRIALS[framework] if framework else None
     trial_gpus = by_backend.get(framework or "", [])
     devices = ("cpu", "gpu") if trial_gpus else ("cpu",)

@@ -166,11 +166,9 @@ def _fastest_backend(summary: RunSummary, ok: list[dict[str, Any]]) -> list[str]
         for other in sorted(rows, key=lambda r: r["step_ms"]):
             if other is best:
                 continue
-            j = judged(summary, other["variant_id"], best["variant_id"])
-            c = j["comparison"]
-            ratio = f" {ratio_cell(c.step_ratio)}" if c else ""
             parts.append(
-                f"vs {other['backend']} ({other['step_ms']:.3f} ms){ratio}: {j['step_verdict']}"
+                f"vs {other['backend']} ({other['step_ms']:.3f} ms)"
+                + _step_judged(summary, other, best)
             )
         devices = len({r["device"] for r in ok}) > 1  # name it only where the run has several
         setup = f"batch {key[0]}, {key[1]}" + (f", {key[3]}" if devices else "")
@@ -195,13 +193,15 @@ def _against_default(summary: RunSummary, rows: list[dict[str, Any]], best: dict
     others = [r for r in rows if r is not best and r is not base]
     if base is None or base is best or not others:
         return ""
-    parts = []
-    for other in others:
-        j = judged(summary, base["variant_id"], other["variant_id"])
-        c = j["comparison"]
-        ratio = f" {ratio_cell(c.step_ratio)}" if c else ""
-        parts.append(f"{other['backend']}{ratio}: {j['step_verdict']}")
+    parts = [other["backend"] + _step_judged(summary, base, other) for other in others]
     return f" Against {DEFAULT_BACKEND}: " + "; ".join(parts) + "."
+
+
+def _step_judged(summary: RunSummary, base: dict[str, Any], row: dict[str, Any]) -> str:
+    """' R× [lo–hi]: verdict' of row's step ÷ base's (no ratio where either has no spread)."""
+    j = judged(summary, base["variant_id"], row["variant_id"])
+    c = j["comparison"]
+    return (f" {ratio_cell(c.step_ratio)}" if c else "") + f": {j['step_verdict']}"
 
 
 def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:

@@ -32,7 +32,6 @@ DATA_SOURCES = {  # where the data came from, named without a local path
 }
 
 
-_FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "torch"}
 _BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "torch"}
 
 
@@ -107,7 +106,7 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     repeats = max((r["repeat"] for r in variants), default=0) + 1
     warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
     gpus = gpu_line(probes[0]["probe"] if probes else None)
-    framework = _FRAMEWORK_NAMES.get(
+    framework = _BACKEND_NAMES.get(
         probes[0]["probe"].get("framework", "tensorflow") if probes else "tensorflow",
         "nothing (no TensorFlow or torch installed)",
     )

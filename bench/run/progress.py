@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.records import first_line
+from bench.records import first_line, gpus_seen
 
 
 def _eta(elapsed_s: float, index: int, total: int) -> str:
@@ -32,15 +32,9 @@ def print_record(record: dict[str, Any], index: int, total: int, elapsed_s: floa
     print(record_line(record, index, total, elapsed_s), flush=True)
 
 
-def _gpus(p: dict[str, Any]) -> str:
-    by_backend = p.get("gpus_by_backend")
-    if not by_backend:
-        return str(p["gpus"] or "none")
-    return ", ".join(f"{b} {names or 'none'}" for b, names in by_backend.items()) or "none"
-
-
 def probe_line(probe: dict[str, Any]) -> str:
     p = probe["probe"]
+    gpus = ", ".join(f"{b} {names or 'none'}" for b, names in gpus_seen(probe).items())
     peaks = ", ".join(
         f"{dev} {dt} {v / 1e9:.1f}"
         for dev, d in p["peak_flops_per_s"].items()
@@ -49,6 +43,6 @@ def probe_line(probe: dict[str, Any]) -> str:
     )
     return (
         f"probe ({p.get('phase', 'start')}): {probe['machine']['cpu_model']} "
-        f"x{probe['machine']['cpu_cores']}; GPUs {_gpus(p)}; "
+        f"x{probe['machine']['cpu_cores']}; GPUs {gpus}; "
         f"best matmul GFLOP/s: {peaks or 'not measured'}"
     )

@@ -184,16 +184,10 @@ def probe_machine(
     return {**ctx.envelope("probe"), "probe": {**result["probe"], "phase": phase}}
 
 
-def gpus_seen(probe_record: dict[str, Any]) -> dict[str, list[str]]:
-    """Backend → GPUs it sees, from a probe record (older probes listed TensorFlow's only)."""
-    probe = probe_record["probe"]
-    return dict(probe.get("gpus_by_backend") or {"tensorflow": list(probe["gpus"])})
-
-
 def skip_reason(variant: Variant, gpus: Mapping[str, Sequence[str]]) -> str | None:
     """Why a variant cannot run on this machine, or None. The one place such checks live.
 
-    ``gpus``: backend → the GPUs it sees (``gpus_seen``); a backend absent from it sees none.
+    ``gpus``: backend → the GPUs it sees (``records.gpus_seen``); a backend absent from it sees none.
     """
     missing = envinfo.missing_backend_modules(variant.backend)
     if missing:
@@ -365,7 +359,7 @@ def run_plan(
                 on_probe(probed[phase])
         return probed[phase]
 
-    gpus = gpus_seen(probe("start"))
+    gpus = records.gpus_seen(probe("start"))
     half = -(-ctx.settings.repeats // 2)
     parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
     started, before = time.perf_counter(), 0
