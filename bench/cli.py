@@ -257,6 +257,7 @@ def _cmd_regress(args: argparse.Namespace) -> int:
                         markdown_out=Path(args.markdown) if args.markdown else None,
                         ref_env=Path(args.ref_env) if args.ref_env else None,
                         prestart=not args.no_overlap,
+                        alternate=args.alternate or args.no_overlap,
                     )
                 )
             except regress.Fallback as exc:
@@ -521,9 +522,14 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
         "(default: a temporary folder, removed)",
     )
     regress.add_argument(
+        "--alternate",
+        action="store_true",
+        help="run whole processes in turn (A B, B A, …) even where both sides could interleave",
+    )
+    regress.add_argument(
         "--no-overlap",
         action="store_true",
-        help="start each probe only when the previous one finished (slower, no import overlap)",
+        help="alternate, and start each probe only when the previous one finished",
     )
     regress.set_defaults(func=_cmd_regress)
 

@@ -32,6 +32,16 @@ The probe imports TensorFlow before it reads stdin, so a driver may start it ahe
 the request when the measurement should begin. ``python -m bench.gate_probe --describe`` prints
 ``{"contract": 1, ...}`` without importing TensorFlow.
 
+Interleaving (optional; ``--describe`` lists ``"interleave"`` when the probe has it). The request is
+one line; with ``"interleave": {"every": N}`` in it, the driver keeps stdin open and the probe
+hands the CPU back at every baton point: at the start of each run's training, after every N
+training steps, and at the end of each run's training, it writes ``{"wait": "<where>"}`` as one line
+on stdout and blocks until it reads the line ``go``. A driver can so let two probes take turns
+every few hundred milliseconds: both then see the same machine, whatever other tenants do. Each run
+of the response also carries ``"pauses": [[steps, seconds], ...]``: after how many training steps
+(counted over all epochs) each mid-training wait came, and how long it lasted. The step after a
+pause and the pause itself are the driver's to leave out.
+
 Test-only: ``MNIST_BENCH_GATE_INJECT`` (see ``bench.measure.probe.inject_callbacks``) adds work to
 every training step or a stall every N steps, so the gate's proof can slow one side without a second
 source tree. It is for experiments, never set by the product; the response echoes it in ``inject``.
@@ -54,7 +64,12 @@ INJECT_ENV = "MNIST_BENCH_GATE_INJECT"
 
 def describe() -> dict[str, Any]:
     """What this side supports, without TensorFlow: the driver checks it before any measuring."""
-    return {"contract": CONTRACT, "module": "bench.gate_probe", "inject_env": INJECT_ENV}
+    return {
+        "contract": CONTRACT,
+        "module": "bench.gate_probe",
+        "inject_env": INJECT_ENV,
+        "interleave": True,
+    }
 
 
 @contextlib.contextmanager
@@ -91,8 +106,15 @@ def main(argv: list[str] | None = None) -> int:
             # write the request when it wants the measurement to begin.
             from bench.measure.probe import run_request
 
-            request = json.loads(sys.stdin.read())
-            response = {"contract": CONTRACT, "ok": True, **run_request(request)}
+            request = json.loads(sys.stdin.readline())
+
+            def baton(where: str) -> None:
+                out.write(json.dumps({"wait": where}) + "\n")
+                out.flush()
+                if sys.stdin.readline().strip() != "go":
+                    raise RuntimeError(f"waiting at {where}: the driver closed stdin")
+
+            response = {"contract": CONTRACT, "ok": True, **run_request(request, baton)}
             code = 0
         except Exception as exc:  # the driver reads the reason; a crash without JSON is worse
             response = {"contract": CONTRACT, "ok": False, "error": f"{type(exc).__name__}: {exc}"}

@@ -75,6 +75,7 @@ def gate_run(
     data_path: str,
     prestart: bool = True,
     variants: tuple[GateVariant, ...] = regress.AB_VARIANTS,
+    interleave: bool = True,
 ) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
     inject = INJECT.get(scenario)
@@ -92,6 +93,7 @@ def gate_run(
             data_path=data_path,
             variants=variants,
             prestart=prestart,
+            interleave=interleave,
             echo=lambda _: None,
         )
         error = None
@@ -156,7 +158,8 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
         f"# A/B gate proof ({meta['finished_utc']})",
         "",
-        f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes), "
+        f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes, "
+        f"{meta.get('mode', 'alternating')}), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
         f"{gate_ab.LEVEL:.0%} CI of B/A excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%}, "
         f"too noisy when the CI reaches +{gate_ab.CEILING:.0%} or the paired ratios scatter by "
@@ -211,7 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         "--full-against", default="HEAD", help="REF of the one timed full run, or 'none'"
     )
     parser.add_argument(
-        "--no-overlap", action="store_true", help="no probe starts before the previous one ends"
+        "--alternate", action="store_true", help="whole processes in turn instead of interleaved"
+    )
+    parser.add_argument(
+        "--no-overlap", action="store_true", help="alternate; no probe starts before the last ends"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny variants: test this script")
     args = parser.parse_args(argv)
@@ -242,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         "inject": INJECT,
         "overlap": not args.no_overlap,
     }
+    interleave = not (args.alternate or args.no_overlap)
+    meta["mode"] = regress.mode_text(interleave)
     if args.full_against != "none":
         meta["full_against"] = full_against(args.full_against, out)
         f = meta["full_against"]
@@ -257,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(Path(data.location).resolve()),
                 not args.no_overlap,
                 variants,
+                interleave,
             )
             runs.append(run)
             print(

@@ -32,6 +32,26 @@ def test_round_figures_span_epochs_and_refuse_too_few_steps():
         ab.round_figures([[5, 1]], [0.005, 0.006], warmup=1)
 
 
+def test_round_figures_leave_out_the_turns_of_an_interleaved_run(monkeypatch):
+    monkeypatch.setattr(ab, "WALL_WINDOW", 4)
+    # Steps of 1 ms; after 4 steps the probe waited 50 ms for its turn, which the next step's
+    # interval holds (51 ms); after 6 a 3 ms stall of the code's own, after 8 a 20 ms turn.
+    steps = [[10, 1, 1, 1, 51, 1, 4, 1, 21, 1]]
+    ends = [0.010, 0.011, 0.012, 0.013, 0.064, 0.065, 0.069, 0.070, 0.091, 0.092]
+    pauses = [[4, 0.050], [8, 0.020]]
+    # Windows 2-4, 4-8, 8-10: the waits are left out, the stall stays in its window.
+    assert ab.window_walls(ends, 2, pauses, 4) == pytest.approx([1.0, 1.75, 1.0])
+    median_ms, wall_ms = ab.round_figures(steps, ends, warmup=2, pauses=pauses)
+    assert median_ms == 1.0  # the 51 and 21 ms steps are left out, the 4 ms one is not
+    assert wall_ms == 1.0  # the median window
+    # Windows of 2: 2-4, 4-6, 6-8, 8-10; a wait before the warm-up's end or after the last step
+    # subtracts nothing.
+    assert ab.window_walls(ends, 2, pauses, 2) == pytest.approx([1.0, 1.0, 2.5, 1.0])
+    assert ab.window_walls(ends, 5, [[1, 0.05], [10, 0.1]], 100) == pytest.approx([(92 - 64) / 5])
+    # Not interleaved: one window, the whole span, whatever WALL_WINDOW says.
+    assert ab.round_figures(steps, ends, 2)[1] == pytest.approx((92 - 11) / 8)
+
+
 def test_figures_reads_a_probe_response_and_refuses_a_failed_one():
     response = {
         "ok": True,

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_describe_answers_without_tensorflow():
         "contract": 1,
         "module": "bench.gate_probe",
         "inject_env": "MNIST_BENCH_GATE_INJECT",
+        "interleave": True,
     }
     code = "import sys\nfrom bench import gate_probe\nassert 'tensorflow' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
@@ -120,8 +122,9 @@ def test_uniform_injection_busy_waits_a_fraction_of_each_steps_own_time(clock):
     from bench.measure.probe import ExtraWork
 
     work = ExtraWork("uniform", 0.5)
-    work.on_epoch_begin(0)
     for own_s in (0.002, 0.004):
+        clock.now += 0.3  # between steps: e.g. an interleaved run waiting for its turn
+        work.on_train_batch_begin(0)
         clock.now += own_s  # the step itself
         start = clock.now
         work.on_train_batch_end(0)
@@ -134,8 +137,8 @@ def test_stall_injection_sleeps_every_n_steps_for_extra_times_n_median_steps(clo
     from bench.measure.probe import ExtraWork
 
     work = ExtraWork("stall", 0.1, every=4)
-    work.on_epoch_begin(0)
     for own_s in (0.001, 0.002, 0.002, 0.003) * 2:
+        work.on_train_batch_begin(0)
         clock.now += own_s
         work.on_train_batch_end(0)
     # Median own step of each window ≈ 2 ms (+ clock ticks): 0.1 × 4 × 2 ms = 0.8 ms per stall.
@@ -150,3 +153,40 @@ def test_injection_spec_is_checked():
     for bad in ('{"kind": "slow", "extra": 0.1}', '{"kind": "uniform", "extra": 0}'):
         with pytest.raises(ValueError, match="not understood"):
             parse_inject(bad)
+
+
+@pytest.mark.slow
+def test_an_interleaved_request_waits_for_its_turns_and_reports_them(real_mnist):
+    request = {
+        "contract": 1,
+        "runs": [{"name": "a", "batch_size": 100, "precision": "float32", "train_images": 2000, "test_images": 100, "epochs": 2}],
+        "warmup_steps": 3,
+        "threads": 1,
+        "data": str(CACHE),
+        "interleave": {"every": 7},
+    }  # fmt: skip
+    with subprocess.Popen(
+        [sys.executable, "-m", "bench.gate_probe"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(request) + "\n")
+        proc.stdin.flush()
+        waits = []
+        while "wait" in (message := json.loads(proc.stdout.readline())):
+            waits.append(message["wait"])
+            time.sleep(0.03)  # the other side's turn
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        assert proc.wait(timeout=60) == 0 and message["ok"] is True
+    assert waits == ["train_begin", *["step"] * 5, "train_end"]  # 40 steps: after 7, 14, …, 35
+    (run,) = message["runs"]
+    assert [after for after, _ in run["pauses"]] == [7, 14, 21, 28, 35]
+    assert all(0.03 <= s < 1 for _, s in run["pauses"])
+    flat = [ms for epoch in run["step_ms"] for ms in epoch]
+    assert all(flat[i] >= 30 for i in (7, 14, 21, 28, 35))  # the turn falls into the next step

@@ -1,15 +1,17 @@
 """The A/B gate's decision, pure: per-round figures from raw probe times, a ratio with a CI, verdicts.
 
-Design (issue 13). Side A is the reference commit, side B the working tree; rounds go A B, B A, A B,
-… (the first of each pair alternates, so a linear drift within a pair favours neither side), every
-side and round a fresh process running ``python -m bench.gate_probe``. Per side, round and gate
-variant the probe returns raw step times, from which this module derives two figures:
+Design (issue 13). Side A is the reference commit, side B the working tree; every side and round a
+fresh process running ``python -m bench.gate_probe``, the two processes of a round taking turns
+every few training steps (``bench.run.ab``; whole processes A B, B A, … with an older REF). Per
+side, round and gate variant the probe returns raw step times, from which this module derives two
+figures (``round_figures``):
 
-    median ms   the median of the timed steps (warm-up excluded): the cost of a typical step;
-    wall ms     training wall time from the end of the last warm-up step to the last batch end,
-                divided by the steps in it: every stall, pause and epoch boundary included.
+    median ms   the median of the timed steps (warm-up and the steps holding a turn excluded): the
+                cost of a typical step;
+    wall ms     training wall time per step, every stall and epoch boundary included but the waits
+                for the other side's turns, as the median over windows of WALL_WINDOW steps.
 
-Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran back to back, so a
+Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran together, so a
 machine that speeds up or slows down between rounds moves both). The change is
 
     ratio  R = median_i r_i               robust to a round that a neighbour process disturbed
@@ -56,6 +58,7 @@ Exit code: 1 if any variant's metric regressed; else 2 if any could not be judge
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -82,6 +85,9 @@ SEED = 20261125
 MIN_ROUNDS = 3
 DEFAULT_ROUNDS = 6
 METRICS = ("median_ms", "wall_ms")
+# Steps per window of the wall figure in interleaved rounds (bench.run.ab.INTERLEAVE_EVERY steps
+# per turn): long enough to hold a periodic cost of every 50 steps or more often in every window.
+WALL_WINDOW = 50
 METRIC_LABELS = {"median_ms": "median step", "wall_ms": "wall per step"}
 
 
@@ -89,17 +95,54 @@ class ABError(ValueError):
     """The A/B comparison cannot be made from these responses; the message says why."""
 
 
-def round_figures(steps_ms: Sequence[Sequence[float]], batch_end_s: Sequence[float], warmup: int):
+def window_walls(
+    batch_end_s: Sequence[float],
+    warmup: int,
+    pauses: Sequence[Sequence[float]] = (),
+    window: int = WALL_WINDOW,
+) -> list[float]:
+    """Wall ms per step of each window of `window` steps after the warm-up, waits for turns left out.
+
+    Windows end at multiples of `window` steps (the first starts after the warm-up, the last ends
+    at the last step). A window's wall time is the span of its batch ends less the waits for the
+    other side's turns inside it (``pauses``: [steps so far, seconds]), so everything of this side's
+    own (stalls, epoch boundaries) stays in. Without pauses and with a window at least as long as
+    the run, this is the whole run's wall time per step.
+    """
+    steps = len(batch_end_s)
+    bounds = [warmup, *range(window * (warmup // window + 1), steps, window), steps]
+    walls = []
+    for lo, hi in itertools.pairwise(bounds):
+        waited = sum(float(s) for after, s in pauses if lo <= after < hi)
+        walls.append(1000 * (batch_end_s[hi - 1] - batch_end_s[lo - 1] - waited) / (hi - lo))
+    return walls
+
+
+def round_figures(
+    steps_ms: Sequence[Sequence[float]],
+    batch_end_s: Sequence[float],
+    warmup: int,
+    pauses: Sequence[Sequence[float]] = (),
+) -> tuple[float, float]:
     """(median ms, wall ms per step) of one run from the probe's raw times; warm-up steps excluded.
 
     ``steps_ms``: per-epoch lists of step times (ms); ``batch_end_s``: seconds from fit start at
-    every batch end. Wall = (last batch end − end of step `warmup`) / (steps − warmup).
+    every batch end; ``pauses``: [steps so far, seconds] of an interleaved run's waits for its turn.
+    Median: of the timed steps, less the step after each pause (it holds the pause, and a cache the
+    other process just used). Wall: the median over windows of WALL_WINDOW steps of each window's
+    wall ms per step (``window_walls``); not interleaved, the whole run's.
+    Windows, because a one-off stall of up to a second (seen on the shared dev machine, on either
+    side, with both sides the same code) made single rounds' whole-run B/A 1.8× and 2.6×, while a
+    periodic cost that recurs at least once per window is in every window.
     """
-    _, timed = stats.timed_steps(steps_ms, warmup)
+    flat = [ms for epoch in steps_ms for ms in epoch]
+    paused = {int(after) for after, _ in pauses}  # 0-based index of the step holding the pause
+    timed = [ms for i, ms in enumerate(flat) if i >= max(1, warmup) and i not in paused]
     steps = len(batch_end_s)
-    if steps <= warmup + 1 or not timed:
+    if steps <= warmup + 1 or not timed or warmup < 1:
         raise ABError(f"{steps} steps: too few after a warm-up of {warmup}")
-    wall_ms = 1000 * (batch_end_s[-1] - batch_end_s[warmup - 1]) / (steps - warmup)
+    window = WALL_WINDOW if pauses else steps
+    wall_ms = stats.median(window_walls(batch_end_s, warmup, pauses, window))
     if not all(math.isfinite(v) and v > 0 for v in (*timed, wall_ms)):
         raise ABError("non-positive or non-finite step times")
     return stats.median(timed), wall_ms
@@ -111,7 +154,9 @@ def figures(response: Mapping[str, Any], warmup: int) -> dict[str, dict[str, flo
         raise ABError(f"probe failed: {response.get('error', 'no error given')}")
     out = {}
     for run in response["runs"]:
-        median_ms, wall_ms = round_figures(run["step_ms"], run["batch_end_s"], warmup)
+        median_ms, wall_ms = round_figures(
+            run["step_ms"], run["batch_end_s"], warmup, run.get("pauses", ())
+        )
         out[run["name"]] = {"median_ms": median_ms, "wall_ms": wall_ms}
     return out
 

@@ -135,7 +135,8 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         table,
         "",
         f"A = {meta.get('ref', '?')}; B = this working tree. {meta.get('rounds', '?')} rounds, "
-        "A and B alternating (A B, B A, …), each side and round a fresh process; "
+        f"{meta.get('mode') or 'A and B alternating (A B, B A, …)'}, each side and round a fresh "
+        "process; "
         "median step = median of the timed steps, wall per step = training wall time after the "
         "warm-up ÷ steps (stalls included).",
         f"change = median over rounds of B/A − 1; CI: paired bootstrap over rounds "

@@ -11,7 +11,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -49,7 +49,8 @@ class ExtraWork(keras.callbacks.Callback):
     step's own time, so every step costs 1 + extra times as much. ``stall``: every `every` steps,
     sleep `extra` × `every` × the median own time of the last `every` steps, which adds about `extra`
     to the wall time per step and leaves the median step where it was (think logging or a checkpoint).
-    A step's own time excludes the work this callback added after the previous step.
+    A step's own time runs from its batch begin to its batch end: no callback work between steps,
+    this one's or an interleaved run's wait for its turn, is in it.
     """
 
     def __init__(self, kind: str, extra: float, every: int = 25) -> None:
@@ -57,15 +58,15 @@ class ExtraWork(keras.callbacks.Callback):
         if kind not in INJECT_KINDS or not extra > 0 or every < 1:
             raise ValueError(f"inject {kind!r}, extra {extra}, every {every}: not understood")
         self.kind, self.extra, self.every = kind, float(extra), int(every)
-        self._last = 0.0
+        self._begin = 0.0
         self._own: list[float] = []
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._last = time.perf_counter()
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._begin = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
-        own = now - self._last
+        own = now - self._begin
         self._own.append(own)
         if self.kind == "uniform":
             until = now + self.extra * own
@@ -73,7 +74,36 @@ class ExtraWork(keras.callbacks.Callback):
                 pass
         elif len(self._own) % self.every == 0:
             time.sleep(self.extra * self.every * statistics.median(self._own[-self.every :]))
-        self._last = time.perf_counter()
+
+
+class Baton(keras.callbacks.Callback):
+    """Interleaving: wait for the driver at train begin, every `every` steps, and at train end.
+
+    ``wait(where)`` blocks until the driver says go (``bench.gate_probe``). Put it after the clocks
+    in the callback list: a mid-training pause then falls into the *next* step's interval, which
+    the driver leaves out, and its length is in ``pauses`` ([steps so far, seconds]).
+    """
+
+    def __init__(self, every: int, wait: Callable[[str], None]) -> None:
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"interleave every {every} steps: need at least 1")
+        self.every, self.wait = every, wait
+        self.steps = 0
+        self.pauses: list[list[float]] = []
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.wait("train_begin")
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        if self.steps % self.every == 0:
+            start = time.perf_counter()
+            self.wait("step")
+            self.pauses.append([self.steps, round(time.perf_counter() - start, 7)])
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self.wait("train_end")
 
 
 def parse_inject(text: str | None) -> dict[str, Any] | None:
@@ -97,11 +127,19 @@ def _check_run(run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in RUN_FIELDS}
 
 
-def run_request(request: Mapping[str, Any]) -> dict[str, Any]:
-    """Measure every run of a contract-1 request in this process; the response's fields but 'ok'."""
+def run_request(
+    request: Mapping[str, Any], wait: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Measure every run of a contract-1 request in this process; the response's fields but 'ok'.
+
+    With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton (see ``Baton``).
+    """
     if request.get("contract") != 1:
         raise ValueError(f"request contract {request.get('contract')!r}; this side speaks 1")
     runs: Sequence[dict[str, Any]] = [_check_run(r) for r in request["runs"]]
+    every = (request.get("interleave") or {}).get("every")
+    if every is not None and wait is None:
+        raise ValueError("an interleaved request needs a driver to wait for")
     inject = parse_inject(os.environ.get(INJECT_ENV))
     start = time.perf_counter()
     pin_threads(int(request.get("threads", 1)))
@@ -117,13 +155,16 @@ def run_request(request: Mapping[str, Any]) -> dict[str, Any]:
         )
         piece = data.head(run["train_images"], run["test_images"])
         ends = BatchEnds()
-        timing = run_variant(variant, piece, callbacks=[ends, *inject_callbacks(inject)])["timing"]
+        baton = [Baton(int(every), wait)] if every is not None and wait is not None else []
+        callbacks = [ends, *inject_callbacks(inject), *baton]
+        timing = run_variant(variant, piece, callbacks=callbacks)["timing"]
         out.append(
             {
                 "name": run["name"],
                 "steps": len(ends.stamps),
                 "step_ms": timing["step_ms_raw"],
                 "batch_end_s": [round(s, 7) for s in ends.stamps],
+                **({"pauses": baton[0].pauses} if baton else {}),
             }
         )
     return {

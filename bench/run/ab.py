@@ -2,18 +2,28 @@
 
 A side is an interpreter plus a source tree (and environment variables): side B is the working tree
 in this interpreter, side A a reference commit checked out with its own environment
-(``bench.run.refenv``). Rounds alternate which side goes first (A B, B A, A B, …). The next probe
-is started while the current one measures, because a probe imports TensorFlow before it reads its
-request: the import (most of a probe's cost on a 2-core machine) overlaps the other side's
-measurement, and as that overlap is the same for both sides it does not favour either. The gate's
-decision is ``bench.gate.ab`` (pure).
+(``bench.run.refenv``). Two ways to run a round:
+
+- **interleaved** (``run_interleaved``; the default when both entry points can): both processes
+  start together and take turns every INTERLEAVE_EVERY training steps (tens of milliseconds),
+  the first of each pair of turns alternating (A B, B A, …), one process training at a time. On a
+  shared machine other tenants' load comes and goes within seconds and the same code's step time
+  moves 15% between two consecutive 1.5-second runs; taking turns that often, both sides see
+  the same machine, and the load cancels in B/A.
+- **alternating** (``run_rounds``; an older REF's entry point): A B, B A, A B, … one whole process
+  at a time; the next probe is started while the current one measures, because a probe imports
+  TensorFlow before it reads its request, and that overlap is the same for both sides.
+
+The gate's decision is ``bench.gate.ab`` (pure).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +36,10 @@ from bench.records import REASON_CHARS
 PROBE_MODULE = "bench.gate_probe"
 PROBE_TIMEOUT_S = 900.0
 DESCRIBE_TIMEOUT_S = 120.0
+# Training steps per turn: ~25 ms at batch 32 and ~80 ms at 512 on the 2-core dev machine. With
+# 50-step turns, batch 512 had 4 turns a side per round and its B/A scattered 11% between rounds of
+# unchanged code (batch 32, with 24 turns: 3%); load changes within tenths of a second too.
+INTERLEAVE_EVERY = 10
 
 
 class ProbeError(RuntimeError):
@@ -176,6 +190,123 @@ def run_rounds(
     finally:
         for probe in started:
             probe.kill()
+    return results
+
+
+class TurnTaker:
+    """A probe driven turn by turn (an interleaved request): its stdin stays open for ``go``.
+
+    Its stderr goes to a file, so a chatty probe cannot fill a pipe nobody reads while it waits.
+    """
+
+    def __init__(self, side: Side, label: str) -> None:
+        self.side, self.label = side, label
+        self.started = time.perf_counter()
+        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by kill)
+        self.proc = subprocess.Popen(
+            side.command(),
+            cwd=side.source,
+            env=side.environ(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+        )
+        self.response: dict[str, Any] | None = None
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died; the next read says why
+
+    def next_message(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
+        """The next line the probe writes: a ``{"wait": …}`` or its response (then it is done)."""
+        assert self.proc.stdout is not None
+        readable, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
+        line = self.proc.stdout.readline() if readable else None
+        try:
+            message = json.loads(line) if line else None
+        except json.JSONDecodeError:
+            message = None
+        if not isinstance(message, dict):
+            if self.proc.poll() is None:
+                self.proc.kill()
+            code = self.proc.wait()
+            self.stderr.seek(0)
+            tail = (self.stderr.read() or line or "").strip()[-REASON_CHARS:]
+            self.kill()
+            what = "gave no answer" if line is None else f"exited {code}"
+            err = ProbeError(f"{self.side.label}: probe {what} without a response: {tail}")
+            err.side = self.label
+            raise err
+        if "wait" not in message:
+            if not message.get("ok"):
+                err = ProbeError(f"{self.side.label}: probe failed: {message.get('error')}")
+                err.side = self.label
+                raise err
+            message["process_s"] = time.perf_counter() - self.started
+            self.response = message
+        return message
+
+    def kill(self) -> None:
+        if self.stderr.closed:
+            return
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+        self.stderr.close()
+
+
+def take_turns(takers: Mapping[str, TurnTaker], first: str) -> None:
+    """Run both probes to the end, one at a time: go to one, wait until it pauses, go to the other.
+
+    Turns come in pairs whose first side alternates (first, other, other, first, …), so a drift
+    within a pair favours neither. A probe that has finished just drops out of the turns.
+    """
+    waiting = {label: t.next_message() for label, t in takers.items()}  # both ready to train
+    order = [first, *[k for k in takers if k != first]]
+    turn = 0
+    while any("wait" in m for m in waiting.values()):
+        for label in order if turn % 2 == 0 else order[::-1]:
+            if "wait" in waiting[label]:
+                takers[label].send("go")
+                waiting[label] = takers[label].next_message()
+        turn += 1
+
+
+def run_interleaved(
+    sides: Mapping[str, Side],
+    request: Mapping[str, Any],
+    rounds: int,
+    *,
+    every: int = INTERLEAVE_EVERY,
+    on_response: Callable[[int, str, dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Like ``run_rounds``, but each round's two processes take turns every `every` steps.
+
+    Round r gives A the first turn when r is even, B when odd. Both entry points must speak the
+    interleaving of ``bench.gate_probe`` (``describe`` lists "interleave").
+    """
+    line = json.dumps({**request, "interleave": {"every": every}})
+    results: list[dict[str, Any]] = [{} for _ in range(rounds)]
+    for r in range(rounds):
+        takers = {label: TurnTaker(side, label) for label, side in sides.items()}
+        try:
+            for taker in takers.values():
+                taker.send(line)
+            take_turns(takers, "A" if r % 2 == 0 else "B")
+        finally:
+            for taker in takers.values():
+                taker.kill()
+        for label in ("A", "B"):
+            response = takers[label].response
+            assert response is not None
+            results[r][label] = response
+            if on_response:
+                on_response(r, label, response)
     return results
 
 

@@ -7,7 +7,8 @@
    (A failing probe on the working tree's side is exit 2: that is the change's to fix.) ``Fallback`` carries the
    reason; the CLI then runs ``bench.measure.gate_rounds.run_gate``.
 3. Check REF out (``git worktree``), build its environment with uv, ask both sides ``--describe``,
-   run the rounds (``bench.run.ab``), judge (``bench.gate.ab``), print and write the table.
+   run the rounds (``bench.run.ab``: interleaved when both entry points can, else alternating),
+   judge (``bench.gate.ab``), print and write the table.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Options:
     markdown_out: Path | None = None
     ref_env: Path | None = None
     prestart: bool = True
+    alternate: bool = False  # whole processes in turn, even where both sides could interleave
 
 
 def choose_ref(against: str | None, cwd: Path) -> tuple[str, str]:
@@ -81,9 +83,14 @@ def run_ab_gate(
     variants: Sequence[GateVariant] = AB_VARIANTS,
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
     prestart: bool = True,
+    interleave: bool = False,
     echo: Callable[[str], None] = print,
 ) -> tuple[list[gate_ab.ABRow], dict[str, Any]]:
-    """Measure the rounds between two ready sides and judge them: (rows, raw measurement)."""
+    """Measure the rounds between two ready sides and judge them: (rows, raw measurement).
+
+    With `interleave`, each round's two processes take turns every few steps
+    (``ab.run_interleaved``); without, whole processes alternate (``ab.run_rounds``, `prestart`).
+    """
     request = ab.request(
         [v.probe_run() for v in variants],
         warmup_steps=warmup_steps,
@@ -101,17 +108,43 @@ def run_ab_gate(
         echo(f"  round {r + 1}/{rounds} {label}: {cells} ms ({response['process_s']:.0f} s)")
 
     start = time.perf_counter()
-    responses = ab.run_rounds(sides, request, rounds, prestart=prestart, on_response=progress)
+    if interleave:
+        responses = ab.run_interleaved(sides, request, rounds, on_response=progress)
+    else:
+        responses = ab.run_rounds(sides, request, rounds, prestart=prestart, on_response=progress)
     rows = gate_ab.compare_rounds(figures, [v.name for v in variants])
     measured = {
         "request": request,
-        "order": ab.round_order(rounds),
+        "mode": mode_text(interleave),
+        "order": None if interleave else ab.round_order(rounds),
         "rounds": rounds,
         "figures": figures,
         "responses": responses,
         "elapsed_s": time.perf_counter() - start,
     }
     return rows, measured
+
+
+def mode_text(interleave: bool) -> str:
+    """How the rounds ran, for the report."""
+    if interleave:
+        return (
+            f"interleaved (A and B take turns every {ab.INTERLEAVE_EVERY} training steps, "
+            "one process at a time)"
+        )
+    return "alternating (A B, B A, …, one whole process at a time)"
+
+
+def choose_interleave(
+    describes: Mapping[str, Mapping[str, Any]], alternate: bool, echo: Callable[[str], None]
+) -> bool:
+    """Whether the rounds interleave: both entry points can and --alternate was not given."""
+    if alternate:
+        return False
+    lacking = [k for k, doc in describes.items() if not doc.get("interleave")]
+    if lacking:
+        echo(f"rounds alternate: side {', '.join(lacking)}'s entry point cannot interleave")
+    return not lacking
 
 
 def _exit_on_sigterm() -> None:
@@ -122,8 +155,11 @@ def _exit_on_sigterm() -> None:
 
 def _ref_side(
     tree: Path, commit: str, ref_text: str, env_dir: Path, echo: Callable[[str], None]
-) -> tuple[dict[str, ab.Side], refenv.RefEnv]:
-    """Both sides, REF's environment built and both entry points checked; Fallback if REF's fail."""
+) -> tuple[dict[str, ab.Side], refenv.RefEnv, dict[str, dict[str, Any]]]:
+    """Both sides, REF's environment built, and their entry points' ``--describe`` answers.
+
+    Fallback if REF's environment or entry point fails.
+    """
     try:
         built = refenv.build_env(tree, commit, env_dir, log=echo)
     except refenv.RefError as exc:
@@ -137,14 +173,15 @@ def _ref_side(
         "A": ab.Side(f"A (REF {refenv.short(commit)})", built.python, tree),
         "B": ab.Side("B (working tree)", sys.executable, ab.source_root()),
     }
+    describes = {}
     for key, side in sides.items():
         try:
-            ab.describe(side)
+            describes[key] = ab.describe(side)
         except ab.ProbeError as exc:
             if key == "A":
                 raise Fallback(str(exc)) from None
             raise
-    return sides, built
+    return sides, built, describes
 
 
 def regress_against(options: Options, echo: Callable[[str], None] = print) -> int:
@@ -162,13 +199,14 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
     env_dir = options.ref_env or Path(tempfile.mkdtemp(prefix="mnist-bench-refenv-"))
     try:
         with refenv.checkout(commit, cwd) as tree:
-            sides, built = _ref_side(tree, commit, ref_text, env_dir, echo)
+            sides, built, describes = _ref_side(tree, commit, ref_text, env_dir, echo)
             try:
                 rows, measured = run_ab_gate(
                     sides,
                     rounds=options.rounds,
                     data_path=data_path,
                     prestart=options.prestart,
+                    interleave=choose_interleave(describes, options.alternate, echo),
                     echo=echo,
                 )
             except ab.ProbeError as exc:
@@ -183,6 +221,7 @@ def regress_against(options: Options, echo: Callable[[str], None] = print) -> in
     meta = {
         "ref": ref_text,
         "rounds": options.rounds,
+        "mode": measured["mode"],
         "sides": {
             key: {"label": side.label, "versions": measured["responses"][0][key]["versions"]}
             for key, side in sides.items()
