@@ -48,6 +48,7 @@ from bench.gate.variants import GateVariant  # noqa: E402
 from bench.gate_probe import INJECT_ENV  # noqa: E402
 from bench.run import ab, envinfo, regress  # noqa: E402
 
+VERSIONS = ("tensorflow", "keras")
 SCENARIOS = ("unchanged", "uniform", "stall", "slower-machine")
 EXPECTED = {"unchanged": 0, "uniform": 1, "stall": 1, "slower-machine": 0}
 INJECT = {
@@ -165,6 +166,14 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"too noisy when the CI reaches +{gate_ab.CEILING:.0%} or the paired ratios scatter by "
         f"more than {gate_ab.NOISE_LIMIT:.0%} (unless the change exceeds {gate_ab.NOISE_K:g}× that).",
         "",
+        f"Started {meta['started_utc']}; code: "
+        + ", ".join(
+            f"`{c['id'][:10]}`" + (" (with uncommitted changes)" if c.get("dirty") else "")
+            for c in meta.get("commits") or [meta["commit"]]
+            if c
+        )
+        + f"; {', '.join(f'{k} {v}' for k, v in meta['versions'].items() if k in VERSIONS)}.",
+        "",
         "| scenario | target | runs | pass (0) | regression (1) | cannot judge (2) | on target | "
         "gate s median / max |",
         "|---|---|--:|--:|--:|--:|--:|--:|",
@@ -220,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-overlap", action="store_true", help="alternate; no probe starts before the last ends"
     )
     parser.add_argument("--smoke", action="store_true", help="tiny variants: test this script")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --out/results.json (same rounds, mode and injections) and add "
+        "the missing ones; the full --against run is kept too",
+    )
     args = parser.parse_args(argv)
     variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
@@ -250,15 +265,31 @@ def main(argv: list[str] | None = None) -> int:
     }
     interleave = not (args.alternate or args.no_overlap)
     meta["mode"] = regress.mode_text(interleave)
-    if args.full_against != "none":
+    runs: list[dict[str, Any]] = []
+    if args.resume and (out / "results.json").is_file():
+        kept = json.loads((out / "results.json").read_text())
+        same = ("rounds", "mode", "variants", "inject", "rule")
+        if any(kept["meta"].get(k) != meta[k] for k in same):
+            parser.error(f"--resume: {out}/results.json differs in one of {same}; use a new --out")
+        runs = kept["runs"]
+        # Runs made by another commit are kept and said so: the gate's code must not have changed.
+        commits = kept["meta"].get("commits") or [kept["meta"]["commit"]]
+        meta["commits"] = commits + ([meta["commit"]] if meta["commit"] not in commits else [])
+        meta["started_utc"] = kept["meta"]["started_utc"]
+        if "full_against" in kept["meta"]:
+            meta["full_against"] = kept["meta"]["full_against"]
+        print(f"resuming: {len(runs)} runs kept", flush=True)
+    if args.full_against != "none" and "full_against" not in meta:
         meta["full_against"] = full_against(args.full_against, out)
         f = meta["full_against"]
         print(
             f"full --against {f['ref']}: exit {f['exit_code']} in {f['wall_s']:.0f} s", flush=True
         )
-    runs: list[dict[str, Any]] = []
+    counts = {s: sum(r["scenario"] == s for r in runs) for s in scenarios}
     for i in range(args.runs):
         for scenario in scenarios:
+            if counts[scenario] > i:
+                continue  # kept from the run being resumed
             run = gate_run(
                 scenario,
                 args.rounds,

@@ -138,7 +138,8 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         f"{meta.get('mode') or 'A and B alternating (A B, B A, …)'}, each side and round a fresh "
         "process; "
         "median step = median of the timed steps, wall per step = training wall time after the "
-        "warm-up ÷ steps (stalls included).",
+        "warm-up ÷ steps (stalls included; interleaved: the other side's turns left out, median "
+        f"over {ab.WALL_WINDOW}-step windows).",
         f"change = median over rounds of B/A − 1; CI: paired bootstrap over rounds "
         f"({ab.BOOTSTRAP_RESAMPLES} resamples, seeded). REGRESSION when the CI's lower bound is "
         f"above 0 and the change above +{ab.FLOOR:.0%} (and above {ab.NOISE_K:g} × the pair spread "
