@@ -223,7 +223,8 @@ def test_list_prints_only_the_shards_variants(capsys):
     matrix = load_profile("default")
     expected = plan_shards(matrix.variants(), 3, repeats=matrix.settings.repeats)[1]
     assert printed[: len(expected.variants)] == [v.id for v in expected.variants]
-    assert f"shard 2/3: {len(expected.variants)} of 10 variants" in printed[-1]
+    total = len(matrix.variants())
+    assert f"shard 2/3: {len(expected.variants)} of {total} variants" in printed[-1]
 
 
 def test_resuming_into_another_shards_directory_is_refused(tmp_path):
