@@ -37,7 +37,7 @@ one line; with ``"interleave": {"every": N}`` in it, the driver keeps stdin open
 hands the CPU back at every baton point: at the start of each run's training, after every N
 training steps, and at the end of each run's training, it writes ``{"wait": "<where>"}`` as one line
 on stdout and blocks until it reads the line ``go``. A driver can so let two probes take turns
-every few hundred milliseconds: both then see the same machine, whatever other tenants do. Each run
+every few tens of milliseconds: both then see the same machine, whatever other tenants do. Each run
 of the response also carries ``"pauses": [[steps, seconds], ...]``: after how many training steps
 (counted over all epochs) each mid-training wait came, and how long it lasted. The step after a
 pause and the pause itself are the driver's to leave out.

@@ -8,7 +8,6 @@ train begin, every N "steps" (it has STEPS) and at train end, and logs when each
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -95,4 +94,3 @@ def test_rounds_interleave_unless_an_entry_point_cannot_or_asked_not_to():
     assert regress.choose_interleave({"A": can, "B": can}, False, said.append) is True
     assert regress.mode_text(True).startswith("interleaved")
     assert regress.mode_text(False).startswith("alternating")
-    assert json.dumps(regress.mode_text(True))  # goes into the JSON output as text

@@ -60,6 +60,18 @@ class Side:
     def command(self, *args: str) -> list[str]:
         return [self.python, "-m", PROBE_MODULE, *args]
 
+    def start(self, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+        """A probe process of this side: stdin and stdout are pipes, text; stderr as given."""
+        return subprocess.Popen(
+            self.command(),
+            cwd=self.source,
+            env=self.environ(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+
     def environ(self) -> dict[str, str]:
         """This process's environment, the side's source tree first on PYTHONPATH, plus `env`.
 
@@ -107,15 +119,7 @@ class Probe:
     def __init__(self, side: Side) -> None:
         self.side = side
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            side.command(),
-            cwd=side.source,
-            env=side.environ(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        self.proc = side.start()
 
     def measure(self, request: Mapping[str, Any], timeout_s: float = PROBE_TIMEOUT_S) -> dict:
         """The response (contract 1) to `request`; ProbeError on a crash, timeout or bad output."""
@@ -131,15 +135,20 @@ class Probe:
             raise ProbeError(
                 f"{self.side.label}: probe exited {self.proc.returncode} without a response: {tail}"
             ) from None
-        if not response.get("ok"):
-            raise ProbeError(f"{self.side.label}: probe failed: {response.get('error')}")
-        response["process_s"] = time.perf_counter() - self.started
-        return response
+        return final_response(response, self.side, self.started)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate()
+
+
+def final_response(response: dict[str, Any], side: Side, started: float) -> dict[str, Any]:
+    """A probe's response, stamped with its process's seconds; ProbeError if it says it failed."""
+    if not response.get("ok"):
+        raise ProbeError(f"{side.label}: probe failed: {response.get('error')}")
+    response["process_s"] = time.perf_counter() - started
+    return response
 
 
 def round_order(rounds: int) -> list[tuple[int, str]]:
@@ -203,15 +212,7 @@ class TurnTaker:
         self.side, self.label = side, label
         self.started = time.perf_counter()
         self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by kill)
-        self.proc = subprocess.Popen(
-            side.command(),
-            cwd=side.source,
-            env=side.environ(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            text=True,
-        )
+        self.proc = side.start(stderr=self.stderr)
         self.response: dict[str, Any] | None = None
 
     def send(self, line: str) -> None:
@@ -243,12 +244,11 @@ class TurnTaker:
             err.side = self.label
             raise err
         if "wait" not in message:
-            if not message.get("ok"):
-                err = ProbeError(f"{self.side.label}: probe failed: {message.get('error')}")
-                err.side = self.label
-                raise err
-            message["process_s"] = time.perf_counter() - self.started
-            self.response = message
+            try:
+                self.response = final_response(message, self.side, self.started)
+            except ProbeError as exc:
+                exc.side = self.label
+                raise
         return message
 
     def kill(self) -> None:
