@@ -309,11 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
             (out / "results.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
             (out / "SUMMARY.md").write_text(render(runs, meta))
-        if i == 0 and args.runs > 1:
-            cycle = sum(r["wall_s"] for r in runs)
+        if i == min(counts.values()) and i + 1 < args.runs:
+            cycle = sum(r["wall_s"] for r in runs[-len(scenarios) :])
+            left = args.runs - i - 1
             print(
-                f"budget: one run of every scenario took {cycle / 60:.1f} min; all {args.runs} "
-                f"runs will take about {cycle * args.runs / 60:.0f} min",
+                f"budget: one run of every scenario took {cycle / 60:.1f} min; the {left} "
+                f"cycles left will take about {cycle * left / 60:.0f} min",
                 flush=True,
             )
     print((out / "SUMMARY.md").read_text())

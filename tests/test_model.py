@@ -1,4 +1,5 @@
 import keras
+import numpy as np
 import pytest
 
 from mnist_models import mlp
@@ -65,3 +66,12 @@ def test_mixed_float16_uses_keras_loss_scaling():
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown dtype policy 'float64'"):
         mlp.build_mlp("float64")
+
+
+def test_scaling_is_x_over_255_for_every_pixel_value():
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    scaled = mlp.scale_images(pixels)
+    assert scaled.dtype == np.float32
+    # Bit for bit what the reference's float64 x / 255.0 gives once Keras casts it to float32.
+    assert np.array_equal(scaled, (pixels / 255.0).astype(np.float32))
+    assert np.array_equal(mlp.scale_images(pixels.astype(np.int64)), scaled)
