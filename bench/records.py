@@ -211,7 +211,11 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
             "a list of {layer, type, output_shape, params} objects",
         ),
     },
-    "memory": {"peak_rss_bytes": _OPT_NUMBER, "gpu_peak_bytes": _OPT_NUMBER},
+    "memory": {
+        "peak_rss_bytes": _OPT_NUMBER,
+        "peak_rss_source": _STR,
+        "gpu_peak_bytes": _OPT_NUMBER,
+    },
     "data": {"source": _STR, "location": _STR},
     "probe": {
         "gpus": (_list_of(lambda v: isinstance(v, str)), "a list of strings"),

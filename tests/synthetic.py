@@ -66,7 +66,7 @@ def variant_record(
             "activation_bytes_per_batch_est": 1000,
             "flops_per_step": 10**7,
         },
-        "memory": {"peak_rss_bytes": 2**30, "gpu_peak_bytes": None},
+        "memory": {"peak_rss_bytes": 2**30, "peak_rss_source": "VmHWM", "gpu_peak_bytes": None},
     }
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
 from bench import records, stats
@@ -61,6 +64,7 @@ def test_measurement_is_complete_and_consistent(measured, small_mnist):
         m["flops_per_step"] / (d["step_ms"]["median"] / 1000)
     )
     assert measured["memory"]["peak_rss_bytes"] > 100 * 2**20
+    assert measured["memory"]["peak_rss_source"] in ("VmHWM", "ru_maxrss")
     assert math.isfinite(a["loss"][-1])
 
 
@@ -92,3 +96,14 @@ def test_overhead_self_check_pairs_harness_and_bare_fit(small_mnist):
         pair["harness"]["step_ms_median"] / pair["bare"]["step_ms_median"]
     )
     assert "harness/bare median step" in render_overhead(result)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux's")
+def test_peak_rss_is_the_job_process_own_not_its_parent():
+    # ru_maxrss would report at least the parent's 600 MiB here: Linux carries it across exec.
+    ballast = np.ones(600 * 2**20 // 8)
+    code = "from bench.measure.memory import peak_rss; print(*peak_rss())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    rss, source = out.stdout.split()
+    assert source == "VmHWM"
+    assert 5 * 2**20 < int(rss) < 200 * 2**20 < ballast.nbytes

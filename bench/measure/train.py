@@ -4,7 +4,6 @@ chose (bench.run.worker sets KERAS_BACKEND); TensorFlow only where the backend i
 from __future__ import annotations
 
 import math
-import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from bench.measure import backend, costs, distribute
+from bench.measure import backend, costs, distribute, memory
 from bench.measure.clock import StepClock
 from bench.plan.variant import Variant
 from mnist_models import mlp
@@ -151,6 +150,7 @@ def run_variant(
             distribute.patch_keras_multi_worker(model, strategy)
         run = train(model, variant, arrays, callbacks, verbose)
 
+    peak_rss_bytes, peak_rss_source = memory.peak_rss()
     losses = [float(v) for v in run.history["loss"]]
     if not all(math.isfinite(v) for v in losses) or not math.isfinite(run.test_loss):
         raise Diverged(f"loss became non-finite (per-epoch loss {losses})")
@@ -170,8 +170,9 @@ def run_variant(
         },
         "model": model_facts(model, variant),
         "memory": {
-            # ru_maxrss is KiB on Linux; the whole child process, the backend itself included.
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            # The whole job process, the backend itself included.
+            "peak_rss_bytes": peak_rss_bytes,
+            "peak_rss_source": peak_rss_source,
             "gpu_peak_bytes": _gpu_peak_bytes(variant),
         },
     }

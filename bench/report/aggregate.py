@@ -86,6 +86,16 @@ def probe_spread(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], Pr
     return {k: ProbeSpread(max(v), min(v), len(v)) for k, v in sorted(by_key.items())}
 
 
+def own_peak_rss(rec: dict[str, Any]) -> int | None:
+    """The job process's own peak RSS; None for records without ``memory.peak_rss_source``.
+
+    Those (made before 2026-11-26) read ru_maxrss, which on Linux can hold the runner's RSS: every
+    variant of that day's reference showed the same 1,638 MiB (``bench.measure.memory``).
+    """
+    memory = rec["memory"]
+    return memory["peak_rss_bytes"] if memory.get("peak_rss_source") else None
+
+
 def baseline_id(records: list[dict[str, Any]]) -> str | None:
     """The run's baseline variant: as recorded, else the first variant record."""
     variants = variant_records(records)
@@ -228,7 +238,7 @@ def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
         "param_bytes": first["model"]["param_bytes"],
         "optimizer_bytes": first["model"]["optimizer_bytes"],
         "activation_bytes_est": first["model"]["activation_bytes_per_batch_est"],
-        "peak_rss_bytes": med(r["memory"]["peak_rss_bytes"] for r in ok),
+        "peak_rss_bytes": med(own_peak_rss(r) for r in ok),
         "gpu_peak_bytes": med(r["memory"]["gpu_peak_bytes"] for r in ok),
         "flops_per_step": first["model"]["flops_per_step"],
         "achieved_flops_per_s": first["model"]["flops_per_step"] / (step_ms / 1000),

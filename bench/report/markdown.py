@@ -218,7 +218,9 @@ def full_table_section(summary: aggregate.RunSummary) -> str:
         "`repeat medians` is the range of the repeats' median steps, `CV %` their coefficient of "
         "variation, `p10–p90` the spread of steps within a repeat. Parameter and Adam memory are "
         "the variables' bytes at their own dtype (float32 under every policy); activations are an "
-        "estimate from the layer shapes; peak RSS is the whole child process, the framework included. "
+        "estimate from the layer shapes; peak RSS is the job process's own high-water mark, the "
+        "framework included (blank for records made before 2026-11-26, whose figure could be the "
+        "parent runner's). "
         + (
             "`GPU peak MiB` is the backend allocator's peak in use on the GPU (TensorFlow: "
             "get_memory_info's peak; JAX: memory_stats' peak_bytes_in_use; torch: "
