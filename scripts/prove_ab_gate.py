@@ -162,9 +162,11 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes, "
         f"{meta.get('mode', 'alternating')}), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
-        f"{gate_ab.LEVEL:.0%} CI of B/A excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%}, "
-        f"too noisy when the CI reaches +{gate_ab.CEILING:.0%} or the paired ratios scatter by "
-        f"more than {gate_ab.NOISE_LIMIT:.0%} (unless the change exceeds {gate_ab.NOISE_K:g}× that).",
+        f"distribution-free {gate_ab.LEVEL:.0%} CI of the median B/A (with 6 rounds: smallest to "
+        f"largest ratio) excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%} (and "
+        f"{gate_ab.NOISE_K:g}× the paired ratios' spread when that exceeds "
+        f"{gate_ab.NOISE_LIMIT:.0%}, else too noisy); too noisy when the CI reaches "
+        f"+{gate_ab.CEILING:.0%}.",
         "",
         f"Started {meta['started_utc']}; code: "
         + ", ".join(
@@ -257,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             "floor": gate_ab.FLOOR,
             "ceiling": gate_ab.CEILING,
             "level": gate_ab.LEVEL,
+            "ci": "order statistics",
             "noise_limit": gate_ab.NOISE_LIMIT,
             "noise_k": gate_ab.NOISE_K,
         },

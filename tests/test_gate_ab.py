@@ -68,31 +68,50 @@ def test_figures_reads_a_probe_response_and_refuses_a_failed_one():
         ab.figures({"ok": False, "error": "boom"}, 2)
 
 
-def test_bootstrap_ci_of_the_median_paired_ratio():
+def test_median_ci_is_the_order_statistic_interval():
     a = [1.0] * 6
     b = [1.00, 1.02, 1.04, 1.06, 1.08, 1.10]
-    ratio, low, high = ab.bootstrap_ci(a, b)
+    ratio, low, high = ab.median_ci(a, b)
     assert ratio == pytest.approx(1.05)  # median of the six ratios
-    assert (low, high) == pytest.approx((1.02, 1.08))  # seeded: the same every time
-    assert ab.bootstrap_ci(a, b) == (ratio, low, high)
+    assert (low, high) == pytest.approx((1.00, 1.10))  # 6 rounds: smallest and largest, 96.9 %
+    # 12 rounds: the 3rd smallest and 3rd largest (96.1 %); order of the rounds does not matter.
+    twelve = [1.00, 1.11, 1.01, 1.10, 1.02, 1.09, 1.03, 1.08, 1.04, 1.07, 1.05, 1.06]
+    assert ab.median_ci([1.0] * 12, twelve) == pytest.approx((1.055, 1.02, 1.09))
     # Equal ratios: no spread at all. Scale-free: only B/A matters.
-    assert ab.bootstrap_ci([2.0] * 5, [2.2] * 5) == pytest.approx((1.1, 1.1, 1.1))
-    assert ab.bootstrap_ci([1, 1, 1], [1.2, 1.1, 1.3]) == pytest.approx((1.2, 1.1, 1.3))
+    assert ab.median_ci([2.0] * 5, [2.2] * 5) == pytest.approx((1.1, 1.1, 1.1))
 
 
-def test_bootstrap_ci_is_paired():
+def test_median_ci_coverage_is_binomial():
+    assert ab.coverage(6, 1) == pytest.approx(1 - 2 / 64)
+    assert ab.coverage(6, 2) == pytest.approx(1 - 2 * 7 / 64)  # the old bootstrap's ~78 %
+    assert ab.coverage(12, 3) == pytest.approx(1 - 2 * 79 / 4096)
+    assert ab.coverage(ab.MIN_ROUNDS, 1) >= ab.LEVEL > ab.coverage(ab.MIN_ROUNDS - 1, 1)
+
+
+def test_median_ci_holds_the_proof_campaigns_false_alarm():
+    # Run 24 of the 2026-11-26 proof (halved machine, same code both sides): bs512 median step B/A
+    # per round. The bootstrap CI was +3.1 … +10.0 %: REGRESSION. The order-statistic CI holds 1.
+    ratios = [1.079, 1.073, 1.033, 1.103, 1.100, 0.983]
+    ratio, low, high = ab.median_ci([1.0] * 6, ratios)
+    assert low < 1 < ratio - ab.FLOOR + 1
+    assert ab.verdict(ratio, low, high, ab.ratio_spread([1.0] * 6, ratios)) == ab.PASS
+
+
+def test_median_ci_is_paired():
     # Round 2 ran on a machine twice as slow for both sides: pairing cancels it.
-    ratio, low, high = ab.bootstrap_ci([1.0, 2.0, 1.0, 2.0], [1.1, 2.2, 1.1, 2.2])
-    assert (ratio, low, high) == pytest.approx((1.1, 1.1, 1.1))
+    a, b = [1.0, 2.0, 1.0, 2.0, 1.0], [1.1, 2.2, 1.1, 2.2, 1.1]
+    assert ab.median_ci(a, b) == pytest.approx((1.1, 1.1, 1.1))
 
 
-def test_bootstrap_ci_refuses_unpaired_or_too_few_rounds():
+def test_median_ci_refuses_unpaired_or_too_few_rounds():
     with pytest.raises(ab.ABError, match="equally many"):
-        ab.bootstrap_ci([1, 1, 1], [1, 1])
-    with pytest.raises(ab.ABError, match="at least 3"):
-        ab.bootstrap_ci([1, 1], [1, 1])
+        ab.median_ci([1] * 5, [1] * 4)
+    with pytest.raises(ab.ABError, match="at least 5"):
+        ab.median_ci([1] * 4, [1] * 4)
     with pytest.raises(ab.ABError, match="level"):
-        ab.bootstrap_ci([1, 1, 1], [1, 1, 1], level=1.0)
+        ab.median_ci([1] * 5, [1] * 5, level=1.0)
+    with pytest.raises(ab.ABError, match="too few for a 99% CI"):
+        ab.median_ci([1] * 5, [1] * 5, level=0.99)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +123,7 @@ def test_bootstrap_ci_refuses_unpaired_or_too_few_rounds():
         (1.10, 0.99, 1.18, ab.PASS),  # CI holds 1 and rules out +20 %
         (1.10, 0.97, 1.25, ab.NOISY),  # CI holds 1 and +25 %: cannot say
         (1.00, 0.79, 1.21, ab.NOISY),
+        (1.04, 0.95, 1.19, ab.PASS),  # wide, but +20 % ruled out
         (0.90, 0.85, 0.95, ab.FASTER),
         (0.97, 0.95, 0.99, ab.PASS),  # faster, but under the floor
     ],
@@ -117,16 +137,25 @@ LOADED_A = [8.351, 15.622, 10.041, 8.053, 9.475, 9.918]
 LOADED_B = [19.849, 23.737, 15.968, 7.615, 11.697, 17.034]
 
 
-def test_the_spread_guard_turns_a_loaded_machines_false_alarm_into_too_noisy():
-    ratio, low, high = ab.bootstrap_ci(LOADED_A, LOADED_B)
+def test_the_loaded_machines_a_a_run_is_too_noisy_not_a_regression():
+    ratio, low, high = ab.median_ci(LOADED_A, LOADED_B)
     spread = ab.ratio_spread(LOADED_A, LOADED_B)
-    assert low > 1 and ratio - 1 > ab.FLOOR  # the CI and the floor alone would call it a regression
+    assert ratio - 1 > ab.FLOOR and low < 1  # +55 %, but one round had B faster
+    assert high > 1 + ab.CEILING
     assert spread == pytest.approx(0.2303, abs=1e-4)  # 1.4826 · 0.2415 / 1.5549
-    assert ratio - 1 < ab.NOISE_K * spread  # +55 % is within 3 spreads
     assert ab.verdict(ratio, low, high, spread) == ab.NOISY
-    # A change far beyond the scatter is still a regression (here the B side 3× slower).
+
+
+def test_the_spread_guard_holds_back_a_change_within_the_scatter():
+    # Every round slower, but pairs scattering 20 %: +20 % is within 3 spreads, so cannot judge.
+    ones, scattered = [1.0] * 6, [1.02, 1.10, 1.30, 1.45, 1.60, 1.05]
+    ratio, low, high = ab.median_ci(ones, scattered)
+    assert low > 1 and ratio - 1 > ab.FLOOR
+    assert ab.ratio_spread(ones, scattered) == pytest.approx(0.204, abs=1e-3)
+    assert ab.verdict(ratio, low, high, ab.ratio_spread(ones, scattered)) == ab.NOISY
+    # A change far beyond the scatter is a regression (here the B side 3× slower).
     tripled = [3 * b for b in LOADED_B]
-    ratio, low, high = ab.bootstrap_ci(LOADED_A, tripled)
+    ratio, low, high = ab.median_ci(LOADED_A, tripled)
     assert ab.verdict(ratio, low, high, ab.ratio_spread(LOADED_A, tripled)) == ab.REGRESSION
 
 
@@ -136,8 +165,10 @@ def test_the_spread_guard_turns_a_loaded_machines_false_alarm_into_too_noisy():
         (1.10, 1.06, 1.14, 0.10, ab.REGRESSION),  # spread at the limit: the plain rule
         (1.25, 1.06, 1.40, 0.11, ab.NOISY),  # noisy and +25 % < 3 × 11 %
         (1.40, 1.06, 1.60, 0.11, ab.REGRESSION),  # noisy but +40 % > 33 %
-        (1.00, 0.98, 1.02, 0.12, ab.NOISY),  # a tight CI cannot hide scattered pairs
+        (1.00, 0.85, 1.15, 0.12, ab.PASS),  # scattered pairs, but the CI rules out +20 %
+        (1.02, 0.85, 1.25, 0.12, ab.NOISY),  # … and here it does not
         (0.60, 0.50, 0.70, 0.12, ab.FASTER),
+        (0.80, 0.70, 0.90, 0.12, ab.NOISY),  # faster by the CI, but within 3 spreads
     ],
 )
 def test_verdict_with_spread(ratio, low, high, spread, expected):
@@ -171,15 +202,15 @@ def test_compare_rounds_judges_median_and_wall_separately():
 
 
 def test_compare_rounds_missing_variant_or_rounds_cannot_be_judged():
-    rounds = _rounds([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    rounds = _rounds([1.0] * 5, [1.0] * 5)
     del rounds[1]["B"]["v"]
     rows = ab.compare_rounds(rounds, ["v"])
     assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
     assert ab.exit_code(rows) == EXIT_UNMEASURED
-    rows = ab.compare_rounds(_rounds([1.0, 1.0], [1.0, 1.0]), ["v"])
+    rows = ab.compare_rounds(_rounds([1.0] * 4, [1.0] * 4), ["v"])
     assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
     assert ab.exit_code([]) == EXIT_UNMEASURED
-    assert ab.exit_code(ab.compare_rounds(_rounds([1.0] * 3, [1.0] * 3), ["v"])) == EXIT_PASS
+    assert ab.exit_code(ab.compare_rounds(_rounds([1.0] * 5, [1.0] * 5), ["v"])) == EXIT_PASS
 
 
 def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():

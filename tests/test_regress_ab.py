@@ -126,6 +126,12 @@ def test_cli_against_and_baseline_exclude_each_other(capsys):
     assert "exclude each other" in capsys.readouterr().err
 
 
+def test_cli_ab_gate_refuses_too_few_rounds_before_measuring(capsys):
+    assert main(["regress", "--against", "HEAD", "--rounds", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--rounds 4: the A/B gate needs at least 5" in err and "--baseline" in err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(refenv.find_uv() is None, reason="needs uv to build REF's environment quickly")
 def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(repo, real_mnist):

@@ -15,9 +15,9 @@ Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran 
 machine that speeds up or slows down between rounds moves both). The change is
 
     ratio  R = median_i r_i               robust to a round that a neighbour process disturbed
-    CI     paired percentile bootstrap of R: resample whole rounds with replacement, BOOTSTRAP_RESAMPLES
-           times, seeded (the same data give the same CI), LEVEL = 90 % two-sided, i.e. each bound
-           is a one-sided 95 % bound
+    CI     distribution-free CI of the median (``median_ci``): [r_(k), r_(n+1−k)] of the sorted
+           ratios, k the largest with binomial coverage >= LEVEL = 90 % (6 rounds: the smallest
+           and the largest ratio, 96.9 %); no resampling, no normality assumption
 
     spread s     1.4826 · MAD(r) / median(r): how much one pair's ratio scatters
 
@@ -26,32 +26,31 @@ The rule, per variant and metric:
     REGRESSION   lower CI bound > 1  and  R − 1 > FLOOR          (slower beyond noise, and by enough)
                  and, if s > NOISE_LIMIT, R − 1 > NOISE_K · s     (a noisy run must show a big change)
     faster       the same, mirrored
-    too noisy    otherwise, when s > NOISE_LIMIT or the upper CI bound > 1 + CEILING (a regression
-                 the gate exists for could hide in the noise, so passing would not be honest: exit 2)
+    too noisy    a regression (or speed-up) by the CI and FLOOR that the spread guard holds back; or
+                 the upper CI bound > 1 + CEILING (a regression the gate exists for could hide in
+                 the noise, so passing would not be honest: exit 2)
     pass         otherwise
 
-The spread guard exists because the 6-round CI alone is liberal (below) and other tenants' load
-does not always hit both processes of a pair alike: an A/A run on the shared dev machine under load
-4–6 had paired ratios of 0.95–2.38 (s = 23 %, median 1.55) and a CI of +23 % … +98 %, a false REGRESSION
-without the guard. Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add 10 %
-wall time) with 0/10 false alarms on unchanged code. The CI bound alone would flag any change the
-rounds resolve, however small (1–3 % code-layout effects between two builds are real but not
-actionable); the floor alone would alarm on a noisy round set. Requiring both makes a false alarm
-need a ≥ FLOOR excursion of the median of paired ratios *and* a CI that excludes 1, while a true
-+10 % sits 5 points above the floor. For a per-pair spread s the median of n pairs has a standard error
-of about 1.25·s/√n: with s = 4 % and n = 6 that is 2 %, so +10 % is ~2.5 SE above the floor and ~5
-SE above 1, and an unchanged tree needs a 2.5 SE excursion to cross the floor. (s is the machine's:
-on the shared dev machine under load 2–6 from parallel jobs, single pairs of an A/A run differed by
-up to 2.7×; there the CI reaches +20 % and the gate answers 'too noisy', exit 2, rather than
-guessing. The proof script measures s on a quiet machine.) FLOOR = 5 % is half the effect the gate
-must catch (asv's default factor is 10 %; this gate is designed to catch 10 % reliably, not merely
-at 50 %). A percentile bootstrap of a median over few rounds is coarse and liberal: with 6 rounds
-the 90 % interval is about [2nd, 5th] of the sorted ratios, which holds the true median only ~78 %
-of the time (binomial: 1 − 2·7/64). That is why the CI is never the rule alone: the floor makes a
-false alarm need a large excursion as well, and the proof script counts the outcome. It needs no
-normality assumption about a process's step time, and a single disturbed round moves it little. The
-functions are small and pure so a shared ``bench.stats`` CI (issue 11) can replace ``bootstrap_ci``
-later.
+Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add
+10 % wall time) with 0/10 false alarms on unchanged code and 10/10 passes on a 2× slower machine.
+The CI bound alone would flag any change the rounds resolve, however small (1–3 % code-layout
+effects between two builds are real but not actionable); the floor alone would alarm on a noisy
+round set. Requiring both makes a false alarm need a ≥ FLOOR excursion of the median of paired
+ratios *and* every round (with 6) on the slow side. FLOOR = 5 % is half the effect the gate must
+catch (asv's default factor is 10 %; this gate is designed to catch 10 % reliably, not merely at 50 %).
+
+Why order statistics, not a bootstrap: until 2026-11-26 the CI was a percentile bootstrap of the
+median. With 6 rounds that interval is about [2nd, 5th] of the sorted ratios, which holds the true
+median only ~78 % of the time (1 − 2·7/64), and with 4 rows judged per gate run the family missed
+often enough that the halved machine of the proof (busy loops on both cores, both sides slowed)
+gave a false REGRESSION: bs512 median step +7.6 %, bootstrap CI +3.1 … +10.0 %, rounds +7.9, +7.3,
++3.3, +10.3, +10.0, −1.7 %. Its min…max (−1.7 … +10.3 %) holds 1. On the 25 runs of that campaign
+every uniform (+13…+17 %) and stall (wall +10.9…+15.8 % on one variant or more) run still had a
+row whose smallest ratio was above 1.
+
+The spread guard exists because other tenants' load does not always hit both processes of a pair
+alike: an A/A run on the shared dev machine under load 4–6 had paired ratios of 0.95–2.38 (s = 23 %,
+median 1.55). There the gate answers 'too noisy', exit 2, rather than guessing.
 
 Exit code: 1 if any variant's metric regressed; else 2 if any could not be judged; else 0.
 """
@@ -60,7 +59,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -80,9 +78,7 @@ CEILING = 0.20
 NOISE_LIMIT = 0.10
 NOISE_K = 3.0
 LEVEL = 0.90
-BOOTSTRAP_RESAMPLES = 4000
-SEED = 20261125
-MIN_ROUNDS = 3
+MIN_ROUNDS = 5  # the fewest whose min…max holds the median with >= LEVEL (5: 93.8 %)
 DEFAULT_ROUNDS = 6
 METRICS = ("median_ms", "wall_ms")
 # Steps per window of the wall figure in interleaved rounds (bench.run.ab.INTERLEAVE_EVERY steps
@@ -161,29 +157,31 @@ def figures(response: Mapping[str, Any], warmup: int) -> dict[str, dict[str, flo
     return out
 
 
-def bootstrap_ci(
-    a: Sequence[float],
-    b: Sequence[float],
-    *,
-    level: float = LEVEL,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = SEED,
-) -> tuple[float, float, float]:
-    """(R, low, high): R = median of the paired ratios b_i/a_i and its percentile-bootstrap CI.
+def coverage(n: int, k: int) -> float:
+    """P(x_(k) ≤ true median ≤ x_(n+1−k)) for n independent ratios: 1 − 2 · P(Binomial(n, ½) < k)."""
+    return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
 
-    Whole pairs are resampled (the pairing is what cancels the machine's drift), with a fixed seed so
-    a result is reproducible from the raw numbers. Bounds use linear-interpolated percentiles.
+
+def median_ci(
+    a: Sequence[float], b: Sequence[float], *, level: float = LEVEL
+) -> tuple[float, float, float]:
+    """(R, low, high): R = median of the paired ratios b_i/a_i and its distribution-free CI.
+
+    The CI is [x_(k), x_(n+1−k)] of the sorted ratios, with the largest k whose ``coverage`` is at
+    least `level` (6 rounds: k = 1, i.e. the smallest and largest ratio, 96.9 %; 12 rounds: k = 3,
+    96.1 %). It assumes only that rounds are independent pairs, so it does not shrink with a small
+    sample the way a percentile bootstrap of a median does.
     """
     if len(a) != len(b) or len(a) < MIN_ROUNDS:
         raise ABError(f"{len(a)} and {len(b)} rounds: need equally many, at least {MIN_ROUNDS}")
     if not 0 < level < 1:
         raise ABError(f"level {level}: need 0 < level < 1")
-    ratios = [y / x for x, y in zip(a, b, strict=True)]
-    rng = random.Random(seed)
+    ratios = sorted(y / x for x, y in zip(a, b, strict=True))
     n = len(ratios)
-    boot = [stats.median([ratios[rng.randrange(n)] for _ in range(n)]) for _ in range(resamples)]
-    tail = 100 * (1 - level) / 2
-    return stats.median(ratios), stats.percentile(boot, tail), stats.percentile(boot, 100 - tail)
+    k = max((k for k in range(1, n // 2 + 1) if coverage(n, k) >= level), default=0)
+    if k == 0:
+        raise ABError(f"{n} rounds: too few for a {level:.0%} CI of the median (need {MIN_ROUNDS})")
+    return stats.median(ratios), ratios[k - 1], ratios[n - k]
 
 
 def verdict(
@@ -197,13 +195,12 @@ def verdict(
     noise_limit: float = NOISE_LIMIT,
 ) -> str:
     """The rule of the module docstring for one (variant, metric); `spread` is s of the ratios."""
-    noisy = spread > noise_limit
-    big_enough = abs(ratio - 1) > max(floor, NOISE_K * spread if noisy else 0.0)
-    if low > 1 and ratio > 1 and big_enough:
-        return REGRESSION
-    if high < 1 and ratio < 1 and big_enough:
-        return FASTER
-    if noisy or high > 1 + ceiling:
+    beyond_noise = spread <= noise_limit or abs(ratio - 1) > NOISE_K * spread
+    if low > 1 and ratio - 1 > floor:
+        return REGRESSION if beyond_noise else NOISY
+    if high < 1 and 1 - ratio > floor:
+        return FASTER if beyond_noise else NOISY
+    if high > 1 + ceiling:
         return NOISY
     return PASS
 
@@ -258,7 +255,7 @@ def compare_rounds(
             if len(rounds) < MIN_ROUNDS:
                 rows.append(ABRow(name, metric, NOT_MEASURED, rounds=len(rounds)))
                 continue
-            ratio, low, high = bootstrap_ci(a, b, level=level)
+            ratio, low, high = median_ci(a, b, level=level)
             spread = ratio_spread(a, b)
             rows.append(
                 ABRow(

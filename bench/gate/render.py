@@ -140,11 +140,11 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         "median step = median of the timed steps, wall per step = training wall time after the "
         "warm-up ÷ steps (stalls included; interleaved: the other side's turns left out, median "
         f"over {ab.WALL_WINDOW}-step windows).",
-        f"change = median over rounds of B/A − 1; CI: paired bootstrap over rounds "
-        f"({ab.BOOTSTRAP_RESAMPLES} resamples, seeded). REGRESSION when the CI's lower bound is "
-        f"above 0 and the change above +{ab.FLOOR:.0%} (and above {ab.NOISE_K:g} × the pair spread "
-        f"when that exceeds {ab.NOISE_LIMIT:.0%}); too noisy when the pair spread exceeds "
-        f"{ab.NOISE_LIMIT:.0%} or the upper bound +{ab.CEILING:.0%}. Pair spread = 1.4826 · MAD / "
+        f"change = median over rounds of B/A − 1; CI: distribution-free CI of that median "
+        f"(smallest…largest ratio with 5–7 rounds; coverage >= {level:.0%}). REGRESSION when the "
+        f"CI's lower bound is above 0 and the change above +{ab.FLOOR:.0%} (and above "
+        f"{ab.NOISE_K:g} × the pair spread when that exceeds {ab.NOISE_LIMIT:.0%}, else too noisy); "
+        f"too noisy when the upper bound exceeds +{ab.CEILING:.0%}. Pair spread = 1.4826 · MAD / "
         "median of the rounds' B/A.",
         *(f"side {_side_line(sides[k])}" for k in ("A", "B") if k in sides),
     ]
@@ -162,8 +162,8 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
     verdicts = {row.verdict for row in rows}
     if NOISY in verdicts:
         lines.append(
-            "note: too noisy: the rounds' B/A ratios scatter too much (or a CI reaches above "
-            f"+{ab.CEILING:.0%}), so a regression the gate exists for could pass unseen; other "
+            "note: too noisy: a CI reaches above "
+            f"+{ab.CEILING:.0%} (or the rounds' B/A ratios scatter too much to call a change), so a regression the gate exists for could pass unseen; other "
             "load on the machine is the usual cause: re-run on a quieter machine or with more --rounds"
         )
     if NOT_MEASURED in verdicts:
