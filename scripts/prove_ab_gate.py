@@ -163,7 +163,8 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta.get('mode', 'alternating')}), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
         f"distribution-free {gate_ab.LEVEL:.0%} CI of the median B/A (with 6 rounds: smallest to "
-        f"largest ratio) excludes 1 and the change exceeds +{gate_ab.FLOOR:.0%} (and "
+        f"largest ratio) lies above +{gate_ab.MARGIN:.0%} and the change exceeds "
+        f"+{gate_ab.FLOOR:.0%} (and "
         f"{gate_ab.NOISE_K:g}× the paired ratios' spread when that exceeds "
         f"{gate_ab.NOISE_LIMIT:.0%}, else too noisy); too noisy when the CI reaches "
         f"+{gate_ab.CEILING:.0%}.",
@@ -257,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "variants": [v.name for v in variants],
         "rule": {
             "floor": gate_ab.FLOOR,
+            "margin": gate_ab.MARGIN,
             "ceiling": gate_ab.CEILING,
             "level": gate_ab.LEVEL,
             "ci": "order statistics",

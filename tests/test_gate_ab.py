@@ -118,13 +118,16 @@ def test_median_ci_refuses_unpaired_or_too_few_rounds():
     ("ratio", "low", "high", "expected"),
     [
         (1.10, 1.06, 1.14, ab.REGRESSION),  # +10 %, CI clear of 1
-        (1.30, 1.02, 1.50, ab.REGRESSION),  # wide, but beyond the noise and the floor
+        (1.30, 1.04, 1.50, ab.REGRESSION),  # wide, but beyond the margin and the floor
+        (1.30, 1.02, 1.50, ab.NOISY),  # not clear of the 3 % margin, and +20 % not ruled out
+        (1.08, 1.02, 1.12, ab.PASS),  # slower, but maybe by no more than builds differ
         (1.04, 1.01, 1.07, ab.PASS),  # resolved, but under the 5 % floor
         (1.10, 0.99, 1.18, ab.PASS),  # CI holds 1 and rules out +20 %
         (1.10, 0.97, 1.25, ab.NOISY),  # CI holds 1 and +25 %: cannot say
         (1.00, 0.79, 1.21, ab.NOISY),
         (1.04, 0.95, 1.19, ab.PASS),  # wide, but +20 % ruled out
         (0.90, 0.85, 0.95, ab.FASTER),
+        (0.90, 0.85, 0.98, ab.PASS),
         (0.97, 0.95, 0.99, ab.PASS),  # faster, but under the floor
     ],
 )
@@ -249,7 +252,7 @@ def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
         "A = abc1234567 (merge base of HEAD and origin/main); B = this working tree. 6 rounds"
         in text
     )
-    assert "above 0 and the change above +5%" in text
+    assert "lower bound is above +3% and the change above +5%" in text
     assert "side A (REF abc1234567): tensorflow 2.20.0" in text
     assert "REF environment: uv, from its requirements.lock, built in 6 s" in text
     assert lines[-1] == "gate: REGRESSION (exit 1)"

@@ -142,7 +142,7 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         f"over {ab.WALL_WINDOW}-step windows).",
         f"change = median over rounds of B/A − 1; CI: distribution-free CI of that median "
         f"(smallest…largest ratio with 5–7 rounds; coverage >= {level:.0%}). REGRESSION when the "
-        f"CI's lower bound is above 0 and the change above +{ab.FLOOR:.0%} (and above "
+        f"CI's lower bound is above +{ab.MARGIN:.0%} and the change above +{ab.FLOOR:.0%} (and above "
         f"{ab.NOISE_K:g} × the pair spread when that exceeds {ab.NOISE_LIMIT:.0%}, else too noisy); "
         f"too noisy when the upper bound exceeds +{ab.CEILING:.0%}. Pair spread = 1.4826 · MAD / "
         "median of the rounds' B/A.",
