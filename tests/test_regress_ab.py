@@ -155,7 +155,7 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
     out = root / "gate"
     done = _cli(
         root,
-        "--against", "HEAD", "--rounds", "3", "--data", str(CACHE),
+        "--against", "HEAD", "--rounds", "5", "--data", str(CACHE),
         "--json", str(out / "gate.json"), "--markdown", str(out / "gate.md"),
         timeout=1200,
     )  # fmt: skip
