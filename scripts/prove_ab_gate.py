@@ -162,8 +162,8 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes, "
         f"{meta.get('mode', 'alternating')}), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
-        f"distribution-free {gate_ab.LEVEL:.0%} CI of the median B/A (with 6 rounds: smallest to "
-        f"largest ratio) lies above +{gate_ab.MARGIN:.0%} and the change exceeds "
+        f"distribution-free {gate_ab.LEVEL:.0%} CI of the median B/A "
+        f"({gate_ab.ci_text(meta['rounds'])}) lies above +{gate_ab.MARGIN:.0%} and the change exceeds "
         f"+{gate_ab.FLOOR:.0%} (and "
         f"{gate_ab.NOISE_K:g}× the paired ratios' spread when that exceeds "
         f"{gate_ab.NOISE_LIMIT:.0%}, else too noisy); too noisy when the CI reaches "
@@ -243,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(scenarios) - set(SCENARIOS) or args.runs < 1:
         parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
+    try:
+        gate_ab.check_rounds(args.rounds)
+    except gate_ab.ABError as exc:
+        parser.error(str(exc))
     from mnist_models.data import load_mnist
 
     data = load_mnist()

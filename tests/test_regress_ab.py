@@ -126,10 +126,23 @@ def test_cli_against_and_baseline_exclude_each_other(capsys):
     assert "exclude each other" in capsys.readouterr().err
 
 
-def test_cli_ab_gate_refuses_too_few_rounds_before_measuring(capsys):
+def _never(*args, **kwargs):
+    raise AssertionError("must not be reached with too few rounds")
+
+
+def test_cli_ab_gate_refuses_too_few_rounds_before_measuring(capsys, monkeypatch):
+    monkeypatch.setattr(regress, "choose_ref", _never)  # before REF is even looked up
     assert main(["regress", "--against", "HEAD", "--rounds", "4"]) == 2
     err = capsys.readouterr().err
     assert "--rounds 4: the A/B gate needs at least 5" in err and "--baseline" in err
+
+
+def test_run_ab_gate_refuses_too_few_rounds_before_any_process(monkeypatch):
+    # The proof script calls run_ab_gate directly, past the CLI: the check is there too.
+    monkeypatch.setattr(regress.ab, "run_interleaved", _never)
+    monkeypatch.setattr(regress.ab, "run_rounds", _never)
+    with pytest.raises(regress.gate_ab.ABError, match="--rounds 4"):
+        regress.run_ab_gate({}, rounds=4, data_path=None, interleave=True)
 
 
 @pytest.mark.slow

@@ -105,6 +105,16 @@ def _side_line(side: Mapping[str, Any]) -> str:
     )
 
 
+def _ci_bounds(rounds: Any, level: float) -> str:
+    """Which sorted ratios bound the CI, for the number of rounds the meta states."""
+    if isinstance(rounds, int) and rounds >= ab.MIN_ROUNDS:
+        return ab.ci_text(rounds, level)
+    return (
+        "the k-th smallest to the k-th largest ratio, k the largest with binomial coverage >= "
+        f"{level:.0%}"
+    )
+
+
 def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
     """Markdown: one line per variant and metric (A, B, B/A with its CI, verdict), how, and outcome.
 
@@ -140,8 +150,8 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         "median step = median of the timed steps, wall per step = training wall time after the "
         "warm-up ÷ steps (stalls included; interleaved: the other side's turns left out, median "
         f"over {ab.WALL_WINDOW}-step windows).",
-        f"change = median over rounds of B/A − 1; CI: distribution-free CI of that median "
-        f"(smallest…largest ratio with 5–7 rounds; coverage >= {level:.0%}). REGRESSION when the "
+        f"change = median over rounds of B/A − 1; CI: distribution-free {level:.0%} CI of that "
+        f"median ({_ci_bounds(meta.get('rounds'), level)}). REGRESSION when the "
         f"CI's lower bound is above +{ab.MARGIN:.0%} and the change above +{ab.FLOOR:.0%} (and above "
         f"{ab.NOISE_K:g} × the pair spread when that exceeds {ab.NOISE_LIMIT:.0%}, else too noisy); "
         f"too noisy when the upper bound exceeds +{ab.CEILING:.0%}. Pair spread = 1.4826 · MAD / "
@@ -162,9 +172,10 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
     verdicts = {row.verdict for row in rows}
     if NOISY in verdicts:
         lines.append(
-            "note: too noisy: a CI reaches above "
-            f"+{ab.CEILING:.0%} (or the rounds' B/A ratios scatter too much to call a change), so a regression the gate exists for could pass unseen; other "
-            "load on the machine is the usual cause: re-run on a quieter machine or with more --rounds"
+            f"note: too noisy: a CI reaches above +{ab.CEILING:.0%} (or the rounds' B/A ratios "
+            "scatter too much to call a change), so a regression the gate exists for could pass "
+            "unseen; other load on the machine is the usual cause: re-run on a quieter machine or "
+            "with more --rounds"
         )
     if NOT_MEASURED in verdicts:
         lines.append("note: a variant was not measured on both sides in every round")

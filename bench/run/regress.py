@@ -90,7 +90,9 @@ def run_ab_gate(
 
     With `interleave`, each round's two processes take turns every few steps
     (``ab.run_interleaved``); without, whole processes alternate (``ab.run_rounds``, `prestart`).
+    Too few rounds is ABError before any process starts.
     """
+    gate_ab.check_rounds(rounds)
     request = ab.request(
         [v.probe_run() for v in variants],
         warmup_steps=warmup_steps,
@@ -185,7 +187,11 @@ def _ref_side(
 
 
 def regress_against(options: Options, echo: Callable[[str], None] = print) -> int:
-    """The whole A/B gate; returns the exit code, or raises Fallback before measuring anything."""
+    """The whole A/B gate; returns the exit code, or raises Fallback before measuring anything.
+
+    Too few rounds is ABError, raised before REF is looked up or any process starts.
+    """
+    gate_ab.check_rounds(options.rounds)
     start = time.perf_counter()
     _exit_on_sigterm()
     cwd = ab.source_root()
