@@ -73,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     for n in args.rounds:
-        ab.check_rounds(n)
+        try:
+            ab.check_rounds(n)
+        except ab.ABError as exc:
+            parser.error(str(exc))
     runs = json.loads(Path(args.results).read_text())["runs"]
     by_scenario: dict[str, list[dict[Row, list[float]]]] = {}
     for run in runs:

@@ -287,3 +287,48 @@ def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
     assert "side A (REF abc1234567): tensorflow 2.20.0" in text
     assert "REF environment: uv, from its requirements.lock, built in 6 s" in text
     assert lines[-1] == "gate: REGRESSION (exit 1)"
+
+
+def _estimator():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "estimate_ab_rule.py"
+    spec = importlib.util.spec_from_file_location("estimate_ab_rule", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _campaign_run(scenario: str, wall_ratios: list[float]) -> dict:
+    rounds = [
+        {
+            "A": {"v": {"median_ms": 2.0, "wall_ms": 2.0}},
+            "B": {"v": {"median_ms": 2.0, "wall_ms": 2.0 * r}},
+        }
+        for r in wall_ratios
+    ]
+    return {"scenario": scenario, "figures": rounds}
+
+
+def test_rule_estimator_separates_a_clear_stall_from_unchanged_code(tmp_path, capsys):
+    import json
+    import random
+
+    rng = random.Random(3)
+    runs = [
+        _campaign_run("unchanged", [1 + rng.gauss(0, 0.02) for _ in range(6)]) for _ in range(5)
+    ]
+    runs += [
+        _campaign_run("stall", [1.12 + rng.gauss(0, 0.02) for _ in range(6)]) for _ in range(5)
+    ]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"meta": {}, "runs": runs}))
+    assert _estimator().main([str(results), "--rounds", "6", "8", "--draws", "400"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    shares = {tuple(line.split()[:3:2]): line.split()[3] for line in lines}
+    assert shares[("unchanged", "8")] == "100.0%"  # exit 0 every time
+    assert shares[("stall", "8")] == "0.0%"  # never exit 0: always caught
+    with pytest.raises(SystemExit):
+        _estimator().main([str(results), "--rounds", "4"])
+    assert "--rounds 4: the A/B gate needs at least 5" in capsys.readouterr().err
