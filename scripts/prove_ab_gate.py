@@ -216,7 +216,7 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="gate runs per scenario (K)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
@@ -238,22 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the runs already in --out/results.json (same rounds, mode and injections) and add "
         "the missing ones; the full --against run is kept too",
     )
-    args = parser.parse_args(argv)
-    variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    if set(scenarios) - set(SCENARIOS) or args.runs < 1:
-        parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
-    try:
-        gate_ab.check_rounds(args.rounds)
-    except gate_ab.ABError as exc:
-        parser.error(str(exc))
-    from mnist_models.data import load_mnist
+    return parser
 
-    data = load_mnist()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def campaign_meta(
+    args: argparse.Namespace, variants: tuple[GateVariant, ...], interleave: bool
+) -> dict[str, Any]:
+    """What results.json says about the campaign: machine, code, rounds and the rule judged by."""
     machine = envinfo.machine_info()
-    meta: dict[str, Any] = {
+    return {
         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{machine['cpu_model']}, {machine['cpu_cores']} cores",
         "versions": machine["versions"],
@@ -271,22 +264,49 @@ def main(argv: list[str] | None = None) -> int:
         },
         "inject": INJECT,
         "overlap": not args.no_overlap,
+        "mode": regress.mode_text(interleave),
     }
+
+
+def resume(out: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs kept in out/results.json, `meta` updated; ValueError if they used another rule."""
+    kept = json.loads((out / "results.json").read_text())
+    same = ("rounds", "mode", "variants", "inject", "rule")
+    if any(kept["meta"].get(k) != meta[k] for k in same):
+        raise ValueError(f"--resume: {out}/results.json differs in one of {same}; use a new --out")
+    # Runs made by another commit are kept and said so: the gate's code must not have changed.
+    commits = kept["meta"].get("commits") or [kept["meta"]["commit"]]
+    meta["commits"] = commits + ([meta["commit"]] if meta["commit"] not in commits else [])
+    meta["started_utc"] = kept["meta"]["started_utc"]
+    if "full_against" in kept["meta"]:
+        meta["full_against"] = kept["meta"]["full_against"]
+    return kept["runs"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if set(scenarios) - set(SCENARIOS) or args.runs < 1:
+        parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
+    try:
+        gate_ab.check_rounds(args.rounds)
+    except gate_ab.ABError as exc:
+        parser.error(str(exc))
+    from mnist_models.data import load_mnist
+
+    data = load_mnist()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     interleave = not (args.alternate or args.no_overlap)
-    meta["mode"] = regress.mode_text(interleave)
+    meta = campaign_meta(args, variants, interleave)
     runs: list[dict[str, Any]] = []
     if args.resume and (out / "results.json").is_file():
-        kept = json.loads((out / "results.json").read_text())
-        same = ("rounds", "mode", "variants", "inject", "rule")
-        if any(kept["meta"].get(k) != meta[k] for k in same):
-            parser.error(f"--resume: {out}/results.json differs in one of {same}; use a new --out")
-        runs = kept["runs"]
-        # Runs made by another commit are kept and said so: the gate's code must not have changed.
-        commits = kept["meta"].get("commits") or [kept["meta"]["commit"]]
-        meta["commits"] = commits + ([meta["commit"]] if meta["commit"] not in commits else [])
-        meta["started_utc"] = kept["meta"]["started_utc"]
-        if "full_against" in kept["meta"]:
-            meta["full_against"] = kept["meta"]["full_against"]
+        try:
+            runs = resume(out, meta)
+        except ValueError as exc:
+            parser.error(str(exc))
         print(f"resuming: {len(runs)} runs kept", flush=True)
     if args.full_against != "none" and "full_against" not in meta:
         meta["full_against"] = full_against(args.full_against, out)
@@ -308,13 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 interleave,
             )
             runs.append(run)
-            print(
-                f"{scenario:>14} {i + 1:2d}/{args.runs}: exit {run['exit_code']} "
-                f"(want {EXPECTED[scenario]}); median step {_cell(run, 'median_ms')}; "
-                f"wall/step {_cell(run, 'wall_ms')}; {run['wall_s']:.0f} s"
-                + (f"; error {run['error']}" if run["error"] else ""),
-                flush=True,
-            )
+            print(_run_line(run, i, args.runs), flush=True)
             meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
             (out / "results.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
             (out / "SUMMARY.md").write_text(render(runs, meta))
@@ -328,6 +342,16 @@ def main(argv: list[str] | None = None) -> int:
             )
     print((out / "SUMMARY.md").read_text())
     return 0
+
+
+def _run_line(run: dict[str, Any], i: int, runs: int) -> str:
+    scenario = run["scenario"]
+    return (
+        f"{scenario:>14} {i + 1:2d}/{runs}: exit {run['exit_code']} "
+        f"(want {EXPECTED[scenario]}); median step {_cell(run, 'median_ms')}; "
+        f"wall/step {_cell(run, 'wall_ms')}; {run['wall_s']:.0f} s"
+        + (f"; error {run['error']}" if run["error"] else "")
+    )
 
 
 if __name__ == "__main__":
