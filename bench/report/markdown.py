@@ -89,6 +89,15 @@ def environment_line(env: dict[str, Any] | None) -> list[str]:
     return [f"- **Environment:** not from the lock {lock}: {differ}"]
 
 
+def _data_line(data: dict[str, Any]) -> str:
+    """Where the data came from (and, for a cache, what made it) and whether its sha256 matched."""
+    where = DATA_SOURCES.get(data["source"], data["source"])
+    origin = data.get("cache_origin")
+    if origin:
+        where += f" (made from the {DATA_SOURCES.get(origin, origin)})"
+    return f"{where}, sha256 verified: {data['sha256_verified']}"
+
+
 def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
     first, variants, probes = records[0], variant_records(records), probe_records(records)
@@ -96,12 +105,7 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     times = sorted(r["created_utc"] for r in records)
     data = next((r["data"] for r in variants if r.get("data")), None)
-    data_line = (
-        f"{DATA_SOURCES.get(data['source'], data['source'])}, sha256 verified: "
-        f"{data['sha256_verified']}"
-        if data
-        else "–"
-    )
+    data_line = _data_line(data) if data else "–"
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
     warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
