@@ -158,6 +158,14 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         "median of the rounds' B/A.",
         *(f"side {_side_line(sides[k])}" for k in ("A", "B") if k in sides),
     ]
+    lines += _run_facts(meta) + _notes(rows)
+    lines.append(f"gate: {outcome[code]} (exit {code})")
+    return "\n".join(lines)
+
+
+def _run_facts(meta: Mapping[str, Any]) -> list[str]:
+    """How REF's environment was built, the machine and the gate's wall time, where known."""
+    lines = []
     env = meta.get("env")
     if env:
         lines.append(
@@ -169,15 +177,20 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         lines.append(f"machine: {_machine_line(meta['machine'])}")
     if meta.get("elapsed_s") is not None:
         lines.append(f"gate wall time: {meta['elapsed_s']:.0f} s")
+    return lines
+
+
+def _notes(rows: Sequence[ab.ABRow]) -> list[str]:
+    """What a reader must know about verdicts that are not a plain pass or regression."""
     verdicts = {row.verdict for row in rows}
+    notes = []
     if NOISY in verdicts:
-        lines.append(
+        notes.append(
             f"note: too noisy: a CI reaches above +{ab.CEILING:.0%} (or the rounds' B/A ratios "
             "scatter too much to call a change), so a regression the gate exists for could pass "
             "unseen; other load on the machine is the usual cause: re-run on a quieter machine or "
             "with more --rounds"
         )
     if NOT_MEASURED in verdicts:
-        lines.append("note: a variant was not measured on both sides in every round")
-    lines.append(f"gate: {outcome[code]} (exit {code})")
-    return "\n".join(lines)
+        notes.append("note: a variant was not measured on both sides in every round")
+    return notes
