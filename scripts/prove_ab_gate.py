@@ -269,8 +269,12 @@ def campaign_meta(
 
 
 def resume(out: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
-    """The runs kept in out/results.json, `meta` updated; ValueError if they used another rule."""
-    kept = json.loads((out / "results.json").read_text())
+    """The runs kept in out/results.json, `meta` updated; ValueError if unreadable or another rule."""
+    path = out / "results.json"
+    try:
+        kept = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"--resume: cannot read {path} ({exc}); use a new --out") from None
     same = ("rounds", "mode", "variants", "inject", "rule")
     if any(kept["meta"].get(k) != meta[k] for k in same):
         raise ValueError(f"--resume: {out}/results.json differs in one of {same}; use a new --out")
@@ -330,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
             print(_run_line(run, i, args.runs), flush=True)
             meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
-            (out / "results.json").write_text(json.dumps({"meta": meta, "runs": runs}, indent=1))
-            (out / "SUMMARY.md").write_text(render(runs, meta))
+            # Atomic: a campaign killed mid-write must still --resume from its last run.
+            _write(out / "results.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
+            _write(out / "SUMMARY.md", render(runs, meta))
         if i == min(counts.values()) and i + 1 < args.runs:
             cycle = sum(r["wall_s"] for r in runs[-len(scenarios) :])
             left = args.runs - i - 1
@@ -344,7 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _run_line(run: dict[str, Any], i: int, runs: int) -> str:
+    """The progress line of one finished gate run."""
     scenario = run["scenario"]
     return (
         f"{scenario:>14} {i + 1:2d}/{runs}: exit {run['exit_code']} "

@@ -93,6 +93,10 @@ def test_default_rounds_bound_the_ci_by_the_2nd_order_statistic():
     assert [ab.order_k(n) for n in (4, 5, 6, 7, 8, 9, 10, 11, 12)] == [0, 1, 1, 1, 2, 2, 2, 3, 3]
     assert ab.ci_text(8) == "the 2nd smallest to the 2nd largest of the 8 ratios, coverage 93.0%"
     assert ab.ci_text(6) == "the smallest to the largest of the 6 ratios, coverage 96.9%"
+    assert ab.ci_text(12).startswith("the 3rd smallest to the 3rd largest of the 12 ratios")
+    assert ab.ci_text(40).startswith("the 15th smallest")
+    assert ab.ci_text(70).startswith("the 28th smallest")
+    assert ab.ci_text(55).startswith("the 21st smallest")
 
 
 def test_one_disturbed_round_in_eight_cannot_hide_a_regression():
@@ -328,7 +332,47 @@ def test_rule_estimator_separates_a_clear_stall_from_unchanged_code(tmp_path, ca
     lines = capsys.readouterr().out.splitlines()[1:]
     shares = {tuple(line.split()[:3:2]): line.split()[3] for line in lines}
     assert shares[("unchanged", "8")] == "100.0%"  # exit 0 every time
-    assert shares[("stall", "8")] == "0.0%"  # never exit 0: always caught
+    assert shares[("stall", "8")] == "0.0%"  # never exit 0 …
+    caught = {tuple(line.split()[:3:2]): line.split()[5] for line in lines}
+    assert caught[("stall", "8")] == "100.0%"  # … but exit 1: always caught
     with pytest.raises(SystemExit):
         _estimator().main([str(results), "--rounds", "4"])
     assert "--rounds 4: the A/B gate needs at least 5" in capsys.readouterr().err
+    for bad in (["--draws", "0"], []):
+        target = str(results) if bad else str(tmp_path / "missing.json")
+        with pytest.raises(SystemExit):
+            _estimator().main([target, *bad])
+    err = capsys.readouterr().err
+    assert "--draws 0: need at least 1" in err and "missing.json: not a prove_ab_gate" in err
+
+
+def _prover():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "prove_ab_gate.py"
+    spec = importlib.util.spec_from_file_location("prove_ab_gate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_proof_campaign_resumes_only_under_the_same_rule(tmp_path):
+    import json
+
+    prover = _prover()
+    args = prover._parser().parse_args([])
+    meta = prover.campaign_meta(args, prover.regress.AB_VARIANTS, True)
+    kept_meta = meta | {"commit": {"id": "old", "dirty": False}, "full_against": {"ref": "HEAD"}}
+    (tmp_path / "results.json").write_text(json.dumps({"meta": kept_meta, "runs": [{"a": 1}]}))
+    fresh = dict(meta)
+    assert prover.resume(tmp_path, fresh) == [{"a": 1}]
+    assert fresh["commits"] == [kept_meta["commit"], meta["commit"]]
+    assert fresh["full_against"] == {"ref": "HEAD"}
+    other = meta | {"rule": meta["rule"] | {"margin": 0.01}}
+    (tmp_path / "results.json").write_text(json.dumps({"meta": other, "runs": []}))
+    with pytest.raises(ValueError, match="differs in one of"):
+        prover.resume(tmp_path, dict(meta))
+    (tmp_path / "results.json").write_text('{"meta": ')  # a campaign killed mid-write
+    with pytest.raises(ValueError, match=r"cannot read .*results\.json"):
+        prover.resume(tmp_path, dict(meta))

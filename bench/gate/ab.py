@@ -39,8 +39,9 @@ between two builds are real but not actionable, so the CI must clear 1 by MARGIN
 gate must catch (asv's default factor is 10 %; this gate is designed to catch 10 % reliably, not
 merely at 50 %). With 8 rounds a false alarm needs 7 of the 8 rounds' B/A above 1.03 and their
 median above 1.05: on the halved machine (pairs scattering ~5 %, a round above 1.03 about 30 % of
-the time) 0.13 % per row for the 7 of 8 alone, if rounds are independent. A true +10 % is missed
-only if 2 of the 8 rounds fall below 1.03, which one disturbed round alone cannot do. A load that
+the time) 0.13 % per row for the 7 of 8 alone, if rounds are independent. The CI bound lets a true
++10 % pass only if 2 of the 8 rounds fall below 1.03, which one disturbed round alone cannot do
+(the floor and the spread guard can still hold a change back). A load that
 slows one side for a whole gate run (the first campaign's run 24: 5 of 6 rounds above +3 %) is
 the risk independence leaves out; the proof campaign measures it.
 
@@ -194,7 +195,8 @@ def ci_text(n: int, level: float = LEVEL) -> str:
     k = order_k(n, level)
     if k == 0:
         return f"none with {n} rounds"
-    nth = {1: "", 2: "2nd ", 3: "3rd "}.get(k, f"{k}th ")
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    nth = "" if k == 1 else f"{k}{suffix} "
     share = f"{coverage(n, k):.1%}"
     return f"the {nth}smallest to the {nth}largest of the {n} ratios, coverage {share}"
 
