@@ -43,6 +43,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import outputs  # noqa: E402
 from bench.gate import ab as gate_ab  # noqa: E402
 from bench.gate.variants import GateVariant  # noqa: E402
 from bench.gate_probe import INJECT_ENV  # noqa: E402
@@ -335,8 +336,10 @@ def main(argv: list[str] | None = None) -> int:
             print(_run_line(run, i, args.runs), flush=True)
             meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
             # Atomic: a campaign killed mid-write must still --resume from its last run.
-            _write(out / "results.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
-            _write(out / "SUMMARY.md", render(runs, meta))
+            outputs.write_atomic(
+                out / "results.json", json.dumps({"meta": meta, "runs": runs}, indent=1)
+            )
+            outputs.write_atomic(out / "SUMMARY.md", render(runs, meta))
         if i == min(counts.values()) and i + 1 < args.runs:
             cycle = sum(r["wall_s"] for r in runs[-len(scenarios) :])
             left = args.runs - i - 1
@@ -347,12 +350,6 @@ def main(argv: list[str] | None = None) -> int:
             )
     print((out / "SUMMARY.md").read_text())
     return 0
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _run_line(run: dict[str, Any], i: int, runs: int) -> str:
