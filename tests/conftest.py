@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 # Before anything imports TensorFlow: quiet logs, and the suite never touches a GPU.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,3 +29,11 @@ def real_mnist() -> Mnist:
 def small_mnist(real_mnist: Mnist) -> Mnist:
     """2,000 training and 500 test images of the real data: enough to learn, fast to train."""
     return real_mnist.head(2000, 500)
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/NAME.py as a module (the scripts are not a package), for tests that call into them."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

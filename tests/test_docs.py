@@ -6,7 +6,6 @@ each one a bad snippet to show it can fail.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from functools import cache
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from bench.cli import build_parser
 from bench.plan.matrix import profile_names
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -223,15 +223,6 @@ def check_profiles(text: str) -> list[str]:
     ]
 
 
-def _findings_script():
-    spec = importlib.util.spec_from_file_location(
-        "readme_findings", REPO / "scripts" / "readme_findings.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # --- the pages as they are ------------------------------------------------------------------
 
 
@@ -255,7 +246,7 @@ def test_profiles_named_are_shipped(page):
 
 
 def test_readme_findings_are_the_reference_reports():
-    script = _findings_script()
+    script = load_script("readme_findings")
     report = script.REPORT.read_text(encoding="utf-8")
     readme = README.read_text(encoding="utf-8")
     assert script.current_block(readme) == script.expected_block(report), (
@@ -342,7 +333,7 @@ def test_profile_check_catches_profiles_that_are_not_shipped():
 
 
 def test_findings_check_fails_on_a_stale_block_and_the_script_fixes_it(tmp_path, capsys):
-    script = _findings_script()
+    script = load_script("readme_findings")
     readme = tmp_path / "README.md"
     stale = README.read_text(encoding="utf-8").replace("Highest throughput", "Top throughput", 1)
     readme.write_text(stale, encoding="utf-8")
@@ -355,7 +346,7 @@ def test_findings_check_fails_on_a_stale_block_and_the_script_fixes_it(tmp_path,
 
 
 def test_findings_script_extracts_the_first_bullets_of_the_findings_section():
-    script = _findings_script()
+    script = load_script("readme_findings")
     report = "# R\n\n## Findings\n\n- one\n- two\n- three\n\n## Variants\n\n- not a finding\n"
     assert script.extract_findings(report, 2) == ["- one", "- two"]
     assert script.extract_findings(report, 9) == ["- one", "- two", "- three"]

@@ -10,6 +10,7 @@ import pytest
 from bench.gate import ab
 from bench.gate import render as gate_render
 from bench.gate.judge import EXIT_PASS, EXIT_REGRESSION, EXIT_UNMEASURED
+from tests.conftest import load_script
 
 
 def test_round_figures_median_leaves_out_warmup_and_wall_keeps_the_stall():
@@ -293,17 +294,6 @@ def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
     assert lines[-1] == "gate: REGRESSION (exit 1)"
 
 
-def _estimator():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "estimate_ab_rule.py"
-    spec = importlib.util.spec_from_file_location("estimate_ab_rule", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _campaign_run(scenario: str, wall_ratios: list[float]) -> dict:
     rounds = [
         {
@@ -319,6 +309,7 @@ def test_rule_estimator_separates_a_clear_stall_from_unchanged_code(tmp_path, ca
     import json
     import random
 
+    estimator = load_script("estimate_ab_rule")
     rng = random.Random(3)
     runs = [
         _campaign_run("unchanged", [1 + rng.gauss(0, 0.02) for _ in range(6)]) for _ in range(5)
@@ -328,39 +319,27 @@ def test_rule_estimator_separates_a_clear_stall_from_unchanged_code(tmp_path, ca
     ]
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"meta": {}, "runs": runs}))
-    assert _estimator().main([str(results), "--rounds", "6", "8", "--draws", "400"]) == 0
-    lines = capsys.readouterr().out.splitlines()[1:]
-    shares = {tuple(line.split()[:3:2]): line.split()[3] for line in lines}
-    assert shares[("unchanged", "8")] == "100.0%"  # exit 0 every time
-    assert shares[("stall", "8")] == "0.0%"  # never exit 0 …
-    caught = {tuple(line.split()[:3:2]): line.split()[5] for line in lines}
-    assert caught[("stall", "8")] == "100.0%"  # … but exit 1: always caught
+    assert estimator.main([str(results), "--rounds", "6", "8", "--draws", "400"]) == 0
+    # Each line: scenario, runs, rounds, exit-0 share, "/", exit-1 share, "/", exit-2 share.
+    cells = {(c[0], c[2]): c for c in map(str.split, capsys.readouterr().out.splitlines()[1:])}
+    assert cells[("unchanged", "8")][3] == "100.0%"  # exit 0 every time
+    assert cells[("stall", "8")][3] == "0.0%"  # never exit 0 …
+    assert cells[("stall", "8")][5] == "100.0%"  # … but exit 1: always caught
     with pytest.raises(SystemExit):
-        _estimator().main([str(results), "--rounds", "4"])
+        estimator.main([str(results), "--rounds", "4"])
     assert "--rounds 4: the A/B gate needs at least 5" in capsys.readouterr().err
     for bad in (["--draws", "0"], []):
         target = str(results) if bad else str(tmp_path / "missing.json")
         with pytest.raises(SystemExit):
-            _estimator().main([target, *bad])
+            estimator.main([target, *bad])
     err = capsys.readouterr().err
     assert "--draws 0: need at least 1" in err and "missing.json: not a prove_ab_gate" in err
-
-
-def _prover():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / "prove_ab_gate.py"
-    spec = importlib.util.spec_from_file_location("prove_ab_gate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_proof_campaign_resumes_only_under_the_same_rule(tmp_path):
     import json
 
-    prover = _prover()
+    prover = load_script("prove_ab_gate")
     args = prover._parser().parse_args([])
     meta = prover.campaign_meta(args, prover.regress.AB_VARIANTS, True)
     kept_meta = meta | {"commit": {"id": "old", "dirty": False}, "full_against": {"ref": "HEAD"}}
