@@ -229,6 +229,20 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
             ),
             "an object of {device: {dtype: FLOP/s or null}}",
         ),
+        "matmul_n": _POSITIVE,
+        # Readers key trials by (device, dtype, n), so each part must be hashable and typed.
+        "trials": (
+            _list_of(
+                lambda t: (
+                    isinstance(t, dict)
+                    and isinstance(t.get("device"), str)
+                    and isinstance(t.get("dtype"), str)
+                    and _POSITIVE[0](t.get("n"))
+                    and _optional(_is_number)(t.get("flops_per_s"))
+                )
+            ),
+            "a list of {device, dtype, n, flops_per_s} objects",
+        ),
     },
 }
 # Fields a section must hold (the rest of _SECTION_TYPES is checked only where present).

@@ -73,3 +73,25 @@ def test_merge_keeps_file_order_and_refuses_to_overwrite(tmp_path):
     assert len(merged) == 8 and records.read_records(out) == merged
     with pytest.raises(OutputError, match="already exists"):
         records.merge_files([a, b], out)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"matmul_n": None}, "probe.matmul_n"),  # found by tests/test_properties.py
+        ({"matmul_n": []}, "probe.matmul_n"),
+        ({"trials": [{"device": "cpu", "dtype": "float32", "n": [], "flops_per_s": 1.0}]},
+         "probe.trials"),
+    ],
+)  # fmt: skip
+def test_a_probe_with_fields_readers_cannot_use_is_refused_by_name(tmp_path, change, field):
+    probe = next(
+        json.loads(line)
+        for line in FIXTURE.read_text().splitlines()
+        if json.loads(line)["kind"] == "probe"
+    )
+    probe["probe"] |= change
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(probe) + "\n")
+    with pytest.raises(records.RecordError, match=f"'{field}' must be"):
+        records.read_records(path)
