@@ -100,18 +100,20 @@ def _data_line(data: dict[str, Any]) -> str:
 
 def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
-    variants = variant_records(records)
+    variants, probes = variant_records(records), probe_records(records)
     return "\n".join(
         [
             "# mnist-bench report",
             "",
-            *_provenance_lines(records, variants),
-            *_method_lines(variants, probe_records(records), summary),
+            *_provenance_lines(records, variants, probes),
+            *_method_lines(variants, probes, summary),
         ]
     )
 
 
-def _provenance_lines(records: list[dict[str, Any]], variants: list[dict[str, Any]]) -> list[str]:
+def _provenance_lines(
+    records: list[dict[str, Any]], variants: list[dict[str, Any]], probes: list[dict[str, Any]]
+) -> list[str]:
     """Which run, machine, versions, commit and data made these records."""
     first = records[0]
     machine, commit = first["machine"], first["commit"]
@@ -120,7 +122,6 @@ def _provenance_lines(records: list[dict[str, Any]], variants: list[dict[str, An
     data = next((r["data"] for r in variants if r.get("data")), None)
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
     repeats = max((r["repeat"] for r in variants), default=0) + 1
-    probes = probe_records(records)
     gpus = gpu_line(probes[0]["probe"] if probes else None)
     return [
         f"- **Run:** `{first['run']['id']}` — profile `{first['run']['profile']}`, "
