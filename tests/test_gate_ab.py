@@ -355,3 +355,18 @@ def test_proof_campaign_resumes_only_under_the_same_rule(tmp_path):
     (tmp_path / "results.json").write_text('{"meta": ')  # a campaign killed mid-write
     with pytest.raises(ValueError, match=r"cannot read .*results\.json"):
         prover.resume(tmp_path, dict(meta))
+
+
+def test_proof_campaign_refuses_a_bad_resume_before_loading_the_data(tmp_path, monkeypatch, capsys):
+    import mnist_models.data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("load_mnist ran before --resume was checked")
+
+    monkeypatch.setattr(mnist_models.data, "load_mnist", no_data)
+    (tmp_path / "results.json").write_text('{"meta": ')
+    prover = load_script("prove_ab_gate")
+    with pytest.raises(SystemExit) as exit_info:
+        prover.main(["--out", str(tmp_path), "--resume"])
+    assert exit_info.value.code == 2
+    assert "--resume: cannot read" in capsys.readouterr().err
