@@ -86,9 +86,7 @@ def test_merge_keeps_file_order_and_refuses_to_overwrite(tmp_path):
 )  # fmt: skip
 def test_a_probe_with_fields_readers_cannot_use_is_refused_by_name(tmp_path, change, field):
     probe = next(
-        json.loads(line)
-        for line in FIXTURE.read_text().splitlines()
-        if json.loads(line)["kind"] == "probe"
+        r for r in map(json.loads, FIXTURE.read_text().splitlines()) if r["kind"] == "probe"
     )
     probe["probe"] |= change
     path = tmp_path / "r.jsonl"
