@@ -27,6 +27,7 @@ from bench.gate import baseline as gate_baseline
 from bench.gate import judge
 from bench.outputs import OutputError
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
+from bench.plan.pairing import PairingError
 from bench.plan.shard import Shard, ShardError, parse_shard, select_shard
 from bench.plan.variant import Variant, VariantError
 from bench.records import RecordError, RecordWarning, read_records
@@ -42,6 +43,7 @@ EXIT_INTERRUPTED = 130
 # What a user can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (
     MatrixError,
+    PairingError,
     VariantError,
     RecordError,
     MnistDataError,
@@ -104,6 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outputs.check_dir_writable(out_dir)
     plan = runner.plan_of(all_variants, matrix.settings)
     runner.records_to_resume(results, resume=args.resume, shard=shard.spec, plan=plan)
+    runner.check_pairing(variants, matrix.settings)
     if not args.no_report:  # a resumed run re-renders its own report
         check_report_outputs(
             results,
@@ -131,6 +134,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=args.resume,
             on_record=progress.print_record,
             on_probe=lambda p: print(progress.probe_line(p)),
+            on_set=lambda line: print(line, flush=True),
         )
     except KeyboardInterrupt:
         kept = (

@@ -51,12 +51,10 @@ This module imports no TensorFlow itself (``bench.measure.probe`` does the measu
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
 CONTRACT = 1
 INJECT_ENV = "MNIST_BENCH_GATE_INJECT"
@@ -72,23 +70,6 @@ def describe() -> dict[str, Any]:
     }
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[IO[str]]:
-    """Send everything written to fd 1 (Python or C) to stderr; yield a stream on the real stdout."""
-    sys.stdout.flush()
-    real = os.dup(1)
-    os.dup2(2, 1)
-    out = os.fdopen(real, "w", encoding="utf-8")
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield out
-    finally:
-        sys.stdout.flush()
-        out.flush()
-        os.dup2(real, 1)
-        out.close()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Read one request on stdin, measure, write one response on stdout; 0 ok, 1 failed, 2 usage."""
     args = sys.argv[1:] if argv is None else argv
@@ -100,21 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the gate measures the CPU
-    with _stdout_to_stderr() as out:
+    from bench.run.turns import pipe_baton, stdout_to_stderr
+
+    with stdout_to_stderr() as out:
         try:
             # TensorFlow first, the request after: a driver may start this process early and
             # write the request when it wants the measurement to begin.
             from bench.measure.probe import run_request
 
             request = json.loads(sys.stdin.readline())
-
-            def baton(where: str) -> None:
-                out.write(json.dumps({"wait": where}) + "\n")
-                out.flush()
-                if sys.stdin.readline().strip() != "go":
-                    raise RuntimeError(f"waiting at {where}: the driver closed stdin")
-
-            response = {"contract": CONTRACT, "ok": True, **run_request(request, baton)}
+            response = {"contract": CONTRACT, "ok": True, **run_request(request, pipe_baton(out))}
             code = 0
         except Exception as exc:  # the driver reads the reason; a crash without JSON is worse
             response = {"contract": CONTRACT, "ok": False, "error": f"{type(exc).__name__}: {exc}"}

@@ -11,6 +11,9 @@ Schema versions:
 - 2: the child stores raw measurements only (per-step times, per-epoch seconds, history, evaluate
   results, model facts); every statistic is derived from them by ``bench.stats.repeat_stats``. A
   ``summary`` section repeats those statistics for people reading the JSONL; no reader uses it.
+- 3: an arm of a paired set carries a ``pairing`` section (its set, group, round, role, the set's
+  arms, its turns) and ``timing.pauses`` (its waits for the machine, left out of every time). A
+  version-2 record is a version-3 record without them: nothing to change on load.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from bench import outputs
 from bench.plan.shard import ShardError, parse_shard
 from bench.plan.variant import Variant, VariantError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+ROLES = ("baseline", "control", "arm")
 KINDS = ("variant", "probe")
 STATUSES = ("ok", "skipped", "failed", "diverged", "timeout")
 _ENVELOPE = ("schema_version", "kind", "run", "created_utc", "machine", "commit")
@@ -184,6 +188,26 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
         "train_s_per_epoch": _NUMBERS,
         "val_s_per_epoch": _NUMBERS,
         "final_eval_s": _OPT_NUMBER,
+        "pauses": (
+            _list_of(
+                lambda p: (
+                    isinstance(p, list) and len(p) == 2 and _is_count(p[0]) and _is_number(p[1])
+                )
+            ),
+            "a list of [steps so far, seconds] pairs",
+        ),
+    },
+    "pairing": {
+        "set": _STR,
+        "group": _COUNT,
+        "round": _COUNT,
+        "extra": (lambda v: isinstance(v, bool), "true or false"),
+        "role": (lambda v: v in ROLES, f"one of {list(ROLES)}"),
+        "arms": (_list_of(lambda v: isinstance(v, str)), "a list of variant ids"),
+        "block_s": _NUMBER,
+        "rounds": _COUNT,
+        "turns": (_list_of(_is_count), "a list of integers >= 0"),
+        "set_s": _NUMBER,
     },
     "accuracy": {
         "test_accuracy": _NUMBER,
@@ -271,6 +295,7 @@ _REQUIRED = {
     "memory": ("peak_rss_bytes", "gpu_peak_bytes"),
     "data": ("source", "location", "sha256_verified"),
     "probe": ("gpus", "peak_flops_per_s", "matmul_n"),
+    "pairing": ("set", "group", "round", "role", "arms", "set_s"),
 }
 # Variant fields every record states (the others default; schema 1 had no strategy or replicas).
 _VARIANT_FIELDS = ("batch_size", "validation", "precision", "device", "epochs")
@@ -334,6 +359,8 @@ def _check_types(record: dict[str, Any], where: str) -> None:
     except (VariantError, TypeError) as exc:
         raise RecordError(f"{where}: 'variant' is not a valid variant ({exc})") from None
     _check_section(record, "settings", where)
+    if "pairing" in record:
+        _check_section(record, "pairing", where)
     if record.get("data"):
         _check_section(record, "data", where)
     if record["status"] != "ok":
@@ -445,10 +472,16 @@ def append_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
 
     Never onto the end of another line: a file whose last line lacks its newline gets one first.
     """
-    check_record(record, "record to write")
+    append_records(path, [record])
+
+
+def append_records(path: str | os.PathLike[str], batch: Sequence[dict[str, Any]]) -> None:
+    """Append records with one write and one fsync (a paired set's records go in together)."""
+    for record in batch:
+        check_record(record, "record to write")
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    line = "".join(json.dumps(record, sort_keys=True) + "\n" for record in batch).encode("utf-8")
     with p.open("a+b") as fh:
         size = fh.seek(0, os.SEEK_END)
         if size:
@@ -490,16 +523,17 @@ def merge_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     Older schema versions are upgraded on read, so files of different versions merge into the
     current one. Probe records are all kept (one per shard's machine). A (variant_id, repeat) seen
     twice means two shards ran the same job (overlapping specs, or a file given twice) and is
-    refused rather than resolved, since either copy could be the one the user meant.
+    refused rather than resolved, since either copy could be the one the user meant. The shared
+    arms (baseline and A/A control), which every shard measures itself, count per shard.
     """
     if not paths:
         raise RecordError("merge: give at least one records file")
     merged: list[dict[str, Any]] = []
-    seen: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, int, str], str] = {}
     for p in map(Path, paths):
         for line, record in read_numbered(p):
             if record["kind"] == "variant":
-                key = (record["variant_id"], record["repeat"])
+                key = (record["variant_id"], record["repeat"], _shard_of_shared(record))
                 if key in seen:
                     raise RecordError(
                         f"merge: {key[0]} repeat {key[1]} is in both {seen[key]} and {p}:{line}; "
@@ -509,6 +543,13 @@ def merge_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
                 seen[key] = f"{p}:{line}"
             merged.append(record)
     return merged
+
+
+def _shard_of_shared(record: dict[str, Any]) -> str:
+    """The shard of a record of a shared arm (the baseline or its control), '' for any other."""
+    run = record["run"]
+    shared = record["variant"].get("control") or run.get("baseline") == record["variant_id"]
+    return run.get("shard", "1/1") if shared else ""
 
 
 def missing_shards(merged: Sequence[dict[str, Any]]) -> list[str]:

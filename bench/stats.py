@@ -6,11 +6,12 @@ The only place figures are derived from raw measurements (no numpy needed by cal
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import statistics
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -98,30 +99,61 @@ def time_to_target(
 
 
 def timed_steps(
-    step_ms_raw: Sequence[Sequence[float]], warmup_steps: int, steps_per_execution: int = 1
+    step_ms_raw: Sequence[Sequence[float]],
+    warmup_steps: int,
+    steps_per_execution: int = 1,
+    pauses: Sequence[Sequence[float]] = (),
 ) -> tuple[list[float], list[float]]:
     """(every step's ms, the steps after the warm-up) from per-epoch callback intervals.
 
     An interval covers ``steps_per_execution`` steps and is spread evenly over them. At least the
     first (tracing) call is always left out; with nothing after the warm-up, the last step is kept.
+    An interleaved run's block-opening calls (the one after each of its ``pauses``, which ran on
+    caches the other processes had just used) are left out too.
     """
     spe = steps_per_execution
     step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
     warm = max(1, math.ceil(warmup_steps / spe))
-    return step_ms, step_ms[warm:] if len(step_ms) > warm else step_ms[-1:]
+    opening = {int(after) for after, _ in pauses}
+    timed = [ms for i, ms in enumerate(step_ms) if i >= warm and i not in opening]
+    return step_ms, timed or step_ms[-1:]
+
+
+def block_medians(
+    step_ms_raw: Sequence[Sequence[float]],
+    warmup_steps: int,
+    pauses: Sequence[Sequence[float]],
+    steps_per_execution: int = 1,
+) -> list[float | None]:
+    """An interleaved run's median step (ms) in each of its blocks, in turn order.
+
+    Block k holds the calls between the run's (k-1)-th and k-th pause. Left out, as everywhere:
+    the warm-up calls and each block's opening call. A block with nothing left is None.
+    """
+    spe = steps_per_execution
+    step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
+    warm = max(1, math.ceil(warmup_steps / spe))
+    edges = [0, *(int(after) for after, _ in pauses), len(step_ms)]
+    out: list[float | None] = []
+    for k, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        first = max(lo + (1 if k else 0), warm)
+        block = step_ms[first:hi]
+        out.append(median(block) if block else None)
+    return out
 
 
 def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
     """Every statistic of one successful (variant, repeat) record, derived from its raw fields.
 
     Step times: each callback interval spread over ``steps_per_execution`` steps; the first
-    ``warmup_steps`` steps (at least the first, tracing call) are left out of the summary. The
-    wall cross-check is all training wall time but the trace call, over all steps but that one.
+    ``warmup_steps`` steps (at least the first, tracing call) and an interleaved run's block-opening
+    steps are left out of the summary. The wall cross-check is all training wall time but the trace
+    call (and the waits for the machine, which the clock left out), over all steps but that one.
     """
     variant, timing = record["variant"], record["timing"]
     spe = variant.get("steps_per_execution", 1)
     warmup = record["settings"]["warmup_steps"]
-    step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe)
+    step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe, timing.get("pauses", ()))
     summary = summarize(timed)
     median_s = summary["median"] / 1000
     first_ms = step_ms[0]
@@ -131,7 +163,7 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
         wall_step_ms = (train_ms - first_ms * spe) / (total_steps - spe)
     else:  # one execution (e.g. a batch as large as a small slice): nothing but the trace to time
         wall_step_ms = train_ms / total_steps
-    pauses = [s for s in step_ms[1:] if s > LONG_STEP_FACTOR * summary["median"]]
+    long = [s for s in step_ms[1:] if s > LONG_STEP_FACTOR * summary["median"]]
     target = record["settings"]["target_accuracy"]
     return {
         "warmup_steps_excluded": max(1, math.ceil(warmup / spe)) * spe,
@@ -141,8 +173,8 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
         "wall_step_ms": wall_step_ms,
         "samples_per_s": variant["batch_size"] / median_s,
         "wall_samples_per_s": variant["batch_size"] / (wall_step_ms / 1000),
-        "long_steps": len(pauses),
-        "long_steps_s": sum(pauses) / 1000,
+        "long_steps": len(long),
+        "long_steps_s": sum(long) / 1000,
         "target_accuracy": target,
         "time_to_target_s": time_to_target(
             timing["train_s_per_epoch"], record["accuracy"]["val_accuracy"], target
@@ -265,6 +297,14 @@ def repeat_draws(
 
 
 @dataclass(frozen=True)
+class SetTimes:
+    """One arm's process in one paired set: its block medians (turn order) and s/epoch."""
+
+    block_ms: tuple[float | None, ...]
+    train_s_per_epoch: float
+
+
+@dataclass(frozen=True)
 class Arm:
     """One variant's successful repeats, as the comparison statistics need them."""
 
@@ -273,6 +313,7 @@ class Arm:
     step_repeats: tuple[tuple[float, ...], ...]  # timed steps (ms) of each repeat
     train_s_per_epoch: tuple[float, ...]  # each repeat's median training seconds per epoch
     test_accuracy: tuple[float, ...]  # each repeat's (seed's) test accuracy
+    sets: Mapping[str, SetTimes] = field(default_factory=dict)  # paired set id → its times
 
     @property
     def n(self) -> int:
@@ -299,13 +340,21 @@ class Arm:
 def arm(label: str, records: Sequence[Mapping[str, Any]]) -> Arm:
     """The Arm of a variant from its successful records (raw fields only)."""
     steps, train, acc = [], [], []
+    sets: dict[str, SetTimes] = {}
     for r in records:
         spe = r["variant"].get("steps_per_execution", 1)
-        timed = timed_steps(r["timing"]["step_ms_raw"], r["settings"]["warmup_steps"], spe)[1]
+        timing, warmup = r["timing"], r["settings"]["warmup_steps"]
+        pauses = timing.get("pauses", ())
+        timed = timed_steps(timing["step_ms_raw"], warmup, spe, pauses)[1]
         steps.append(tuple(timed))
-        train.append(median(r["timing"]["train_s_per_epoch"]))
+        train.append(median(timing["train_s_per_epoch"]))
         acc.append(float(r["accuracy"]["test_accuracy"]))
-    return Arm(label, records[0]["variant"]["batch_size"], tuple(steps), tuple(train), tuple(acc))
+        if r.get("pairing"):
+            blocks = block_medians(timing["step_ms_raw"], warmup, pauses, spe)
+            # Keyed by run too: two runs' sets share names, never a machine moment.
+            sets[f"{r['run']['id']}/{r['pairing']['set']}"] = SetTimes(tuple(blocks), train[-1])
+    batch = records[0]["variant"]["batch_size"]
+    return Arm(label, batch, tuple(steps), tuple(train), tuple(acc), sets)
 
 
 def step_interval(a: Arm) -> Interval | None:
@@ -315,32 +364,87 @@ def step_interval(a: Arm) -> Interval | None:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Arm b against arm a: ratios (b ÷ a) and the accuracy difference, each with its 95% CI."""
+    """Arm b against arm a: ratios (b ÷ a) and the accuracy difference, each with its 95% CI.
+
+    ``paired_sets``: how many paired sets the step and s/epoch ratios come from (0: from the two
+    arms' separate repeats, by the two-level bootstrap).
+    """
 
     step_ratio: Interval
     samples_ratio: Interval
     train_epoch_ratio: Interval
     accuracy_delta_pt: Interval
+    paired_sets: int = 0
 
 
-def compare_arms(a: Arm, b: Arm) -> Comparison | None:
-    """b against a; None unless both have at least two repeats (no spread, no interval)."""
+# --- Paired sets --------------------------------------------------------------------------------
+#
+# In a paired set every arm is one process and the arms take turns in blocks of training, every
+# round each live arm one block in a fresh order (bench.run.pairs). Block k of every arm ran in
+# round k, so arm b's block-k median over arm a's is a ratio of two measurements taken on the same
+# machine within a second of each other. A set's ratio is the median of those block ratios (a
+# block a neighbour disturbed cannot move it). The sets are the independent units (each a fresh
+# set of processes, so process-to-process variation is in their scatter): the interval is a
+# t-interval on the sets' log ratios, df = sets - 1 (Kalibera & Jones, "Rigorous benchmarking in
+# reasonable time", 2013: the degrees of freedom come from the top level that varies).
+
+
+def set_log_ratios(a: Arm, b: Arm) -> tuple[list[float], list[float]]:
+    """(step, s/epoch) log ratios b ÷ a, one per paired set both arms ran in with a common block."""
+    steps, train = [], []
+    for set_id in sorted(a.sets.keys() & b.sets.keys()):
+        sa, sb = a.sets[set_id], b.sets[set_id]
+        blocks = [
+            math.log(yb / ya)
+            for ya, yb in zip(sa.block_ms, sb.block_ms, strict=False)
+            if ya is not None and yb is not None
+        ]
+        if blocks:
+            steps.append(median(blocks))
+            train.append(math.log(sb.train_s_per_epoch / sa.train_s_per_epoch))
+    return steps, train
+
+
+def t_ratio_interval(log_ratios: Sequence[float]) -> Interval:
+    """The geometric mean of ratios with its 95% t-interval (df = n - 1), from their logs."""
+    n = len(log_ratios)
+    if n < 2:
+        raise ValueError("an interval needs at least two paired sets")
+    mean = statistics.fmean(log_ratios)
+    t = _T975[n - 2] if n - 1 <= len(_T975) else Z975
+    half = t * statistics.stdev(log_ratios) / math.sqrt(n)
+    return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half))
+
+
+def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:
+    """b against a; None unless both have at least two repeats (no spread, no interval).
+
+    Arms that ran side by side in at least two paired sets (and `paired`) by their paired ratios;
+    others (separate processes, e.g. multi_worker arms or records from before paired sets) by the
+    two-level bootstrap over their repeats. The accuracy difference is always over repeats (each
+    its own seed): pairing cannot cancel initialisation noise.
+    """
     n = min(a.n, b.n)
     if n < 2:
         return None
     df = n - 1  # not n_a + n_b - 2: with ~5 repeats the pooled df let 5.5% of A/A runs through
-    step = _interval(b.step_ms / a.step_ms, b.step_draws / a.step_draws, n, df)
-    per_sample = b.batch_size / a.batch_size  # samples/s ratio = batch ratio ÷ step ratio
-    samples = Interval(per_sample / step.point, per_sample / step.hi, per_sample / step.lo)
-    train = _interval(
-        median(b.train_s_per_epoch) / median(a.train_s_per_epoch),
-        b.train_draws / a.train_draws,
-        n,
-        df,
-    )
     acc_point = 100 * (statistics.fmean(b.test_accuracy) - statistics.fmean(a.test_accuracy))
     acc = _interval(acc_point, 100 * (b.accuracy_draws - a.accuracy_draws), n, df)
-    return Comparison(step, samples, train, acc)
+    step_logs, train_logs = set_log_ratios(a, b) if paired else ([], [])
+    if len(step_logs) >= 2:
+        step, train = t_ratio_interval(step_logs), t_ratio_interval(train_logs)
+    else:
+        step = _interval(b.step_ms / a.step_ms, b.step_draws / a.step_draws, n, df)
+        train = _interval(
+            median(b.train_s_per_epoch) / median(a.train_s_per_epoch),
+            b.train_draws / a.train_draws,
+            n,
+            df,
+        )
+        step_logs = []
+    per_sample = b.batch_size / a.batch_size  # samples/s ratio = batch ratio ÷ step ratio
+    samples = Interval(per_sample / step.point, per_sample / step.hi, per_sample / step.lo)
+    return Comparison(step, samples, train, acc, len(step_logs))
 
 
 @dataclass(frozen=True)
@@ -360,20 +464,67 @@ def noise_floor(a1: Arm, a2: Arm) -> NoiseFloor | None:
     return NoiseFloor(abs(c.step_ratio.point - 1), abs(c.accuracy_delta_pt.point), c)
 
 
+# The one verdict rule (docs/method.md, the report header): a difference is real only when its
+# whole 95% interval lies beyond the noise floor. For a ratio that is lo > 1 + f or hi < 1 - f,
+# f being the A/A control's |ratio - 1|; for a difference in points, lo > f or hi < -f. Not just
+# the point: a point outside the floor with an interval reaching into it is not called real.
+VERDICT_RULE = (
+    "a difference is called real only when its whole 95% interval lies beyond the noise floor "
+    "(for a ratio: above 1 + f or below 1 − f, f being the A/A control's distance from 1; for "
+    "accuracy: beyond ± the A/A control's difference in points); otherwise it is no measurable "
+    "difference (±X, what the comparison could resolve), or unresolved (±X) when a step-time "
+    "interval is wider than the run's target"
+)
+DEFAULT_TARGET_HALFWIDTH = 0.03  # a step ratio resolves when its interval reaches ±3% or less
+
+
+def beyond_floor(ci: Interval, no_change: float, floor: float) -> int:
+    """+1 when the whole interval lies above no_change + floor, -1 below no_change - floor, else 0."""
+    if ci.lo > no_change + floor:
+        return 1
+    if ci.hi < no_change - floor:
+        return -1
+    return 0
+
+
+def relative_half_width(ratio: Interval) -> float:
+    """How far the interval reaches from its point, relatively: max(hi/point - 1, 1 - lo/point)."""
+    return max(ratio.hi / ratio.point - 1, 1 - ratio.lo / ratio.point)
+
+
+def resolved(ratio: Interval, target: float = DEFAULT_TARGET_HALFWIDTH) -> bool:
+    """Whether a ratio's interval is as narrow as the run's target asks."""
+    return relative_half_width(ratio) <= target
+
+
+def _pct(fraction: float) -> str:
+    value = 100 * fraction
+    return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
+
+
 def ratio_verdict(
-    ratio: Interval | None, floor: float = 0.0, *, above: str = "slower", below: str = "faster"
+    ratio: Interval | None,
+    floor: float = 0.0,
+    *,
+    target: float | None = None,
+    above: str = "slower",
+    below: str = "faster",
 ) -> str:
-    """'slower'/'faster' only if the CI excludes 1 and the change exceeds the noise floor.
+    """`above`/`below` only if the whole CI lies beyond the noise floor (VERDICT_RULE).
 
     Otherwise 'no measurable difference (±X%)', X being what this comparison could resolve: the
-    larger of the interval's reach from 1 and the floor.
+    larger of the interval's reach from 1 and the floor; or 'unresolved (±X%)' when a `target`
+    half-width is given and the interval is wider than it.
     """
     if ratio is None:
         return NO_SPREAD
-    change = ratio.point - 1
-    if ratio.excludes(1.0) and abs(change) > floor:
-        return above if change > 0 else below
-    return f"no measurable difference (±{100 * max(ratio.half_width(1.0), floor):.0f}%)"
+    side = beyond_floor(ratio, 1.0, floor)
+    if side:
+        return above if side > 0 else below
+    reach = _pct(max(ratio.half_width(1.0), floor))
+    if target is not None and not resolved(ratio, target):
+        return f"unresolved (±{reach}%)"
+    return f"no measurable difference (±{reach}%)"
 
 
 def difference_verdict(
@@ -384,17 +535,21 @@ def difference_verdict(
     above: str = "more accurate",
     below: str = "less accurate",
 ) -> str:
-    """The same rule for a difference (e.g. accuracy points): CI excludes 0 and beyond the floor."""
+    """The same rule for a difference (e.g. accuracy points): the whole CI beyond ± the floor."""
     if delta is None:
         return NO_SPREAD
-    if delta.excludes(0.0) and abs(delta.point) > floor:
-        return above if delta.point > 0 else below
+    side = beyond_floor(delta, 0.0, floor)
+    if side:
+        return above if side > 0 else below
     return f"no measurable difference (±{max(delta.half_width(0.0), floor):.2f} {unit})"
 
 
+UNDECIDED = ("no ", "unresolved")
+
+
 def is_difference(verdict: str) -> bool:
-    """Whether a verdict calls a difference real (anything but 'no measurable…'/'no spread')."""
-    return not verdict.startswith("no ")
+    """Whether a verdict calls a difference real (not 'no measurable…', 'unresolved…', 'no spread')."""
+    return not verdict.startswith(UNDECIDED)
 
 
 def stdev(values: Sequence[float]) -> float | None:

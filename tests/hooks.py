@@ -6,7 +6,10 @@ exists for any of this.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -27,6 +30,14 @@ def diverge() -> dict[str, Any]:
 
 def fail() -> dict[str, Any]:
     raise RuntimeError("injected failure (test)")
+
+
+def fail_bs200() -> dict[str, Any]:
+    """Fail the batch-200 job only (the worker's argv[1] is its job file), train the others small."""
+    job = json.loads(Path(sys.argv[1]).read_text())
+    if job["variant"]["batch_size"] == 200:
+        fail()
+    return small()
 
 
 def hang() -> dict[str, Any]:

@@ -71,9 +71,43 @@ def test_identical_arms_are_rarely_called_different(identical):
 def test_the_noise_floor_keeps_a_small_but_significant_change_unclaimed():
     ci = stats.Interval(1.03, 1.01, 1.05)  # excludes 1, but only 3%
     assert stats.ratio_verdict(ci) == "slower"
-    assert stats.ratio_verdict(ci, floor=0.04) == "no measurable difference (±5%)"
+    assert stats.ratio_verdict(ci, floor=0.04) == "no measurable difference (±5.0%)"
     assert stats.ratio_verdict(stats.Interval(0.8, 0.7, 0.9), floor=0.04) == "faster"
     assert stats.ratio_verdict(None) == stats.NO_SPREAD
+
+
+def test_a_difference_is_real_only_when_its_whole_interval_clears_the_floor():
+    # reports/reference-gpu once called 0.57x [0.43-0.80] "faster" against an A/A control of
+    # 1.06x [0.54-1.58]: the point cleared the 6% floor, the interval did not need to. The rule
+    # is the interval's: a point-only rule (the old code) passes the first assert and fails here.
+    floor = 0.06
+    assert stats.ratio_verdict(stats.Interval(0.57, 0.43, 0.80), floor) == "faster"
+    straddling = stats.Interval(1.10, 1.03, 1.17)  # excludes 1, point beyond 6%, lo inside it
+    assert not stats.is_difference(stats.ratio_verdict(straddling, floor))
+    assert stats.ratio_verdict(stats.Interval(1.10, 1.065, 1.17), floor) == "slower"
+    assert stats.ratio_verdict(stats.Interval(0.90, 0.83, 0.95), floor) == (
+        "no measurable difference (±17%)"
+    )
+    assert stats.ratio_verdict(stats.Interval(0.90, 0.83, 0.939), floor) == "faster"
+    # the same rule for accuracy points
+    assert stats.difference_verdict(stats.Interval(0.6, 0.3, 0.9), floor=0.4) == (
+        "no measurable difference (±0.90 pt)"
+    )
+    assert stats.difference_verdict(stats.Interval(0.6, 0.41, 0.9), floor=0.4) == "more accurate"
+    assert stats.difference_verdict(stats.Interval(-0.6, -0.9, -0.41), floor=0.4) == "less accurate"
+
+
+def test_a_ratio_wider_than_the_target_is_unresolved_not_no_difference():
+    narrow, wide = stats.Interval(1.01, 0.99, 1.03), stats.Interval(1.01, 0.90, 1.13)
+    assert stats.ratio_verdict(narrow, target=0.03) == "no measurable difference (±3.0%)"
+    assert stats.ratio_verdict(wide, target=0.03) == "unresolved (±13%)"
+    assert not stats.is_difference("unresolved (±13%)")
+    # a decided difference stays decided, however wide
+    assert stats.ratio_verdict(stats.Interval(2.0, 1.5, 2.7), target=0.03) == "slower"
+    # the half-width is relative to the point: 2.0 [1.96-2.05] is ±2.5%
+    assert stats.relative_half_width(stats.Interval(2.0, 1.96, 2.05)) == pytest.approx(0.025)
+    assert stats.resolved(stats.Interval(2.0, 1.96, 2.05), 0.03)
+    assert not stats.resolved(stats.Interval(2.0, 1.9, 2.05), 0.03)
 
 
 def test_expanded_percentiles_widen_small_samples_and_approach_95_percent():
@@ -89,3 +123,80 @@ def test_intervals_are_reproducible_from_the_same_data():
     a = _arm(rng, "same", 1.0)
     b = stats.Arm(a.label, a.batch_size, a.step_repeats, a.train_s_per_epoch, a.test_accuracy)
     assert stats.step_interval(a) == stats.step_interval(b)
+
+
+# --- Paired sets ----------------------------------------------------------------------------
+#
+# A simulated paired set: each arm's process has its own effect (CV ≈ PROCESS, memory layout,
+# threads), every round the machine's speed moves (CV ≈ MACHINE, shared by all arms of that round,
+# which pairing cancels), and each block's median scatters around that (BLOCK).
+SETS, ROUNDS = 6, 40
+PROCESS, MACHINE, BLOCK = 0.015, 0.15, 0.05
+
+
+def _paired(
+    rng: np.random.Generator, ratio: float, label: str, same_machine: bool = True
+) -> tuple[stats.Arm, stats.Arm]:
+    """Two arms' paired sets; `same_machine=False` gives each arm its own machine (no pairing)."""
+    sets_a, sets_b = {}, {}
+    for s in range(SETS):
+        shared = rng.lognormal(0.0, MACHINE, ROUNDS)
+        blocks = {}
+        for arm, truth in (("a", 2.0), ("b", 2.0 * ratio)):
+            process = rng.lognormal(0.0, PROCESS)
+            machine = shared if same_machine else rng.lognormal(0.0, MACHINE, ROUNDS)
+            blocks[arm] = truth * process * machine * rng.lognormal(0.0, BLOCK, ROUNDS)
+        sets_a[f"r/{s}"] = stats.SetTimes(tuple(map(float, blocks["a"])), 5.0)
+        sets_b[f"r/{s}"] = stats.SetTimes(tuple(map(float, blocks["b"])), 5.0 * ratio)
+    steps = ((2.0, 2.1),) * SETS
+    acc = (0.95,) * SETS
+    return (
+        stats.Arm(label + "a", 32, steps, (5.0,) * SETS, acc, sets_a),
+        stats.Arm(label + "b", 32, steps, (5.0,) * SETS, acc, sets_b),
+    )
+
+
+def test_paired_ratios_cancel_the_machine_and_cover_the_truth():
+    # The machine moves 15% from round to round; unpaired, that alone would make the interval wide.
+    rng = np.random.default_rng(11)
+    for truth in (1.0, 1.05):
+        comparisons = [
+            stats.compare_arms(*_paired(rng, truth, f"{truth}-{i}")) for i in range(RUNS)
+        ]
+        assert all(c is not None and c.paired_sets == SETS for c in comparisons)
+        covered = sum(not c.step_ratio.excludes(truth) for c in comparisons)
+        assert covered / RUNS >= 0.92
+        widths = sorted(stats.relative_half_width(c.step_ratio) for c in comparisons)
+        assert widths[RUNS // 2] < 0.03  # the typical interval resolves ±3% with 6 sets
+    # Blocks of the same round cancel the machine: arms on machines of their own (what a pairing
+    # that lined up the wrong blocks would amount to) come out at least 1.5 times as wide.
+    unpaired = [
+        stats.relative_half_width(stats.compare_arms(*_paired(rng, 1.0, f"u{i}", False)).step_ratio)
+        for i in range(RUNS)
+    ]
+    assert sorted(unpaired)[RUNS // 2] > 1.5 * widths[RUNS // 2]
+
+
+def test_a_paired_ratio_is_the_geometric_mean_of_the_sets_median_block_ratios():
+    base = {
+        "r/0": stats.SetTimes((2.0, 2.0, None, 2.0), 4.0),
+        "r/1": stats.SetTimes((1.0, 1.0), 2.0),
+    }
+    other = {
+        "r/0": stats.SetTimes((2.2, 3.0, 9.9, 2.1), 4.4),  # ratios 1.1, 1.5, (unpaired), 1.05
+        "r/1": stats.SetTimes((1.2, 1.2, 5.0), 2.4),  # 1.2, 1.2 (its third block has no partner)
+        "r/2": stats.SetTimes((1.0,), 1.0),  # a set the baseline was not in
+    }
+    a = stats.Arm("a", 32, ((2.0, 2.0),) * 2, (4.0, 2.0), (0.9, 0.9), base)
+    b = stats.Arm("b", 32, ((2.2, 2.2),) * 3, (4.4, 2.4, 1.0), (0.9, 0.9, 0.9), other)
+    steps, train = stats.set_log_ratios(a, b)
+    assert np.exp(steps) == pytest.approx([1.1, 1.2])  # each set: the median of its block ratios
+    assert np.exp(train) == pytest.approx([1.1, 1.2])
+    c = stats.compare_arms(a, b)
+    assert c.paired_sets == 2
+    assert c.step_ratio.point == pytest.approx(np.sqrt(1.1 * 1.2))
+    half = 12.706 * np.std(steps, ddof=1) / np.sqrt(2)  # t(0.975, df=1)
+    assert c.step_ratio.lo == pytest.approx(np.exp(np.mean(steps) - half))
+    assert c.step_ratio.hi == pytest.approx(np.exp(np.mean(steps) + half))
+    # two runs never pair: without pairing the same arms fall back to their repeats
+    assert stats.compare_arms(a, b, paired=False).paired_sets == 0

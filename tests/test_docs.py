@@ -354,3 +354,18 @@ def test_findings_script_extracts_the_first_bullets_of_the_findings_section():
         script.extract_findings("# R\n\n## Variants\n", 3)
     with pytest.raises(script.FindingsError):
         script.current_block("no markers here")
+
+
+def test_the_verdict_rule_is_stated_once_in_the_words_the_code_uses():
+    # docs/method.md and every report header state the rule bench.stats applies; a header that
+    # kept the old point-only wording, or a method page that drifted, fails here.
+    from bench import stats
+    from bench.records import read_records
+    from bench.report.markdown import render_markdown
+
+    method = (REPO / "docs" / "method.md").read_text().replace("**", "")
+    assert "only when its whole 95% interval lies beyond the noise floor" in method
+    assert "whole 95% interval lies beyond the noise floor" in stats.VERDICT_RULE
+    report = render_markdown(read_records(REPO / "tests" / "fixtures" / "records.jsonl"))
+    assert stats.VERDICT_RULE in report
+    assert "excludes no change *and*" not in report

@@ -25,7 +25,7 @@ def _v1_ok() -> dict:
 
 def test_envelope_carries_version_kind_run_time_machine_and_commit():
     env = records.envelope("probe", {"id": "r"}, {"cpu_model": "X"}, {"id": None})
-    assert env["schema_version"] == records.SCHEMA_VERSION == 2
+    assert env["schema_version"] == records.SCHEMA_VERSION == 3
     assert env["kind"] == "probe" and env["run"] == {"id": "r"}
     assert env["created_utc"].endswith("+00:00")
 
@@ -33,7 +33,7 @@ def test_envelope_carries_version_kind_run_time_machine_and_commit():
 def test_version_1_is_upgraded_on_load_and_its_statistics_are_derived_again():
     v1 = _v1_ok()
     v2 = records.upgrade(v1)
-    assert v2["schema_version"] == 2
+    assert v2["schema_version"] == records.SCHEMA_VERSION
     assert "step_ms" not in v2["timing"] and "time_to_target_s" not in v2["accuracy"]
     assert v2["timing"]["step_ms_raw"] == v1["timing"]["step_ms_raw"]  # the raw data stays
     derived = stats.repeat_stats(v2)
@@ -44,6 +44,40 @@ def test_version_1_is_upgraded_on_load_and_its_statistics_are_derived_again():
     assert derived["wall_step_ms"] == pytest.approx(v1["timing"]["wall_step_ms"], abs=1e-3)
     assert derived["steps_timed"] == v1["timing"]["steps_timed"]
     assert derived["time_to_target_s"] == v1["accuracy"]["time_to_target_s"]
+
+
+def _paired_ok() -> dict:
+    rec = records.upgrade(_v1_ok())
+    rec["timing"]["pauses"] = [[5, 0.2], [12, 0.31]]
+    rec["pairing"] = {
+        "set": "g0-r1", "group": 0, "round": 1, "extra": False, "role": "arm",
+        "arms": ["a", rec["variant_id"]], "block_s": 0.1, "rounds": 14, "turns": [1, 0, 1],
+        "startup_s": 9.5, "set_s": 31.2,
+    }  # fmt: skip
+    return rec
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r["pairing"].update(role="partner"), "'pairing.role' must be one of"),
+        (lambda r: r["pairing"].pop("set"), r"missing field\(s\) \['pairing.set'\]"),
+        (lambda r: r["pairing"].update(turns=[-1]), "'pairing.turns' must be a list of integers"),
+        (lambda r: r["timing"].update(pauses=[[5]]), "'timing.pauses' must be a list of"),
+        (lambda r: r["timing"].update(pauses=[[5, "x"]]), "'timing.pauses' must be a list of"),
+    ],
+)
+def test_an_arm_of_a_paired_set_is_checked_field_by_field(change, message):
+    rec = _paired_ok()
+    records.check_record(rec, "r:1")  # the untouched one is fine
+    change(rec)
+    with pytest.raises(records.RecordError, match=message):
+        records.check_record(rec, "r:1")
+
+
+def test_a_version_2_record_reads_as_version_3_unchanged():
+    v2 = records.upgrade(_v1_ok()) | {"schema_version": 2}
+    assert records.upgrade(v2) == v2 | {"schema_version": 3}
 
 
 def test_read_numbered_gives_each_record_its_line(tmp_path):

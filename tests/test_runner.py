@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,8 @@ from bench.run import runner
 pytestmark = pytest.mark.slow
 
 
-def _ctx(hook: str, timeout_s: float = 300, repeats: int = 1) -> runner.RunContext:
-    settings = RunSettings(repeats=repeats, warmup_steps=2, timeout_s=timeout_s)
+def _ctx(hook: str, timeout_s: float = 300, repeats: int = 1, **kw: object) -> runner.RunContext:
+    settings = RunSettings(repeats=repeats, warmup_steps=2, timeout_s=timeout_s, **kw)
     return runner.RunContext(run_id="test", profile="test", settings=settings, hook=hook)
 
 
@@ -60,7 +61,7 @@ def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(
     cases = {"fail": (100, 300), "diverge": (200, 300), "hang": (400, 8), "small": (500, 300)}
     for hook, (batch_size, timeout_s) in cases.items():
         runner.run_plan(
-            _ctx(f"tests.hooks:{hook}", timeout_s),
+            _ctx(f"tests.hooks:{hook}", timeout_s, paired=False),
             [Variant(batch_size=batch_size)],
             out,
             resume=True,
@@ -78,7 +79,7 @@ def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(
 def test_resume_reruns_nothing_already_recorded(tmp_path):
     out = tmp_path / "results.jsonl"
     variants = [Variant(batch_size=500), Variant(batch_size=1000)]
-    ctx = _ctx("tests.hooks:small", repeats=2)
+    ctx = _ctx("tests.hooks:small", repeats=2, paired=False)  # jobs one by one (paired: below)
     first = runner.run_plan(ctx, variants[:1], out, measure_peak=False)  # an "interrupted" run
     assert len(first) == 2
     before = out.read_text()
@@ -97,3 +98,71 @@ def test_existing_records_are_never_overwritten_without_resume(tmp_path):
     with pytest.raises(runner.RunError, match="already holds records; pass --resume"):
         runner.run_plan(_ctx("tests.hooks:small"), [Variant()], out)
     assert out.read_text() == "{}\n"
+
+
+def test_a_paired_matrix_runs_its_arms_side_by_side_and_records_each_set_together(tmp_path):
+    out = tmp_path / "results.jsonl"
+    base = Variant(batch_size=100, validation="end_only")
+    variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=50)]
+    ctx = _ctx("tests.hooks:small", repeats=2, aa_control=True, block_s=0.02)
+    ctx = dataclasses.replace(ctx, baseline_id=base.id)
+    sets: list[str] = []
+    runner.run_plan(ctx, variants, out, measure_peak=False, on_set=sets.append)
+    recs = records.variant_records(records.read_records(out))
+    assert [s.split(":")[0] for s in sets] == ["set g0-r0", "set g0-r1"]
+    by_set: dict[str, list[dict]] = {}
+    for r in recs:
+        by_set.setdefault(r["pairing"]["set"], []).append(r)
+    assert sorted(by_set) == ["g0-r0", "g0-r1"]
+    for set_recs in by_set.values():
+        assert [r["variant_id"] for r in set_recs] == [v.id for v in variants]  # written together
+        assert [r["pairing"]["role"] for r in set_recs] == ["baseline", "control", "arm"]
+        assert all(r["status"] == "ok" for r in set_recs)
+        rounds = set_recs[0]["pairing"]["rounds"]
+        assert rounds > 3 and all(r["pairing"]["rounds"] == rounds for r in set_recs)
+        for r in set_recs:  # one turn a round while live, the last arms' ones last
+            assert len(r["pairing"]["turns"]) <= rounds
+            assert r["timing"]["pauses"]  # it did wait for the others mid-training
+            waited = sum(s for _, s in r["timing"]["pauses"])
+            # the clock left the waits out: the epoch's time is less than the set's turns
+            assert sum(r["timing"]["train_s_per_epoch"]) < r["pairing"]["set_s"] - waited
+    seeds = {(r["pairing"]["role"], r["pairing"]["set"]): r["seed"] for r in recs}
+    assert seeds[("control", "g0-r0")] != seeds[("baseline", "g0-r0")]  # its own seeds
+    summary = stats.compare_arms(
+        stats.arm("a", recs[0:1] + recs[3:4]), stats.arm("b", recs[2:3] + recs[5:6])
+    )
+    assert summary is not None and summary.paired_sets == 2
+    before = out.read_text()
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
+    assert out.read_text() == before  # both sets were done: nothing reran
+
+
+def test_a_set_arm_that_crashes_or_hangs_becomes_a_failed_or_timeout_result(tmp_path):
+    from bench.run import pairs, turns
+
+    done = tmp_path / "result.json"
+    done.write_text('{"status": "ok"}')
+    assert pairs._result(done, None, 60) == {"status": "ok"}
+    hung = turns.TurnError("x", "gave no answer within 60 s", timed_out=True)
+    assert pairs._result(tmp_path / "none", hung, 60)["reason"] == "killed after the 60 s limit"
+    died = pairs._result(
+        tmp_path / "none", turns.TurnError("x", "exited -9 without a response"), 60
+    )
+    assert died == {"status": "failed", "reason": "child process exited -9 without a response"}
+
+
+def test_an_arm_that_fails_in_a_set_is_recorded_and_the_others_are_measured(tmp_path):
+    out = tmp_path / "results.jsonl"
+    variants = [Variant(batch_size=100), Variant(batch_size=200), Variant(batch_size=400)]
+    ctx = _ctx("tests.hooks:fail_bs200", repeats=1, block_s=0.02)
+    runner.run_plan(ctx, variants, out, measure_peak=False)
+    got = {
+        r["variant_id"].split("-")[0]: r for r in records.variant_records(records.read_records(out))
+    }
+    assert (
+        got["bs200"]["status"] == "failed" and "injected failure (test)" in got["bs200"]["reason"]
+    )
+    assert got["bs100"]["status"] == got["bs400"]["status"] == "ok"
+    assert got["bs200"]["pairing"]["set"] == got["bs100"]["pairing"]["set"] == "g0-r0"
+    with pytest.raises(runner.RunError, match="holds other arms"):  # another matrix, same file
+        runner.run_plan(ctx, variants[:2], out, resume=True, measure_peak=False)

@@ -51,13 +51,19 @@ def test_bad_shard_specs_are_named(text, message):
 
 @pytest.mark.parametrize("profile", ["quick", "default", "full", "distribute"])
 @pytest.mark.parametrize("count", [1, 2, 3, 7])
-def test_every_variant_lands_in_exactly_one_shard(profile, count):
+def test_every_variant_lands_in_exactly_one_shard_and_every_shard_has_the_shared_arms(
+    profile, count
+):
     variants = load_profile(profile).variants()
+    shared = shard.shared_arms(variants)
+    assert shared[0] == variants[0] and all(v.control for v in shared[1:])
     shards = plan_shards(variants, count)
-    ids = [v.id for s in shards for v in s.variants]
-    assert sorted(ids) == sorted(v.id for v in variants)  # complete, no duplicates
-    for s in shards:  # each shard keeps the matrix order (baseline first where it has it)
+    ids = [v.id for s in shards for v in s.variants if v not in shared or count == 1]
+    assert sorted(ids) == sorted(v.id for v in variants if v not in shared or count == 1)
+    for s in shards:  # each shard keeps the matrix order, the baseline (and control) first
         assert list(s.variants) == [v for v in variants if v in s.variants]
+        if count > 1:  # measured beside its own variants: no ratio pairs across machines
+            assert list(s.variants[: len(shared)]) == shared
 
 
 def test_assignment_does_not_depend_on_the_order_of_the_toml():
@@ -79,6 +85,7 @@ def test_assignment_does_not_depend_on_the_order_of_the_toml():
     }
     a, b = build_matrix("a", spec).variants(), build_matrix("b", shuffled).variants()
     assert [v.id for v in a] != [v.id for v in b]  # really a different order
+    b = [a[0], *(v for v in b if v != a[0])]  # the same baseline (every shard's shared arm)
     for count in (2, 3, 5):
         assert _assignment(plan_shards(a, count)) == _assignment(plan_shards(b, count))
 
@@ -99,11 +106,11 @@ def test_shards_are_balanced_by_expected_cost():
     )
 
 
-def test_more_shards_than_variants_leaves_some_empty():
-    variants = load_profile("quick").variants()
-    shards = plan_shards(variants, 6)
-    assert sum(len(s.variants) for s in shards) == len(variants)
-    assert [len(s.variants) for s in shards].count(0) == 2
+def test_more_shards_than_variants_leaves_some_with_the_baseline_alone():
+    variants = load_profile("quick").variants()  # 4 variants, no control: 3 to deal
+    shards = plan_shards(variants, 5)
+    assert [len(s.variants) for s in shards].count(1) == 2  # just the baseline
+    assert all(s.variants[0] == variants[0] for s in shards)
 
 
 def _write(path: Path, recs: list[dict[str, Any]]) -> Path:
@@ -144,6 +151,21 @@ def test_merge_keeps_every_record_and_every_probe(tmp_path):
     text = markdown.render_markdown(merged)
     for vid in {r["variant_id"] for r in records.variant_records(original)}:
         assert f"| {vid} " in text
+
+
+def test_merge_keeps_each_shards_own_baseline_records_but_refuses_a_shared_arm_twice(tmp_path):
+    # Every shard measures the baseline itself: its (variant, repeat) is in both files, once per
+    # shard. That is not a duplicate; the same shard's baseline twice is.
+    recs = records.read_records(FIXTURE)
+    base = records.variant_records(recs)[0]
+    one = [base | {"run": base["run"] | {"shard": "1/2", "baseline": base["variant_id"]}}]
+    two = [base | {"run": base["run"] | {"shard": "2/2", "baseline": base["variant_id"]}}]
+    merged = merge_files(
+        [_write(tmp_path / "1.jsonl", one), _write(tmp_path / "2.jsonl", two)], tmp_path / "m.jsonl"
+    )
+    assert len(merged) == 2
+    with pytest.raises(RecordError, match="is in both"):
+        records.merge_records([tmp_path / "1.jsonl", _write(tmp_path / "1b.jsonl", one)])
 
 
 def test_merge_refuses_a_job_present_in_two_files(tmp_path):
@@ -211,9 +233,10 @@ def test_cli_errors_come_before_any_work(tmp_path, capsys):
 
 def test_more_shards_than_variants_is_refused_before_any_work(tmp_path, capsys):
     out = tmp_path / "run"
-    assert cli.main(["run", "--profile", "quick", "--shard", "6/6", "--out", str(out)]) == 2
+    assert cli.main(["run", "--profile", "quick", "--shard", "4/4", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--shard 6/6: the matrix has 4 variant(s), so N can be at most 4" in err
+    assert "--shard 4/4: the matrix has 4 variant(s), 3 besides the baseline and its control" in err
+    assert "so N can be at most 3" in err
     assert not out.exists()
 
 

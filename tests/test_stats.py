@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from bench import stats
@@ -30,3 +32,25 @@ def test_empty_input_raises():
         stats.median([])
     with pytest.raises(ValueError, match="outside"):
         stats.percentile([1.0], 101)
+
+
+def test_an_interleaved_runs_block_openings_are_left_out_and_blocks_split_at_pauses():
+    raw = [[50.0, 2.0, 2.0, 9.0, 2.5, 2.5], [8.0, 3.0, 3.0]]  # pauses after calls 3 and 6
+    pauses = [[3, 0.4], [6, 0.2]]
+    _, timed = stats.timed_steps(raw, 1, pauses=pauses)
+    assert timed == [2.0, 2.0, 2.5, 2.5, 3.0, 3.0]  # 50 (trace), 9.0 and 8.0 (openings) out
+    assert stats.block_medians(raw, 1, pauses) == [2.0, 2.5, 3.0]
+    # the warm-up reaches into the second block: what is left of it counts
+    assert stats.block_medians(raw, 5, pauses) == [None, 2.5, 3.0]
+    assert stats.timed_steps(raw, 1)[1] == [2.0, 2.0, 9.0, 2.5, 2.5, 8.0, 3.0, 3.0]  # no pauses
+
+
+def test_a_paired_interval_is_a_t_interval_over_sets_of_their_log_ratios():
+    logs = [0.01, 0.03, -0.01, 0.02]
+    ci = stats.t_ratio_interval(logs)
+    mean, sd = 0.0125, 0.017078251
+    assert ci.point == pytest.approx(math.exp(mean))
+    assert ci.lo == pytest.approx(math.exp(mean - 3.182 * sd / 2))
+    assert ci.hi == pytest.approx(math.exp(mean + 3.182 * sd / 2))
+    with pytest.raises(ValueError, match="two paired sets"):
+        stats.t_ratio_interval([0.1])

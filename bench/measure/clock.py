@@ -44,6 +44,12 @@ class StepClock(keras.callbacks.Callback):
         current.train_s = now - self._epoch_start
         self._last = now
 
+    def exclude(self, seconds: float) -> None:
+        """Leave `seconds` (a wait for the machine, ``bench.measure.baton``) out of the clock:
+        out of the next step's interval and of this epoch's training time."""
+        self._last += seconds
+        self._epoch_start += seconds
+
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._val_start = time.perf_counter()
 

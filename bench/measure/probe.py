@@ -17,6 +17,7 @@ from typing import Any
 import keras
 
 from bench.gate_probe import INJECT_ENV
+from bench.measure.baton import Baton
 from bench.measure.gate_rounds import pin_threads, thread_settings
 from bench.measure.train import run_variant
 from bench.plan.variant import Variant
@@ -76,36 +77,6 @@ class ExtraWork(keras.callbacks.Callback):
             time.sleep(self.extra * self.every * statistics.median(self._own[-self.every :]))
 
 
-class Baton(keras.callbacks.Callback):
-    """Interleaving: wait for the driver at train begin, every `every` steps, and at train end.
-
-    ``wait(where)`` blocks until the driver says go (``bench.gate_probe``). Put it after the clocks
-    in the callback list: a mid-training pause then falls into the *next* step's interval, which
-    the driver leaves out, and its length is in ``pauses`` ([steps so far, seconds]).
-    """
-
-    def __init__(self, every: int, wait: Callable[[str], None]) -> None:
-        super().__init__()
-        if every < 1:
-            raise ValueError(f"interleave every {every} steps: need at least 1")
-        self.every, self.wait = every, wait
-        self.steps = 0
-        self.pauses: list[list[float]] = []
-
-    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self.wait("train_begin")
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        self.steps += 1
-        if self.steps % self.every == 0:
-            start = time.perf_counter()
-            self.wait("step")
-            self.pauses.append([self.steps, round(time.perf_counter() - start, 7)])
-
-    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.wait("train_end")
-
-
 def parse_inject(text: str | None) -> dict[str, Any] | None:
     """The injection asked for in MNIST_BENCH_GATE_INJECT (JSON), checked; None when unset."""
     if not text:
@@ -128,11 +99,11 @@ def _check_run(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_request(
-    request: Mapping[str, Any], wait: Callable[[str], None] | None = None
+    request: Mapping[str, Any], wait: Callable[[str], float | None] | None = None
 ) -> dict[str, Any]:
     """Measure every run of a contract-1 request in this process; the response's fields but 'ok'.
 
-    With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton (see ``Baton``).
+    With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton's (``bench.measure.baton``).
     """
     if request.get("contract") != 1:
         raise ValueError(f"request contract {request.get('contract')!r}; this side speaks 1")
@@ -155,7 +126,7 @@ def run_request(
         )
         piece = data.head(run["train_images"], run["test_images"])
         ends = BatchEnds()
-        baton = [Baton(int(every), wait)] if every is not None and wait is not None else []
+        baton = [Baton(wait, every=int(every))] if every is not None and wait is not None else []
         callbacks = [ends, *inject_callbacks(inject), *baton]
         timing = run_variant(variant, piece, callbacks=callbacks)["timing"]
         out.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from bench.measure import backend, costs, distribute, memory
+from bench.measure.baton import Baton
 from bench.measure.clock import StepClock
 from bench.plan.variant import Variant
 from mnist_models import mlp
@@ -68,6 +69,17 @@ def _gpu_peak_bytes(variant: Variant) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class Interleave:
+    """Train in blocks of about `block_s` seconds, handing the machine back between them.
+
+    ``wait(where)`` blocks until the driver gives this process its next turn (``bench.run.turns``).
+    """
+
+    block_s: float
+    wait: Callable[[str], float | None]
+
+
 @dataclass
 class Trained:
     """What one fit + evaluate produced, before it becomes a record."""
@@ -79,6 +91,7 @@ class Trained:
     test_loss: float
     test_accuracy: float
     final_eval_s: float
+    pauses: list[list[float]] | None  # None: not interleaved
 
 
 def train(
@@ -87,29 +100,37 @@ def train(
     x: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
+    interleave: Interleave | None = None,
 ) -> Trained:
-    """model.fit as the tutorial calls it, timed by a StepClock, then one evaluate on the test set."""
+    """model.fit as the tutorial calls it, timed by a StepClock, then one evaluate on the test set.
+
+    With `interleave`, a Baton (last, after the clocks) pauses training at block boundaries; the
+    pauses are left out of the step times, the epochs' training time and ``fit_s``. The final
+    evaluate runs in the turn that follows training's end, so it too runs alone.
+    """
     x_train, y_train, x_test, y_test = x
     clock = StepClock()
+    batons = [Baton(interleave.wait, block_s=interleave.block_s, clock=clock)] if interleave else []
     fit_start = time.perf_counter()
     history = model.fit(
         x_train,
         y_train,
         batch_size=variant.batch_size,
         epochs=variant.epochs,
-        callbacks=[clock, *callbacks],
+        callbacks=[clock, *callbacks, *batons],
         verbose=verbose,
         shuffle=True,
         **_fit_kwargs(variant, x_test, y_test),
     ).history
-    fit_s = time.perf_counter() - fit_start
+    fit_s = time.perf_counter() - fit_start - sum(b.waited_s for b in batons)
     eval_start = time.perf_counter()
     test_loss, test_accuracy = model.evaluate(
         x_test, y_test, batch_size=variant.batch_size, verbose=0
     )
     final_eval_s = time.perf_counter() - eval_start
+    pauses = batons[0].pauses if batons else None
     return Trained(
-        model, history, clock, fit_s, float(test_loss), float(test_accuracy), final_eval_s
+        model, history, clock, fit_s, float(test_loss), float(test_accuracy), final_eval_s, pauses
     )
 
 
@@ -120,6 +141,7 @@ def run_variant(
     learning_rate: float = mlp.LEARNING_RATE,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
+    interleave: Interleave | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one variant; return the raw measured fields of its record.
 
@@ -148,7 +170,7 @@ def run_variant(
         backend.check_device(model, variant.device)
         if variant.strategy == "multi_worker":
             distribute.patch_keras_multi_worker(model, strategy)
-        run = train(model, variant, arrays, callbacks, verbose)
+        run = train(model, variant, arrays, callbacks, verbose, interleave)
 
     peak_rss_bytes, peak_rss_source = memory.peak_rss()
     losses = [float(v) for v in run.history["loss"]]
@@ -189,6 +211,9 @@ def _timing(run: Trained, variant: Variant, train_available: int) -> dict[str, A
         "val_s_per_epoch": [e.val_s for e in epochs],
         "fit_s": run.fit_s,
         "final_eval_s": run.final_eval_s,
+        # Interleaved only: [training steps so far, seconds] of each wait for the machine; the
+        # step after each is its block's first (bench.stats leaves it out).
+        **({"pauses": run.pauses} if run.pauses is not None else {}),
     }
 
 

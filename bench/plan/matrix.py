@@ -34,6 +34,8 @@ MAX_REPEATS = 1000
 MAX_WARMUP_STEPS = 10**9
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_PROFILE_BYTES = 1_000_000
+MAX_BLOCK_S = 3600.0
+MAX_WORKERS = 256
 
 
 class MatrixError(ValueError):
@@ -201,6 +203,23 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
         f"a finite number > 0 and <= {MAX_TIMEOUT_S:g} (a week)",
     ),
     "aa_control": (lambda v: isinstance(v, bool), "true or false"),
+    "paired": (lambda v: isinstance(v, bool), "true or false"),
+    "block_s": (
+        lambda v: _is_number(v) and 0.001 <= v <= MAX_BLOCK_S,
+        f"a number of seconds >= 0.001 and <= {MAX_BLOCK_S:g}",
+    ),
+    "max_workers": (
+        lambda v: _is_int(v) and 0 <= v <= MAX_WORKERS,
+        f"an integer >= 0 (0: as memory allows) and <= {MAX_WORKERS}",
+    ),
+    "target_halfwidth": (
+        lambda v: _is_number(v) and 0 < v < 1,
+        "a fraction in (0, 1), e.g. 0.03 for ±3%",
+    ),
+    "budget_s": (
+        lambda v: _is_number(v) and 0 <= v <= MAX_TIMEOUT_S,
+        f"a number of seconds >= 0 (0: no sets beyond repeats) and <= {MAX_TIMEOUT_S:g}",
+    ),
 }
 
 

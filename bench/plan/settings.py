@@ -8,6 +8,10 @@ from typing import Any
 # Steps of epoch 1 left out of the step statistics (tracing, allocator and cache warm-up).
 DEFAULT_WARMUP_STEPS = 10
 DEFAULT_TARGET_ACCURACY = 0.97  # AlgoPerf's MNIST validation target
+# Seconds of training per turn in a paired set (docs/method.md#paired-sets): ~25 steps at batch 32
+# and ~4 at batch 2048 on the 2-core dev machine; the block-length bias is measured there.
+DEFAULT_BLOCK_S = 0.1
+DEFAULT_TARGET_HALFWIDTH = 0.03  # a step ratio is resolved when its 95% interval reaches <= ±3%
 
 
 @dataclass(frozen=True)
@@ -18,9 +22,19 @@ class RunSettings:
     warmup_steps: int = DEFAULT_WARMUP_STEPS
     target_accuracy: float = DEFAULT_TARGET_ACCURACY
     timeout_s: float = 1800.0
-    # Measure the baseline twice, as two interleaved arms, and report their difference as this
-    # run's noise floor (bench.stats.noise_floor).
+    # Measure the baseline twice, as two arms with their own seeds, and report their difference as
+    # this run's noise floor (bench.stats.noise_floor).
     aa_control: bool = False
+    # Single-process arms run side by side in paired sets, taking turns in blocks of `block_s`
+    # seconds (bench.run.pairs); false: one whole job after another, as before paired sets.
+    paired: bool = True
+    block_s: float = DEFAULT_BLOCK_S
+    # Workers alive at once (a set's arms); 0: as many as the machine's free memory holds.
+    max_workers: int = 0
+    # After `repeats` sets, more sets for the arms whose step ratio's interval is wider than
+    # ±target_halfwidth, while the measuring time stays within budget_s (0: no more sets).
+    target_halfwidth: float = DEFAULT_TARGET_HALFWIDTH
+    budget_s: float = 0.0
 
     def record_section(self) -> dict[str, Any]:
         """The 'settings' section of each record: how its one job was measured."""

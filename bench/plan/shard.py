@@ -4,6 +4,10 @@ Pure functions of variants; no TensorFlow. Every shard computes the same assignm
 its own, from the variants alone: ids sorted, whole variants (all their repeats, so a variant's
 repeat spread is one machine's) dealt longest-expected-first to the least-loaded shard. The result
 does not depend on the order of the TOML, the machine, or anything measured.
+
+Ratios never pair across machines: every shard carries the matrix's shared arms, the baseline (the
+first variant) and its A/A control, and measures them beside its own variants, so each shard's
+ratios and noise floor are its own machine's (``bench.run.pairs``).
 """
 
 from __future__ import annotations
@@ -117,11 +121,20 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
+def shared_arms(variants: Sequence[Variant]) -> list[Variant]:
+    """The arms every shard carries: the baseline (first variant) and the A/A control."""
+    return [v for k, v in enumerate(variants) if k == 0 or v.control]
+
+
 def plan_shards(variants: Sequence[Variant], count: int, repeats: int = 1) -> list[Shard]:
-    """All `count` shards of a matrix; every variant lands in exactly one."""
+    """All `count` shards of a matrix; every variant but the shared arms lands in exactly one,
+    and with more than one shard every shard also carries the shared arms (``shared_arms``)."""
     if not 1 <= count <= MAX_SHARDS:
         raise ShardError(f"shard count must be in 1..{MAX_SHARDS}, got {count}")
-    cost = {v.id: expected_cost_s(v, repeats) for v in variants}
+    shared = {v.id for v in shared_arms(variants)} if count > 1 else set()
+    shared_cost = sum(expected_cost_s(v, repeats) for v in variants if v.id in shared)
+    dealt = [v for v in variants if v.id not in shared]
+    cost = {v.id: expected_cost_s(v, repeats) for v in dealt}
     loads = [0.0] * count
     heap = [(0.0, k) for k in range(count)]  # (load, shard): least loaded first, ties by index
     owner: dict[str, int] = {}
@@ -134,8 +147,8 @@ def plan_shards(variants: Sequence[Variant], count: int, repeats: int = 1) -> li
         Shard(
             index=k + 1,
             count=count,
-            variants=tuple(v for v in variants if owner[v.id] == k),
-            expected_s=loads[k],
+            variants=tuple(v for v in variants if v.id in shared or owner[v.id] == k),
+            expected_s=loads[k] + shared_cost,
         )
         for k in range(count)
     ]
@@ -144,9 +157,11 @@ def plan_shards(variants: Sequence[Variant], count: int, repeats: int = 1) -> li
 def select_shard(variants: Sequence[Variant], spec: str, repeats: int = 1) -> Shard:
     """The shard an 'I/N' spec names; N may not exceed the number of variants."""
     index, count = parse_shard(spec)
-    if count > len(variants):
+    most = max(1, len(variants) - len(shared_arms(variants)))
+    if count > most:
         raise ShardError(
-            f"--shard {spec}: the matrix has {len(variants)} variant(s), so N can be at most "
-            f"{len(variants)} (more shards would only be empty)"
+            f"--shard {spec}: the matrix has {len(variants)} variant(s), {most} besides the "
+            f"baseline and its control that every shard carries, so N can be at most {most} "
+            "(more shards would only be empty)"
         )
     return plan_shards(variants, count, repeats)[index - 1]

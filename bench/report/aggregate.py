@@ -42,6 +42,11 @@ class RunSummary:
     floor: stats.NoiseFloor | None
     peaks: dict[tuple[str, str], float]
     probes: dict[tuple[str, str, int], ProbeSpread] = field(default_factory=dict)
+    # A step ratio resolves when its interval reaches no further than this (the run's setting).
+    target: float = stats.DEFAULT_TARGET_HALFWIDTH
+    # Whether the control trained with seeds of its own (runs before 2026-12-02 replayed the
+    # baseline's, so their accuracy floor was 0 by construction); None without a control.
+    control_own_seeds: bool | None = None
 
     def row(self, variant_id: str | None) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["variant_id"] == variant_id), None)
@@ -157,7 +162,25 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
     floor = None
     if control and baseline in arms:
         floor = stats.noise_floor(arms[baseline], arms[control])
-    return RunSummary(rows, arms, baseline, control, floor, peaks, probe_spread(records))
+    own = None
+    if control and baseline:
+        seeds = {vid: {r.get("seed") for r in groups[vid]} for vid in (baseline, control)}
+        own = not seeds[baseline] & seeds[control]
+    return RunSummary(
+        rows, arms, baseline, control, floor, peaks, probe_spread(records), target_of(records), own
+    )
+
+
+def target_of(records: list[dict[str, Any]]) -> float:
+    """The run's step-ratio target half-width (records from before the setting: the default)."""
+    return next(
+        (
+            r["settings"]["target_halfwidth"]
+            for r in variant_records(records)
+            if "target_halfwidth" in r["settings"]
+        ),
+        stats.DEFAULT_TARGET_HALFWIDTH,
+    )
 
 
 def _row(

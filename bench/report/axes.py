@@ -26,16 +26,20 @@ def judged(summary: RunSummary, base_id: str, row_id: str) -> dict[str, Any]:
     step_floor = floor.step if floor else 0.0
     acc_floor = floor.accuracy_pt if floor else 0.0
     c = stats.compare_arms(summary.arms[base_id], summary.arms[row_id])
+    target = summary.target
     return {
         "comparison": c,
-        "step_verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor),
+        "step_verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor, target=target),
         "throughput_verdict": stats.ratio_verdict(
             c.samples_ratio if c else None,
             step_floor,
+            target=target,
             above="higher throughput",
             below="lower throughput",
         ),
-        "train_verdict": stats.ratio_verdict(c.train_epoch_ratio if c else None, step_floor),
+        "train_verdict": stats.ratio_verdict(
+            c.train_epoch_ratio if c else None, step_floor, target=target
+        ),
         "accuracy_verdict": stats.difference_verdict(c.accuracy_delta_pt if c else None, acc_floor),
     }
 

@@ -33,10 +33,13 @@ def compare_rows(a: RunSummary, b: RunSummary) -> list[dict[str, Any]]:
     for vid in [*rows_a, *(v for v in rows_b if v not in rows_a)]:
         entry: dict[str, Any] = {"variant_id": vid, "a": rows_a.get(vid), "b": rows_b.get(vid)}
         if vid in a.arms and vid in b.arms:
-            c = stats.compare_arms(a.arms[vid], b.arms[vid])
+            # Two runs never ran side by side: B ÷ A over their repeats, never paired.
+            c = stats.compare_arms(a.arms[vid], b.arms[vid], paired=False)
             entry |= {
                 "comparison": c,
-                "verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor),
+                "verdict": stats.ratio_verdict(
+                    c.step_ratio if c else None, step_floor, target=b.target
+                ),
                 "accuracy_verdict": stats.difference_verdict(
                     c.accuracy_delta_pt if c else None, acc_floor
                 ),
@@ -110,9 +113,10 @@ def render_compare(
     lines = [
         "# Comparison",
         "",
-        f"A = `{name_a}`, B = `{name_b}`. A variant is called slower or faster only when the 95% CI "
-        "of B ÷ A excludes 1 and the change is larger than the noise floor (the larger of the two "
-        f"runs' A/A differences: {100 * step_floor:.1f}%).",
+        f"A = `{name_a}`, B = `{name_b}`. B ÷ A comes from each run's repeats (two runs never ran "
+        f"side by side, so nothing is paired across them). Verdicts: {stats.VERDICT_RULE}; here "
+        f"f is the larger of the two runs' A/A differences ({100 * step_floor:.1f}%), and the "
+        f"step-time target ±{100 * b.target:g}%.",
         "",
     ]
     lines += [f"**Warning:** {w}" for w in warnings(records_a, records_b, a, b)]

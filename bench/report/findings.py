@@ -39,11 +39,13 @@ def _noise_floor(summary: RunSummary) -> list[str]:
     if floor is None:
         return []
     c = floor.comparison
+    how = "side by side in paired sets" if c.paired_sets else "interleaved"
+    seeds = "with its own seeds" if summary.control_own_seeds else "replaying the baseline's seeds"
     text = (
-        f"Noise floor (A/A control): the baseline measured twice in this run, interleaved, "
-        f"differs by {100 * floor.step:.1f}% in median step (ratio {ratio_cell(c.step_ratio)}) "
-        f"and {floor.accuracy_pt:.2f} pt in mean test accuracy; no difference of that size or "
-        "within its interval is called real below."
+        f"Noise floor (A/A control): the baseline measured twice in this run, {how}, {seeds}, "
+        f"differs by {100 * floor.step:.1f}% in median step (ratio "
+        f"{ratio_cell(c.step_ratio)}) and {floor.accuracy_pt:.2f} pt in mean test accuracy; "
+        "below, a difference is called real only when its whole interval lies beyond that."
     )
     if c.step_ratio.excludes(1.0):
         text += (
@@ -121,8 +123,10 @@ def _mixed_precision(
         if row["status"] != "ok" or c is None:
             continue
         verdict = entry["step_verdict"]
-        effect = {"faster": "helps", "slower": "hurts"}.get(
-            verdict, "makes no measurable difference"
+        effect = {"faster": "helps", "slower": "hurts"}.get(verdict) or (
+            "has an effect this run could not resolve"
+            if verdict.startswith("unresolved")
+            else "makes no measurable difference"
         )
         out.append(
             f"On {base['device']}, {row['precision']} {effect}: median step "

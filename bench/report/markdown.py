@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from bench import outputs
+from bench import outputs, stats
 from bench.records import probe_records, read_records, variant_records
 from bench.report import aggregate
 from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
@@ -121,7 +122,7 @@ def _provenance_lines(
     times = sorted(r["created_utc"] for r in records)
     data = next((r["data"] for r in variants if r.get("data")), None)
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
-    repeats = max((r["repeat"] for r in variants), default=0) + 1
+    repeats = max(Counter(r["variant_id"] for r in variants).values(), default=0)
     gpus = gpu_line(probes[0]["probe"] if probes else None)
     return [
         f"- **Run:** `{first['run']['id']}` — profile `{first['run']['profile']}`, "
@@ -155,14 +156,21 @@ def _method_lines(
         "(`time.perf_counter`; Keras has converted the step's outputs to Python floats by then, which "
         "waits for the step to finish — on TensorFlow, JAX and torch alike, as a test checks), first "
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
-        "Each (variant, repeat) ran in a fresh process, repeats interleaved across variants. "
         "A variant's step time is the geometric mean over repeats of each repeat's median step.",
+        *_pairing_lines(variants),
         backends_line(variants),
-        "- **Intervals and verdicts:** 95% CIs from a seeded two-level bootstrap (repeats, then "
-        "steps within each repeat), widened for few repeats (expanded percentile). A difference is "
-        "called real (slower/faster, more/less accurate) only when its CI excludes no change *and* "
-        "it is larger than this run's noise floor; otherwise it reads “no measurable difference "
-        "(±X%)”, X being what the run could resolve.",
+        "- **Intervals:** "
+        + (
+            "step and s/epoch ratios of arms that shared paired sets: the geometric mean of the "
+            "sets' ratios with a 95% t-interval over the sets (df = sets − 1); every other interval "
+            "(a variant's own step time, accuracy, arms that never shared a set): "
+            if any(r.get("pairing") for r in variants)
+            else ""
+        )
+        + "95% CIs from a seeded two-level bootstrap (repeats, then steps within each repeat), "
+        "widened for few repeats (expanded percentile).",
+        f"- **Verdicts:** {stats.VERDICT_RULE}; the step-time target here is "
+        f"±{100 * summary.target:g}%.",
         f"- **Noise floor:** {_floor_line(summary)}.",
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
@@ -176,6 +184,43 @@ def _method_lines(
             else "."
         ),
     ]
+
+
+def _pairing_lines(variants: list[dict[str, Any]]) -> list[str]:
+    """How the jobs ran: paired sets (their blocks and stopping rule) or one after another."""
+    paired = [r for r in variants if r.get("pairing")]
+    if not paired:
+        return ["- **Jobs:** each (variant, repeat) ran in a fresh process, one after another, "
+                "repeats interleaved across variants."]  # fmt: skip
+    sets = {r["pairing"]["set"]: r["pairing"] for r in paired}
+    groups = {p["group"] for p in sets.values()}
+    settings = paired[0]["settings"]
+    extra = sum(1 for p in sets.values() if p.get("extra"))
+    minimum = 1 + max((p["round"] for p in sets.values() if not p.get("extra")), default=-1)
+    blocks = sorted({p["block_s"] for p in sets.values()})
+    lines = [
+        f"- **Paired sets:** {len(sets)} sets in {len(groups)} group(s); every arm of a set is a "
+        "fresh process, all started together (imports and model builds side by side, before any "
+        "measuring), then they took turns in blocks of "
+        + "/".join(f"{b:g}" for b in blocks)
+        + " s of training, every round each live arm one block in a freshly shuffled order, one "
+        "arm training at a time; an arm that finished its fit and evaluate left the rounds. The "
+        "waits are left out of every step and epoch time, and so is each block's first step. "
+        "Ratios pair each block with the baseline's block of the same round; a set's ratio is "
+        "the median of its block ratios.",
+    ]
+    budget = settings.get("budget_s", 0)
+    target = 100 * settings.get("target_halfwidth", stats.DEFAULT_TARGET_HALFWIDTH)
+    if budget:
+        lines.append(
+            f"- **Stopping rule** (fixed by the run's settings before it started): {minimum} sets "
+            f"per group, then more sets of the baseline and the arms whose step ratio's interval "
+            f"was wider than ±{target:g}%, the widest group first, while the measuring time stayed "
+            f"within {budget:g} s; {extra} more set(s) ran."
+        )
+    else:
+        lines.append(f"- **Stopping rule:** {minimum} sets per group, no more (`budget_s = 0`).")
+    return lines
 
 
 def backends_line(variants: list[dict[str, Any]]) -> str:

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from typing import Any
 
 from bench.gate_probe import CONTRACT, INJECT_ENV
 from bench.records import REASON_CHARS
+from bench.run import turns
 
 PROBE_MODULE = "bench.gate_probe"
 PROBE_TIMEOUT_S = 900.0
@@ -202,79 +201,11 @@ def run_rounds(
     return results
 
 
-class TurnTaker:
-    """A probe driven turn by turn (an interleaved request): its stdin stays open for ``go``.
-
-    Its stderr goes to a file, so a chatty probe cannot fill a pipe nobody reads while it waits.
-    """
-
-    def __init__(self, side: Side, label: str) -> None:
-        self.side, self.label = side, label
-        self.started = time.perf_counter()
-        self.stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by kill)
-        self.proc = side.start(stderr=self.stderr)
-        self.response: dict[str, Any] | None = None
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # it died; the next read says why
-
-    def next_message(self, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Any]:
-        """The next line the probe writes: a ``{"wait": …}`` or its response (then it is done)."""
-        assert self.proc.stdout is not None
-        readable, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
-        line = self.proc.stdout.readline() if readable else None
-        try:
-            message = json.loads(line) if line else None
-        except json.JSONDecodeError:
-            message = None
-        if not isinstance(message, dict):
-            if self.proc.poll() is None:
-                self.proc.kill()
-            code = self.proc.wait()
-            self.stderr.seek(0)
-            tail = (self.stderr.read() or line or "").strip()[-REASON_CHARS:]
-            self.kill()
-            what = "gave no answer" if line is None else f"exited {code}"
-            err = ProbeError(f"{self.side.label}: probe {what} without a response: {tail}")
-            err.side = self.label
-            raise err
-        if "wait" not in message:
-            try:
-                self.response = final_response(message, self.side, self.started)
-            except ProbeError as exc:
-                exc.side = self.label
-                raise
-        return message
-
-    def kill(self) -> None:
-        if self.stderr.closed:
-            return
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate()
-        self.stderr.close()
-
-
-def take_turns(takers: Mapping[str, TurnTaker], first: str) -> None:
-    """Run both probes to the end, one at a time: go to one, wait until it pauses, go to the other.
-
-    Turns come in pairs whose first side alternates (first, other, other, first, …), so a drift
-    within a pair favours neither. A probe that has finished just drops out of the turns.
-    """
-    waiting = {label: t.next_message() for label, t in takers.items()}  # both ready to train
-    order = [first, *[k for k in takers if k != first]]
-    turn = 0
-    while any("wait" in m for m in waiting.values()):
-        for label in order if turn % 2 == 0 else order[::-1]:
-            if "wait" in waiting[label]:
-                takers[label].send("go")
-                waiting[label] = takers[label].next_message()
-        turn += 1
+def _turn_taker(side: Side, label: str) -> turns.TurnTaker:
+    """A probe of `side` driven turn by turn (an interleaved request), named by its label."""
+    return turns.TurnTaker(
+        label, side.command(), env=side.environ(), cwd=side.source, limit_s=PROBE_TIMEOUT_S
+    )
 
 
 def run_interleaved(
@@ -287,27 +218,42 @@ def run_interleaved(
 ) -> list[dict[str, Any]]:
     """Like ``run_rounds``, but each round's two processes take turns every `every` steps.
 
-    Round r gives A the first turn when r is even, B when odd. Both entry points must speak the
+    The turns come from ``bench.run.turns`` (the engine the matrix uses too), in pairs whose first
+    side alternates (first, other, other, first, …), so a drift within a pair favours neither;
+    round r gives A the first turn when r is even, B when odd. Both entry points must speak the
     interleaving of ``bench.gate_probe`` (``describe`` lists "interleave").
     """
     line = json.dumps({**request, "interleave": {"every": every}})
     results: list[dict[str, Any]] = [{} for _ in range(rounds)]
     for r in range(rounds):
-        takers = {label: TurnTaker(side, label) for label, side in sides.items()}
+        takers = {label: _turn_taker(side, label) for label, side in sides.items()}
         try:
             for taker in takers.values():
                 taker.send(line)
-            take_turns(takers, "A" if r % 2 == 0 else "B")
+            turns.take_turns(takers, turns.alternating("A" if r % 2 == 0 else "B"))
+            for label in ("A", "B"):
+                results[r][label] = _final(takers[label], sides[label])
+        except turns.TurnError as exc:
+            err = ProbeError(f"{sides[exc.label].label}: probe {exc}")
+            err.side = exc.label
+            raise err from None
         finally:
             for taker in takers.values():
                 taker.kill()
         for label in ("A", "B"):
-            response = takers[label].response
-            assert response is not None
-            results[r][label] = response
             if on_response:
-                on_response(r, label, response)
+                on_response(r, label, results[r][label])
     return results
+
+
+def _final(taker: turns.TurnTaker, side: Side) -> dict[str, Any]:
+    """The probe's checked response (``final_response``), its side named on a ProbeError."""
+    assert taker.response is not None
+    try:
+        return final_response(taker.response, side, taker.started)
+    except ProbeError as exc:
+        exc.side = taker.label
+        raise
 
 
 def request(

@@ -49,15 +49,24 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def memory_bytes() -> int | None:
-    """Total RAM from /proc/meminfo."""
+def _meminfo_bytes(key: str) -> int | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return None
+
+
+def memory_bytes() -> int | None:
+    """Total RAM from /proc/meminfo."""
+    return _meminfo_bytes("MemTotal")
+
+
+def available_memory_bytes() -> int | None:
+    """RAM the kernel could give new processes now (MemAvailable), or None where it cannot say."""
+    return _meminfo_bytes("MemAvailable")
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> dict[str, object]:

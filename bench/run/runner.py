@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import records, stats
+from bench.plan.pairing import group_arms, runs_in_one_process, set_id
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
-from bench.run import envinfo
+from bench.run import envinfo, pairs
 from bench.run.child import REPO_ROOT, run_child
 from bench.run.cluster import run_workers
+
+# The A/A control is the baseline's configuration with seeds of its own: repeat r of the control
+# is seeded seed + r + this, never one of the baseline's.
+CONTROL_SEED_OFFSET = 10_000
 
 
 @dataclass(frozen=True)
@@ -261,8 +266,17 @@ def _backend_skip_reason(variant: Variant) -> str | None:
     return None
 
 
+def job_seed(variant: Variant, repeat: int) -> int:
+    """Each repeat its own seed, so repeats sample initialisation noise; the control its own."""
+    return variant.seed + repeat + (CONTROL_SEED_OFFSET if variant.control else 0)
+
+
 def variant_record(
-    ctx: RunContext, job: Job, result: dict[str, Any], elapsed_s: float
+    ctx: RunContext,
+    job: Job,
+    result: dict[str, Any],
+    elapsed_s: float,
+    pairing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Wrap a child's result in the record envelope; a successful one gets a summary for people."""
     record = {
@@ -270,14 +284,28 @@ def variant_record(
         "variant": job.variant.to_dict(),
         "variant_id": job.variant.id,
         "repeat": job.repeat,
-        "seed": job.variant.seed + job.repeat,
+        "seed": job_seed(job.variant, job.repeat),
         "settings": ctx.settings.record_section(),
         "job_s": elapsed_s,
+        **({"pairing": pairing} if pairing else {}),
         **result,
     }
     if record["status"] == "ok":
         record["summary"] = stats.repeat_stats(record)
     return record
+
+
+def job_description(ctx: RunContext, job: Job) -> dict[str, Any]:
+    """What a worker process is told to run for one job (its variant seeded by ``job_seed``)."""
+    variant = {**job.variant.to_dict(), "seed": job_seed(job.variant, job.repeat)}
+    return {
+        "kind": "variant",
+        "variant": variant,
+        "repeat": job.repeat,
+        "settings": ctx.settings.record_section(),
+        "data_path": ctx.data_path,
+        "hook": ctx.hook,
+    }
 
 
 def jobs_for(variants: Sequence[Variant], repeats: int) -> list[Job]:
@@ -305,16 +333,7 @@ def run_jobs(
         if reason:
             result, elapsed = {"status": "skipped", "reason": reason}, 0.0
         else:
-            child_job: dict[str, Any] = {
-                "kind": "variant",
-                "variant": job.variant.to_dict(),
-                "repeat": job.repeat,
-                "settings": ctx.settings.record_section(),
-                "data_path": ctx.data_path,
-                "hook": ctx.hook,
-            }
-            # Each repeat gets its own seed so repeats sample initialisation noise too.
-            child_job["variant"]["seed"] = job.variant.seed + job.repeat
+            child_job = job_description(ctx, job)
             if job.variant.strategy == "multi_worker":
                 result, elapsed = run_workers(
                     child_job, job.variant.replicas, job.variant.device, ctx.settings.timeout_s
@@ -328,6 +347,9 @@ def run_jobs(
     return len(jobs)
 
 
+OnRecord = Callable[[dict[str, Any], int, int, float], None]
+
+
 def run_plan(
     ctx: RunContext,
     variants: Sequence[Variant],
@@ -335,40 +357,209 @@ def run_plan(
     *,
     resume: bool = False,
     measure_peak: bool = True,
-    on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
+    on_record: OnRecord | None = None,
     on_probe: Callable[[dict[str, Any]], None] | None = None,
+    on_set: Callable[[str], None] | None = None,
 ) -> list[Job]:
     """Run every (variant, repeat) not yet in out_path, probing the machine before, between and after.
 
-    The first half of the repeat rounds runs after the 'start' probe, the rest after 'between', and
-    an 'end' probe closes the run; a resumed run skips the probes it has. Without peak trials
-    (measure_peak=False) only the 'start' probe runs, for the GPU list.
+    Paired (the default, ``settings.paired``): single-process arms run in paired sets
+    (``bench.run.pairs``), the minimum `repeats` rounds of sets, then more while ``next_set`` asks;
+    multi_worker arms, which are several processes each, run one job after another afterwards.
+    Unpaired: one job after another. The first half of the rounds runs after the 'start' probe,
+    the rest after 'between', and an 'end' probe closes the run; a resumed run skips the probes it
+    has. Without peak trials (measure_peak=False) only the 'start' probe runs, for the GPU list.
+    Returns the plain jobs it ran (skipped and multi_worker ones; all of them when unpaired).
     """
     existing = records_to_resume(out_path, resume=resume, shard=ctx.shard, plan=ctx.plan)
     done = {(r["variant_id"], r["repeat"]) for r in records.variant_records(existing)}
-    jobs = [
-        j for j in jobs_for(variants, ctx.settings.repeats) if (j.variant.id, j.repeat) not in done
-    ]
     probed = {p["probe"].get("phase", "start"): p for p in records.probe_records(existing)}
 
-    def probe(phase: str) -> dict[str, Any]:
-        if phase not in probed:
+    def probe(phase: str) -> None:
+        if phase not in probed and (phase == "start" or measure_peak):
             probed[phase] = probe_machine(ctx, measure_peak, phase)
             records.append_record(out_path, probed[phase])
             if on_probe:
                 on_probe(probed[phase])
-        return probed[phase]
 
-    gpus = records.gpus_seen(probe("start"))
-    half = -(-ctx.settings.repeats // 2)
-    parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
-    started, before = time.perf_counter(), 0
-    for phase, part in zip(("start", "between"), parts, strict=True):
-        if phase != "start" and measure_peak and ctx.settings.repeats > 1:
-            probe(phase)
-        numbering = (before, len(jobs), started)
-        run_jobs(ctx, part, out_path, gpus=gpus, on_record=on_record, numbering=numbering)
-        before += len(part)
-    if measure_peak:
+    probe("start")
+    gpus = records.gpus_seen(probed["start"])
+    repeats = ctx.settings.repeats
+    half = -(-repeats // 2)
+    if not ctx.settings.paired:
+        jobs = [j for j in jobs_for(variants, repeats) if (j.variant.id, j.repeat) not in done]
+        parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
+        started, before = time.perf_counter(), 0
+        for phase, part in zip(("start", "between"), parts, strict=True):
+            if phase != "start" and repeats > 1:
+                probe(phase)
+            numbering = (before, len(jobs), started)
+            run_jobs(ctx, part, out_path, gpus=gpus, on_record=on_record, numbering=numbering)
+            before += len(part)
         probe("end")
-    return jobs
+        return jobs
+    skipped = [v for v in variants if skip_reason(v, gpus)]
+    pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
+    separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
+    plain = [
+        j for j in jobs_for([*skipped, *separate], repeats) if (j.variant.id, j.repeat) not in done
+    ]
+    run_jobs(
+        ctx, [j for j in plain if j.variant in skipped], out_path, gpus=gpus, on_record=on_record
+    )
+    paired = PairedRun(ctx, out_path, existing, pairable, on_record, on_set)
+    paired.run_minimum(lambda: probe("between") if repeats > 1 else None)
+    paired.run_until_resolved()
+    run_jobs(
+        ctx, [j for j in plain if j.variant in separate], out_path, gpus=gpus, on_record=on_record
+    )
+    probe("end")
+    return plain
+
+
+def check_pairing(variants: Sequence[Variant], settings: RunSettings) -> None:
+    """PairingError now, before the data and the probe, if the paired sets cannot be formed."""
+    if not settings.paired or not variants:
+        return
+    shared = [v for v in variants if pairs.role_of(v, variants[0].id) != "arm"]
+    others = [v for v in variants if v not in shared and runs_in_one_process(v)]
+    cap = pairs.worker_cap(settings)
+    pairs.check_cap(group_arms(shared, others, cap), cap)
+
+
+class PairedRun:
+    """The paired sets of one run: its groups, the sets already in the file, and the next ones."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        out_path: Path,
+        existing: Sequence[dict[str, Any]],
+        pairable: Sequence[Variant],
+        on_record: OnRecord | None,
+        on_set: Callable[[str], None] | None,
+    ) -> None:
+        self.ctx, self.out_path = ctx, out_path
+        self.on_record, self.on_set = on_record, on_set
+        baseline = ctx.baseline_id or (pairable[0].id if pairable else None)
+        shared = [v for v in pairable if pairs.role_of(v, baseline) != "arm"]
+        others = [v for v in pairable if v not in shared]
+        shared.sort(key=lambda v: v.control)  # the baseline first: next_set pairs with group[0]
+        self.baseline = baseline
+        cap = pairs.worker_cap(ctx.settings)
+        self.groups = recover_groups(existing, shared, others, cap)
+        pairs.check_cap(self.groups, cap)
+        self.records = [r for r in records.variant_records(existing) if r.get("pairing")]
+        self.started = time.perf_counter()
+        # For progress lines: the minimum sets' records still to make (more sets may follow).
+        done = self._done()
+        self.planned = sum(
+            len(group)
+            for r in range(ctx.settings.repeats)
+            for g, group in enumerate(self.groups)
+            if set_id(g, r, ctx.shard) not in done
+        )
+        self.made = 0
+
+    def _done(self) -> set[str]:
+        """Sets in the file with a record of every one of their arms (a set is written whole)."""
+        arms: dict[str, set[str]] = {}
+        for r in self.records:
+            arms.setdefault(r["pairing"]["set"], set()).add(r["variant_id"])
+        return {s for s, got in arms.items() if got >= set(self._arms_of(s))}
+
+    def _arms_of(self, set_id: str) -> list[str]:
+        return next(r["pairing"]["arms"] for r in self.records if r["pairing"]["set"] == set_id)
+
+    def run_minimum(self, between: Callable[[], None]) -> None:
+        """Rounds 0 .. repeats-1 of every group (round-major, so drift spreads over groups)."""
+        half = -(-self.ctx.settings.repeats // 2)
+        for r in range(self.ctx.settings.repeats):
+            if r == half:
+                between()
+            for g, group in enumerate(self.groups):
+                self.measure(g, r, group)
+
+    def run_until_resolved(self) -> None:
+        """More sets while ``pairs.next_set`` asks for one (the target and budget settings)."""
+        while True:
+            by_variant: dict[str, list[dict[str, Any]]] = {}
+            for rec in self.records:
+                by_variant.setdefault(rec["variant_id"], []).append(rec)
+            arms = {
+                vid: stats.arm(vid, ok)
+                for vid, recs in by_variant.items()
+                if (ok := [r for r in recs if r["status"] == "ok"])
+            }
+            live = {vid for vid, recs in by_variant.items() if recs[-1]["status"] == "ok"}
+            seconds = {r["pairing"]["set"]: r["pairing"]["set_s"] for r in self.records}
+            choice = pairs.next_set(
+                self.groups, arms, live, self.ctx.settings, sum(seconds.values()),
+                list(seconds.values()), self.baseline,
+            )  # fmt: skip
+            if choice is None:
+                return
+            g, chosen = choice
+            rounds = [r["pairing"]["round"] for r in self.records if r["pairing"]["group"] == g]
+            self.measure(g, max(rounds, default=-1) + 1, chosen)
+
+    def measure(self, g: int, r: int, variants: Sequence[Variant]) -> None:
+        """Run set (g, r) of `variants` unless the file has it; append its records together."""
+        pset = pairs.make_set(
+            g, r, variants, baseline_id=self.baseline, groups=len(self.groups), shard=self.ctx.shard
+        )
+        if pset.id in self._done():
+            if self._arms_of(pset.id) != [a.variant.id for a in pset.arms]:
+                raise RunError(
+                    f"{self.out_path}: set {pset.id} there holds other arms than this run's "
+                    "(another matrix); resume it with the command that started it, or a new --out"
+                )
+            return
+        outcomes, set_s, rounds = pairs.run_set(pset, self._job_of, self.ctx.settings)
+        made = []
+        for arm in pset.arms:
+            outcome = outcomes[arm.variant.id]
+            settings = self.ctx.settings
+            section = pairs.pairing_section(
+                pset, arm, outcome, set_s, rounds, settings.block_s, settings.repeats
+            )
+            job = Job(arm.variant, arm.repeat)
+            made.append(variant_record(self.ctx, job, outcome.result, outcome.turns_s, section))
+        records.append_records(self.out_path, made)
+        self.records += made
+        self.made += len(made)
+        if self.on_set:
+            self.on_set(f"set {pset.id}: {len(pset.arms)} arms, {rounds} rounds, {set_s:.0f} s")
+        if self.on_record:
+            planned = max(self.planned, self.made)
+            for k, rec in enumerate(made, start=self.made - len(made) + 1):
+                self.on_record(rec, k, planned, time.perf_counter() - self.started)
+
+    def _job_of(self, arm: pairs.Arm) -> dict[str, Any]:
+        return job_description(self.ctx, Job(arm.variant, arm.repeat))
+
+
+def recover_groups(
+    existing: Sequence[dict[str, Any]],
+    shared: Sequence[Variant],
+    others: Sequence[Variant],
+    cap: int,
+) -> list[tuple[Variant, ...]]:
+    """A resumed run's groups as its first sets recorded them; the rest grouped anew.
+
+    Each group's round-0 set holds the whole group, and round 0 runs group after group, so the
+    recorded groups are 0 .. k-1. Arms in none of them (and every arm of a new run) are grouped by
+    ``group_arms`` under today's cap.
+    """
+    by_id = {v.id: v for v in [*shared, *others]}
+    recorded: dict[int, list[str]] = {}
+    for rec in records.variant_records(existing):
+        p = rec.get("pairing")
+        if p and p["round"] == 0:
+            recorded.setdefault(p["group"], p["arms"])
+    groups = [tuple(by_id[vid] for vid in recorded[g] if vid in by_id) for g in sorted(recorded)]
+    placed = {v.id for group in groups for v in group}
+    rest = [v for v in others if v.id not in placed]
+    if rest or not groups:
+        groups += group_arms(shared, rest, cap)
+    return groups

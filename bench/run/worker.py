@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,14 @@ def _load_hook(spec: str | None) -> dict[str, Any]:
     return dict(getattr(importlib.import_module(module), name)())
 
 
-def run_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Execute a job description; returns the fields the parent puts in the record."""
+def run_job(
+    job: dict[str, Any], wait: Callable[[str], float | None] | None = None
+) -> dict[str, Any]:
+    """Execute a job description; returns the fields the parent puts in the record.
+
+    A job with ``interleave`` ({"block_s": seconds}) trains in blocks, calling `wait` between them
+    (``bench.run.turns``: the arm of a paired set).
+    """
     if job["kind"] == "probe":
         _configure_devices("any")
         from bench.measure.peak import probe
@@ -120,12 +127,16 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         variant_data.get("replicas", 1),
         backend,
     )
-    from bench.measure.train import Diverged, run_variant
+    from bench.measure.train import Diverged, Interleave, run_variant
     from bench.plan.variant import Variant
     from mnist_models.data import load_mnist
 
     variant = Variant.from_dict(variant_data)
     extra = _load_hook(job.get("hook"))
+    if job.get("interleave"):
+        if wait is None:
+            raise RuntimeError("an interleaved job needs a driver to wait for")
+        extra["interleave"] = Interleave(float(job["interleave"]["block_s"]), wait)
     # The parent fetched and verified the data already; a child only reads the path or cache.
     data = extra.pop("data", None) or load_mnist(job.get("data_path"), sources=("path", "cache"))
     try:
@@ -135,17 +146,33 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     return {"status": "ok", "reason": None, "data": data.provenance(), **measured}
 
 
-def main(argv: list[str]) -> int:
-    die_with_parent()
-    job_path, result_path = Path(argv[0]), Path(argv[1])
-    job = json.loads(job_path.read_text())
+def _run_safely(job: dict[str, Any], wait: Callable[[str], float | None] | None) -> dict[str, Any]:
     try:
-        result = run_job(job)
+        return run_job(job, wait)
     except Exception as exc:  # any failure becomes a record, never a lost matrix
         text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         tail = traceback.format_exc()[-REASON_CHARS:]
-        result = {"status": "failed", "reason": text[:REASON_CHARS], "traceback": tail}
-    result_path.write_text(json.dumps(result))
+        return {"status": "failed", "reason": text[:REASON_CHARS], "traceback": tail}
+
+
+def main(argv: list[str]) -> int:
+    """Run the job in argv[0], write its result to argv[1].
+
+    An interleaved job speaks the turn protocol on stdin/stdout (``bench.run.turns``): its waits,
+    then, once the result is on disk, ``{"done": status}`` as its last line.
+    """
+    die_with_parent()
+    job_path, result_path = Path(argv[0]), Path(argv[1])
+    job = json.loads(job_path.read_text())
+    if not job.get("interleave"):
+        result_path.write_text(json.dumps(_run_safely(job, None)))
+        return 0
+    from bench.run.turns import pipe_baton, stdout_to_stderr
+
+    with stdout_to_stderr() as out:
+        result = _run_safely(job, pipe_baton(out))
+        result_path.write_text(json.dumps(result))
+        out.write(json.dumps({"done": result["status"]}) + "\n")
     return 0
 
 

@@ -1,0 +1,83 @@
+"""The Baton callback: a training process hands the machine back at block boundaries.
+
+The process side of the interleaving engine (``bench.run.turns``): ``wait(where)`` blocks until the
+driver says go. Blocks end after a number of steps (the A/B gate's probes: ``every``) or after a
+time (the matrix's arms: ``block_s``, so a batch-2048 block costs about what a batch-32 block does).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+from bench.measure.clock import StepClock
+
+
+class Baton(keras.callbacks.Callback):
+    """Wait for the driver at train begin, at the end of every block of steps, and at train end.
+
+    ``wait(where)`` may return the next block's seconds (the driver's ``go SECONDS``); blocks that
+    count steps (`every`) ignore it.
+
+    Put it after the clocks in the callback list: a mid-training pause then falls into the *next*
+    step's interval. Its length is in ``pauses`` ([steps so far, seconds]); with a `clock`, the
+    clock leaves it out of that interval and of the epoch's training time too (``StepClock.exclude``).
+    The step after a pause is still the block's first, with whatever the other processes did to the
+    caches: readers leave it out of step statistics.
+    """
+
+    def __init__(
+        self,
+        wait: Callable[[str], float | None],
+        *,
+        every: int | None = None,
+        block_s: float | None = None,
+        clock: StepClock | None = None,
+    ) -> None:
+        super().__init__()
+        if (every is None) == (block_s is None):
+            raise ValueError(
+                "a baton ends blocks after `every` steps or after `block_s`, one of them"
+            )
+        if every is not None and every < 1:
+            raise ValueError(f"interleave every {every} steps: need at least 1")
+        if block_s is not None and not block_s > 0:
+            raise ValueError(f"interleave blocks of {block_s} s: need a time > 0")
+        self.wait, self.every, self.block_s, self.clock = wait, every, block_s, clock
+        self._next_s = block_s  # a driver may set one block's length when it says go
+        self.steps = 0
+        self.pauses: list[list[float]] = []
+        self.waited_s = 0.0  # every wait, train begin and end included
+        self._block_start = 0.0
+
+    def _wait(self, where: str) -> float:
+        start = time.perf_counter()
+        asked = self.wait(where)
+        self._next_s = asked if asked is not None else self.block_s
+        self._block_start = time.perf_counter()
+        self.waited_s += self._block_start - start
+        return self._block_start - start
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._wait("train_begin")
+
+    def _block_over(self, now: float) -> bool:
+        if self.every is not None:
+            return self.steps % self.every == 0
+        assert self._next_s is not None
+        return now - self._block_start >= self._next_s
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        if not self._block_over(time.perf_counter()):
+            return
+        paused = self._wait("step")
+        self.pauses.append([self.steps, round(paused, 7)])
+        if self.clock is not None:
+            self.clock.exclude(paused)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._wait("train_end")

@@ -1,0 +1,243 @@
+"""Paired sets: a matrix's single-process arms side by side, taking turns in blocks. No TensorFlow.
+
+A set is one fresh process per arm (the baseline, its A/A control and the others of one group,
+``bench.plan.pairing``). All of them start together and import, load and build side by side; once
+every one is ready, they take turns through the engine (``bench.run.turns``): every round gives
+every live arm one block of about ``block_s`` seconds of training, in a freshly shuffled order, one
+arm training at a time. Each arm still runs its whole ``model.fit`` (epochs, validation) and its
+final ``evaluate`` as a user would; interleaving only decides *when* its next steps run. An arm
+that has finished leaves the rounds (its evaluate ran in its own turn); the others go on.
+
+A set's records are appended together once every arm has ended, so a set is either in the file or
+not (``--resume`` reruns an interrupted one whole). The stopping rule for sets beyond the minimum
+is ``next_set``: fixed before the run by its settings, stated in the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench import stats
+from bench.plan.pairing import PairingError, set_id, shared_repeat
+from bench.plan.settings import RunSettings
+from bench.plan.variant import Variant
+from bench.run import envinfo, turns
+from bench.run.child import child_env, job_dir, worker_command
+
+# Each TensorFlow worker held ~1.4 GiB RSS on the 2-core dev machine (peak RSS of the reference
+# run's jobs); the cap leaves the rest of the machine this much.
+WORKER_RSS_BYTES = int(1.5 * 2**30)
+MEMORY_RESERVE_BYTES = 2 * 2**30
+FALLBACK_WORKERS = 4  # where free memory cannot be read
+# Processes of a set share the accelerator: none may take all its memory up front (TensorFlow's
+# and JAX's default), or the second one to start could not allocate anything.
+SHARED_DEVICE_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm of a set: the variant, its repeat number (and so its seed) and its role."""
+
+    variant: Variant
+    repeat: int
+    role: str  # "baseline", "control" or "arm"
+
+
+@dataclass(frozen=True)
+class PairedSet:
+    """One set: which group, which round of that group, and its arms (shared ones first)."""
+
+    id: str
+    group: int
+    round: int
+    arms: tuple[Arm, ...]
+
+
+def worker_cap(settings: RunSettings, available_bytes: int | None = None) -> int:
+    """Workers a set may hold at once: the setting, else what free memory allows (at least 2)."""
+    if settings.max_workers:
+        return settings.max_workers
+    free = envinfo.available_memory_bytes() if available_bytes is None else available_bytes
+    if free is None:
+        return FALLBACK_WORKERS
+    return max(2, (free - MEMORY_RESERVE_BYTES) // WORKER_RSS_BYTES)
+
+
+def role_of(variant: Variant, baseline_id: str | None) -> str:
+    """'baseline', 'control' (both shared by every group) or 'arm'."""
+    if variant.control:
+        return "control"
+    return "baseline" if variant.id == baseline_id else "arm"
+
+
+def make_set(
+    group: int,
+    round_index: int,
+    variants: Sequence[Variant],
+    *,
+    baseline_id: str | None,
+    groups: int,
+    shard: str = "1/1",
+) -> PairedSet:
+    """The set of `variants` (a group, or a subset of it) for one round of that group."""
+    arms = []
+    for v in variants:
+        role = role_of(v, baseline_id)
+        # A shared arm is in every group's sets: a repeat number (and seed) of its own in each.
+        repeat = round_index if role == "arm" else shared_repeat(round_index, group, groups)
+        arms.append(Arm(v, repeat, role))
+    return PairedSet(set_id(group, round_index, shard), group, round_index, tuple(arms))
+
+
+@dataclass
+class ArmOutcome:
+    """What one arm's process left: its result (as a plain job's) and its own seconds."""
+
+    result: dict[str, Any]
+    startup_s: float  # start to ready (imports, data, model), side by side with the others
+    turns_s: float  # its turns: training, validation, evaluate
+    turns: list[int]  # the arm's position in each round it took part in
+
+
+def run_set(
+    pset: PairedSet,
+    job_of: Callable[[Arm], dict[str, Any]],
+    settings: RunSettings,
+    *,
+    block_of: Callable[[int, str], float | None] | None = None,
+) -> tuple[dict[str, ArmOutcome], float, int]:
+    """Run one set to its end: ({variant id: outcome}, the set's wall seconds, its rounds).
+
+    `job_of` gives each arm's worker job (as for a plain child); `block_of(round, variant id)` may
+    give a turn another block length than ``block_s`` (the block-length bias check uses it). An arm
+    that crashes or hangs past ``timeout_s`` of its own time becomes a failed or timeout result;
+    the others go on.
+    """
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        takers: dict[str, turns.TurnTaker] = {}
+        results: dict[str, Any] = {}
+        for arm in pset.arms:
+            tmp = stack.enter_context(job_dir())
+            job = {**job_of(arm), "interleave": {"block_s": settings.block_s}}
+            (tmp / "job.json").write_text(json.dumps(job))
+            results[arm.variant.id] = tmp / "result.json"
+            takers[arm.variant.id] = turns.TurnTaker(
+                arm.variant.id,
+                worker_command(tmp / "job.json", tmp / "result.json"),
+                env={**child_env(), **SHARED_DEVICE_ENV},
+                limit_s=settings.timeout_s,
+            )
+        for taker in takers.values():
+            stack.callback(taker.kill)
+        failures: dict[str, turns.TurnError] = {}
+        rounds = turns.take_turns(
+            takers,
+            turns.shuffled(stats.seed_for(pset.id)),
+            on_failure=lambda exc: failures.__setitem__(exc.label, exc),
+            block_of=block_of,
+        )
+        outcomes = {
+            vid: ArmOutcome(
+                _result(results[vid], failures.get(vid), settings.timeout_s),
+                t.ready_s or 0.0,
+                t.busy_s - (t.ready_s or 0.0),
+                [r.index(vid) for r in rounds if vid in r],
+            )
+            for vid, t in takers.items()
+        }
+    return outcomes, time.perf_counter() - started, len(rounds)
+
+
+def _result(path: Any, failure: turns.TurnError | None, timeout_s: float) -> dict[str, Any]:
+    if failure is None and path.exists():
+        return json.loads(path.read_text())
+    if failure is not None and failure.timed_out:
+        return {"status": "timeout", "reason": f"killed after the {timeout_s:g} s limit"}
+    return {"status": "failed", "reason": f"child process {failure or 'ended without a result'}"}
+
+
+def pairing_section(
+    pset: PairedSet, arm: Arm, outcome: ArmOutcome, set_s: float, rounds: int, block_s: float,
+    minimum: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The record's 'pairing' section: which set, with whom, in which turns."""
+    return {
+        "set": pset.id,
+        "group": pset.group,
+        "round": pset.round,
+        "extra": pset.round >= minimum,  # a set the stopping rule added after the minimum
+        "role": arm.role,
+        "arms": [a.variant.id for a in pset.arms],
+        "block_s": block_s,
+        "rounds": rounds,
+        "turns": outcome.turns,
+        "startup_s": round(outcome.startup_s, 3),
+        "set_s": round(set_s, 3),
+    }
+
+
+# --- Sampling until the answer resolves --------------------------------------------------------
+
+
+def widths(
+    arms: Mapping[str, stats.Arm], baseline: str, candidates: Sequence[str]
+) -> dict[str, float]:
+    """Each candidate's step-ratio relative half-width against the baseline (inf: no interval)."""
+    out = {}
+    base = arms.get(baseline)
+    for vid in candidates:
+        c = stats.compare_arms(base, arms[vid]) if base is not None and vid in arms else None
+        out[vid] = stats.relative_half_width(c.step_ratio) if c else float("inf")
+    return out
+
+
+def next_set(
+    groups: Sequence[Sequence[Variant]],
+    arms: Mapping[str, stats.Arm],
+    live: set[str],
+    settings: RunSettings,
+    spent_s: float,
+    set_seconds: Sequence[float],
+    baseline: str | None,
+) -> tuple[int, list[Variant]] | None:
+    """The stopping rule, fixed by the settings before the run: (group, its arms) or None to stop.
+
+    After the minimum sets, another set runs only while some arm's step ratio (against the
+    baseline, the A/A control included) is wider than ±target_halfwidth, and only if it is expected
+    to end within budget_s of measuring time (the median set so far, scaled by its arm count).
+    It holds the baseline and the unresolved arms of the group whose widest ratio is widest.
+    Arms whose last job did not end ok (`live` lacks them) are not rerun. The first arm of every
+    group is the baseline; without a measured baseline there is nothing to resolve.
+    """
+    if settings.budget_s <= 0 or baseline is None or baseline not in arms:
+        return None
+    best: tuple[float, int, list[Variant]] | None = None
+    for g, group in enumerate(groups):
+        others = [v for v in group if v.id in live and v.id != baseline]
+        wide = widths(arms, baseline, [v.id for v in others])
+        todo = [v for v in others if wide[v.id] > settings.target_halfwidth]
+        if todo and (best is None or max(wide[v.id] for v in todo) > best[0]):
+            base = next(v for v in group if v.id == baseline)
+            best = (max(wide[v.id] for v in todo), g, [base, *todo])
+    if best is None:
+        return None
+    _, g, chosen = best
+    full = statistics.median(set_seconds) if set_seconds else 0.0
+    expected = full * len(chosen) / max(len(groups[g]), 1)
+    if spent_s + expected > settings.budget_s:
+        return None
+    return g, chosen
+
+
+def check_cap(groups: Sequence[Sequence[Variant]], cap: int) -> None:
+    """PairingError when a group has more arms than may live at once (checked before any work)."""
+    biggest = max((len(g) for g in groups), default=0)
+    if biggest > cap:
+        raise PairingError(f"a paired set of {biggest} arms exceeds the cap of {cap} workers")
