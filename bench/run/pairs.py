@@ -147,7 +147,7 @@ def run_set(
             vid: ArmOutcome(
                 _result(results[vid], failures.get(vid), settings.timeout_s),
                 t.ready_s or 0.0,
-                t.busy_s - (t.ready_s or 0.0),
+                t.busy_s,
                 [r.index(vid) for r in rounds if vid in r],
             )
             for vid, t in takers.items()

@@ -50,8 +50,8 @@ class TurnTaker:
     """One process driven turn by turn: stdin and stdout are pipes, stderr goes to a file.
 
     Stderr goes to a file, so a chatty process cannot fill a pipe nobody reads while it waits.
-    ``busy_s`` adds up the time the process ran on its own (start-up and its turns): a turn limit
-    is what is left of ``limit_s`` of it.
+    ``ready_s`` is its start-up (start to first line, side by side with the others'), ``busy_s``
+    the time of its turns since; a read may wait what is left of ``limit_s`` of both together.
     """
 
     def __init__(
@@ -95,14 +95,15 @@ class TurnTaker:
         process dies, hangs past the limit or writes anything but a JSON object.
         """
         if timeout_s is None and self.limit_s is not None:
-            timeout_s = max(0.0, self.limit_s - self.busy_s)
+            timeout_s = max(0.0, self.limit_s - self.busy_s - (self.ready_s or 0.0))
         assert self.proc.stdout is not None
         began = time.perf_counter()
         readable, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
         line = self.proc.stdout.readline() if readable else None
         self.busy_s += time.perf_counter() - began
-        if self.ready_s is None:
+        if self.ready_s is None:  # start-up ran side by side with the others': not its own turn
             self.ready_s = time.perf_counter() - self.started
+            self.busy_s = 0.0
         try:
             message = json.loads(line) if line else None
         except json.JSONDecodeError:
