@@ -174,7 +174,12 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
         "plan": _OBJECT,
     },
     "machine": {
-        "versions": _OBJECT,
+        "versions": (
+            lambda v: (
+                isinstance(v, dict) and all(x is None or isinstance(x, str) for x in v.values())
+            ),
+            "an object of {package: version string or null}",
+        ),
         "memory_bytes": _OPT_NUMBER,
         "cpu_cores": _OPT_NUMBER,
     },

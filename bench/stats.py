@@ -472,8 +472,8 @@ VERDICT_RULE = (
     "a difference is called real only when its whole 95% interval lies beyond the noise floor "
     "(for a ratio: above 1 + f or below 1 − f, f being the A/A control's distance from 1; for "
     "accuracy: beyond ± the A/A control's difference in points); otherwise it is no measurable "
-    "difference (±X, what the comparison could resolve), or unresolved (±X) when a step-time "
-    "interval is wider than the run's target"
+    "difference (±X, what the comparison could resolve), or unresolved (±H, the interval's "
+    "relative half-width) when a step-time interval is wider than the run's target"
 )
 DEFAULT_TARGET_HALFWIDTH = 0.03  # a step ratio resolves when its interval reaches ±3% or less
 
@@ -513,18 +513,17 @@ def ratio_verdict(
     """`above`/`below` only if the whole CI lies beyond the noise floor (VERDICT_RULE).
 
     Otherwise 'no measurable difference (±X%)', X being what this comparison could resolve: the
-    larger of the interval's reach from 1 and the floor; or 'unresolved (±X%)' when a `target`
-    half-width is given and the interval is wider than it.
+    larger of the interval's reach from 1 and the floor; or, when a `target` half-width is given
+    and the interval is wider than it, 'unresolved (±H%)', H being its relative half-width.
     """
     if ratio is None:
         return NO_SPREAD
     side = beyond_floor(ratio, 1.0, floor)
     if side:
         return above if side > 0 else below
-    reach = _pct(max(ratio.half_width(1.0), floor))
     if target is not None and not resolved(ratio, target):
-        return f"unresolved (±{reach}%)"
-    return f"no measurable difference (±{reach}%)"
+        return f"unresolved (±{_pct(relative_half_width(ratio))}%)"  # comparable with the target
+    return f"no measurable difference (±{_pct(max(ratio.half_width(1.0), floor))}%)"
 
 
 def difference_verdict(

@@ -363,7 +363,7 @@ def test_the_verdict_rule_is_stated_once_in_the_words_the_code_uses():
     from bench.records import read_records
     from bench.report.markdown import render_markdown
 
-    method = (REPO / "docs" / "method.md").read_text().replace("**", "")
+    method = " ".join((REPO / "docs" / "method.md").read_text().replace("**", "").split())
     assert "only when its whole 95% interval lies beyond the noise floor" in method
     assert "whole 95% interval lies beyond the noise floor" in stats.VERDICT_RULE
     report = render_markdown(read_records(REPO / "tests" / "fixtures" / "records.jsonl"))

@@ -69,9 +69,11 @@ def _floor_line(summary: aggregate.RunSummary) -> str:
     if summary.floor is None:
         return "no A/A control in this run (`aa_control = true` in the profile's [run] adds one)"
     f = summary.floor
+    seeds = "with seeds of its own" if summary.control_own_seeds else "replaying its seeds"
     return (
-        f"`{summary.control}` repeats the baseline as a second arm; the two differ by "
-        f"{100 * f.step:.1f}% in median step and {f.accuracy_pt:.2f} pt in test accuracy"
+        f"`{summary.control}` measures the baseline's configuration again, as an arm of its own "
+        f"{seeds}; the two differ by {100 * f.step:.1f}% in median step and "
+        f"{f.accuracy_pt:.2f} pt in test accuracy"
     )
 
 
