@@ -119,27 +119,38 @@ def timed_steps(
     return step_ms, timed or step_ms[-1:]
 
 
+def blocks(
+    step_ms_raw: Sequence[Sequence[float]],
+    warmup_steps: int,
+    pauses: Sequence[Sequence[float]],
+    steps_per_execution: int = 1,
+) -> list[list[float]]:
+    """An interleaved run's timed steps (ms) block by block, in turn order.
+
+    Block k holds the calls between the run's (k-1)-th and k-th pause. Left out, as everywhere:
+    the warm-up calls and each block's opening call (a block can so be empty).
+    """
+    spe = steps_per_execution
+    step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
+    warm = max(1, math.ceil(warmup_steps / spe))
+    edges = [0, *(int(after) for after, _ in pauses), len(step_ms)]
+    return [
+        step_ms[max(lo + (1 if k else 0), warm) : hi]
+        for k, (lo, hi) in enumerate(itertools.pairwise(edges))
+    ]
+
+
 def block_medians(
     step_ms_raw: Sequence[Sequence[float]],
     warmup_steps: int,
     pauses: Sequence[Sequence[float]],
     steps_per_execution: int = 1,
 ) -> list[float | None]:
-    """An interleaved run's median step (ms) in each of its blocks, in turn order.
-
-    Block k holds the calls between the run's (k-1)-th and k-th pause. Left out, as everywhere:
-    the warm-up calls and each block's opening call. A block with nothing left is None.
-    """
-    spe = steps_per_execution
-    step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
-    warm = max(1, math.ceil(warmup_steps / spe))
-    edges = [0, *(int(after) for after, _ in pauses), len(step_ms)]
-    out: list[float | None] = []
-    for k, (lo, hi) in enumerate(itertools.pairwise(edges)):
-        first = max(lo + (1 if k else 0), warm)
-        block = step_ms[first:hi]
-        out.append(median(block) if block else None)
-    return out
+    """The median step (ms) of each block (``blocks``); None for an empty block."""
+    return [
+        median(b) if b else None
+        for b in blocks(step_ms_raw, warmup_steps, pauses, steps_per_execution)
+    ]
 
 
 def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -71,12 +71,9 @@ def measure(out_dir: Path, sets: int, short_s: float, long_s: float, cycle: int)
 def regime_steps(record: dict[str, Any]) -> dict[str, list[float]]:
     """A process's timed steps in short and in long blocks (openings and warm-up left out)."""
     timing, plan = record["timing"], record["pairing"]["schedule"]
-    step_ms = [s for epoch in timing["step_ms_raw"] for s in epoch]
-    edges = [0, *(int(after) for after, _ in timing["pauses"]), len(step_ms)]
-    warm = max(1, record["settings"]["warmup_steps"])
+    warmup = record["settings"]["warmup_steps"]
     out: dict[str, list[float]] = {"short": [], "long": []}
-    for k in range(len(edges) - 1):
-        block = step_ms[max(edges[k] + (1 if k else 0), warm) : edges[k + 1]]
+    for k, block in enumerate(stats.blocks(timing["step_ms_raw"], warmup, timing["pauses"])):
         long = schedule(k, plan["cycle"], plan["short_s"], plan["long_s"]) == plan["long_s"]
         out["long" if long else "short"] += block
     return out
