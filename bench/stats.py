@@ -113,9 +113,7 @@ def timed_steps(
     """
     spe = steps_per_execution
     step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
-    warm = max(1, math.ceil(warmup_steps / spe))
-    opening = {int(after) for after, _ in pauses}
-    timed = [ms for i, ms in enumerate(step_ms) if i >= warm and i not in opening]
+    timed = [ms for block in blocks(step_ms_raw, warmup_steps, pauses, spe) for ms in block]
     return step_ms, timed or step_ms[-1:]
 
 

@@ -145,9 +145,8 @@ def round_figures(
     side, with both sides the same code) made single rounds' whole-run B/A 1.8× and 2.6×, while a
     periodic cost that recurs at least once per window is in every window.
     """
-    flat = [ms for epoch in steps_ms for ms in epoch]
-    paused = {int(after) for after, _ in pauses}  # 0-based index of the step holding the pause
-    timed = [ms for i, ms in enumerate(flat) if i >= max(1, warmup) and i not in paused]
+    # the step after each pause (0-based index `after`) opens a block: bench.stats.blocks drops it
+    timed = [ms for block in stats.blocks(steps_ms, warmup, pauses) for ms in block]
     steps = len(batch_end_s)
     if steps <= warmup + 1 or not timed or warmup < 1:
         raise ABError(f"{steps} steps: too few after a warm-up of {warmup}")

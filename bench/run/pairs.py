@@ -76,6 +76,15 @@ def role_of(variant: Variant, baseline_id: str | None) -> str:
     return "baseline" if variant.id == baseline_id else "arm"
 
 
+def split_arms(
+    pairable: Sequence[Variant], baseline_id: str | None
+) -> tuple[list[Variant], list[Variant]]:
+    """(shared arms, baseline first then the control; the other arms), in matrix order."""
+    shared = [v for v in pairable if role_of(v, baseline_id) != "arm"]
+    shared.sort(key=lambda v: v.control)  # every group's and set's arms list the baseline first
+    return shared, [v for v in pairable if v not in shared]
+
+
 def make_set(
     group: int,
     round_index: int,

@@ -421,8 +421,9 @@ def check_pairing(variants: Sequence[Variant], settings: RunSettings) -> None:
     """PairingError now, before the data and the probe, if the paired sets cannot be formed."""
     if not settings.paired or not variants:
         return
-    shared = [v for v in variants if pairs.role_of(v, variants[0].id) != "arm"]
-    others = [v for v in variants if v not in shared and runs_in_one_process(v)]
+    shared, others = pairs.split_arms(
+        [v for v in variants if runs_in_one_process(v)], variants[0].id
+    )
     cap = pairs.worker_cap(settings)
     pairs.check_cap(group_arms(shared, others, cap), cap)
 
@@ -442,9 +443,7 @@ class PairedRun:
         self.ctx, self.out_path = ctx, out_path
         self.on_record, self.on_set = on_record, on_set
         baseline = ctx.baseline_id or (pairable[0].id if pairable else None)
-        shared = [v for v in pairable if pairs.role_of(v, baseline) != "arm"]
-        others = [v for v in pairable if v not in shared]
-        shared.sort(key=lambda v: v.control)  # the baseline first: next_set pairs with group[0]
+        shared, others = pairs.split_arms(pairable, baseline)
         self.baseline = baseline
         cap = pairs.worker_cap(ctx.settings)
         self.groups = recover_groups(existing, shared, others, cap)
@@ -516,10 +515,9 @@ class PairedRun:
                 )
             return
         outcomes, set_s, rounds = pairs.run_set(pset, self._job_of, self.ctx.settings)
-        made = []
+        made, settings = [], self.ctx.settings
         for arm in pset.arms:
             outcome = outcomes[arm.variant.id]
-            settings = self.ctx.settings
             section = pairs.pairing_section(
                 pset, arm, outcome, set_s, rounds, settings.block_s, settings.repeats
             )
