@@ -37,13 +37,37 @@ def test_rows_derive_every_figure_from_the_raw_steps():
     assert base["repeats_ok"] == 5 and base["test_accuracy"] == pytest.approx(0.95)
 
 
+def _constant_arm(variant, step_ms, accuracy, repeats=3):
+    """Every step of every repeat exactly step_ms: the arm's typical step is step_ms itself."""
+    return [variant_record(variant, r, [step_ms] * 50, accuracy=accuracy) for r in range(repeats)]
+
+
+# Catches: the floor taken from the baseline against itself (0), from the wrong arm (the batch-128
+# variant: 100% and 5 pt), inverted (base ÷ control: 4.76%), and verdicts that ignore it.
 def test_the_control_arm_gives_the_noise_floor_and_is_no_axis_value():
-    summary = aggregate.summarize_run(_records())
+    mixed = Variant(batch_size=32, precision="mixed_bfloat16")
+    records = [
+        *_constant_arm(BASE, 2.0, 0.95),
+        *_constant_arm(CONTROL, 2.1, 0.94),  # 5% slower, 1 pt less accurate: the A/A floor
+        *_constant_arm(BIG, 4.0, 0.90),
+        *_constant_arm(mixed, 2.08, 0.95),  # 4% slower: beyond 1, within the floor
+    ]
+    summary = aggregate.summarize_run(records)
     assert summary.baseline == BASE.id and summary.control == CONTROL.id
     floor = summary.floor
     assert floor is not None
-    assert floor.step == pytest.approx(abs(floor.comparison.step_ratio.point - 1))
-    assert stats.ratio_verdict(floor.comparison.step_ratio).startswith("no measurable")
+    assert floor.step == pytest.approx(0.05)
+    assert floor.accuracy_pt == pytest.approx(1.0)
+    assert floor.comparison.step_ratio.point == pytest.approx(1.05)
+    # The control is no value of any axis; the variants that are get judged against the floor.
+    axis_rows = [e["row"]["variant_id"] for es in summary.comparisons.values() for e in es]
+    assert sorted(axis_rows) == sorted([BIG.id, mixed.id])
+    (entry,) = summary.comparisons["precision"]
+    assert entry["comparison"].step_ratio.point == pytest.approx(1.04)
+    assert entry["step_verdict"] == "no measurable difference (±5.0%)"
+    (entry,) = summary.comparisons["batch_size"]
+    assert entry["step_verdict"] == "slower"  # 2× lies beyond 1.05
+    assert entry["accuracy_verdict"] == "less accurate"  # −5 pt lies beyond −1 pt
 
 
 def test_the_peak_is_the_best_trial_and_a_busy_probe_is_flagged():

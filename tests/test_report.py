@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
+import statistics
 from pathlib import Path
 
 import pytest
 
 from bench import stats
 from bench.records import RecordError, read_records
-from bench.report import markdown
+from bench.report import aggregate, markdown
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDS = FIXTURES / "records.jsonl"
@@ -84,8 +87,6 @@ def test_empty_file_has_no_records(tmp_path):
 
 
 def _summary():
-    from bench.report import aggregate
-
     return aggregate.summarize_run(read_records(RECORDS))
 
 
@@ -107,41 +108,98 @@ def test_no_variant_reaching_the_target_is_said_plainly():
     from bench.report.findings import findings
 
     summary = _summary()
-    summary.rows = [r | {"time_to_target_s": None} for r in summary.rows]
+    summary = dataclasses.replace(
+        summary, rows=[r | {"time_to_target_s": None} for r in summary.rows]
+    )
     assert any(
         "No variant reached validation accuracy 0.9 within 2 epoch(s)" in f
         for f in findings(summary)
     )
 
 
+def _typical_step(records, variant_id):
+    """Recomputed here from the raw steps: each repeat's median after the warm-up steps of the
+    first epoch, then their geometric mean (the fixture has no paired sets and no pauses)."""
+    medians = []
+    for r in records:
+        if r.get("variant_id") == variant_id and r["status"] == "ok":
+            steps = [s for epoch in r["timing"]["step_ms_raw"] for s in epoch]
+            medians.append(statistics.median(steps[r["settings"]["warmup_steps"] :]))
+    return math.exp(statistics.fmean(math.log(m) for m in medians))
+
+
+# Catches: the ratio inverted (baseline ÷ variant: 0.91 here), an interval collapsed onto its
+# point (e.g. a clamp gone wrong), and a verdict that ignores the noise floor or the target.
 def test_axis_ratios_are_variant_over_baseline_with_a_verdict():
-    from bench.report.axes import axis_comparisons
+    from bench.report.axes import judge_run
 
-    comparisons = axis_comparisons(_summary())
-    assert set(comparisons) == {"batch_size", "validation", "precision", "device"}
-    (mixed,) = comparisons["precision"]
-    ci = mixed["comparison"].step_ratio
-    assert ci.point == pytest.approx(mixed["row"]["step_ms"] / mixed["base"]["step_ms"])
-    assert ci.lo <= ci.point <= ci.hi
-    verdict = mixed["step_verdict"]
-    assert verdict in ("slower", "faster") or verdict.startswith(stats.UNDECIDED)
+    records = read_records(RECORDS)
+    summary = aggregate.summarize_run(records)
+    assert set(summary.comparisons) == {"batch_size", "validation", "precision", "device"}
+    assert summary.floor is None and summary.target == 0.03  # no A/A control in the fixture
+    base, mixed = "bs100-per_epoch-float32-cpu-e2", "bs100-per_epoch-mixed_bfloat16-cpu-e2"
+    assert _typical_step(records, base) == pytest.approx(2.092, abs=5e-4)
+    assert _typical_step(records, mixed) == pytest.approx(2.294, abs=5e-4)
+    (entry,) = summary.comparisons["precision"]
+    ci = entry["comparison"].step_ratio
+    assert ci.point == pytest.approx(_typical_step(records, mixed) / _typical_step(records, base))
+    assert ci.point == pytest.approx(1.10, abs=0.005)
+    # A real interval around the point, as the golden report prints it: not the point alone.
+    assert (round(ci.lo, 2), round(ci.hi, 2)) == (0.85, 1.34)
+    # It straddles 1 and is far wider than the ±3% target: unresolved, by its half-width (23%).
+    assert entry["step_verdict"] == "unresolved (±23%)"
+    # Batch 500's step interval lies wholly above 1: slower with no floor …
+    (big,) = [e for e in summary.comparisons["batch_size"] if e["row"]["status"] == "ok"]
+    step = big["comparison"].step_ratio
+    assert step.lo == pytest.approx(1.38, abs=0.005) and big["step_verdict"] == "slower"
+    # … but not once the A/A floor reaches past its lower end (1 + 0.5 > 1.38): then it is only
+    # unresolved, its half-width far beyond the target.
+    floor = stats.NoiseFloor(step=0.5, accuracy_pt=0.0, comparison=big["comparison"])
+    floored = judge_run(dataclasses.replace(summary, floor=floor))
+    (big,) = [e for e in floored.comparisons["batch_size"] if e["row"]["status"] == "ok"]
+    assert big["step_verdict"].startswith("unresolved (±")
 
 
-def test_findings_call_a_difference_only_where_the_verdict_does():
+def _precision_finding(base_ms, mixed_ms):
+    """The mixed-precision finding of a synthetic run: baseline float32 and mixed_bfloat16 arms
+    (batch 32, five repeats each, steps scattered 5% around the given typical steps)."""
+    from bench.plan.variant import Variant
     from bench.report.findings import findings
+    from tests.synthetic import arm_records
 
-    summary = _summary()
-    text = "\n".join(findings(summary))
-    (mixed,) = [r for r in summary.rows if r["precision"] == "mixed_bfloat16"]
-    from bench.report.axes import judged
+    records = [
+        *arm_records(Variant(batch_size=32), base_ms, seed=1),
+        *arm_records(Variant(batch_size=32, precision="mixed_bfloat16"), mixed_ms, seed=2),
+    ]
+    (text,) = [f for f in findings(aggregate.summarize_run(records)) if f.startswith("On cpu,")]
+    return text
 
-    verdict = judged(summary, summary.baseline, mixed["variant_id"])["step_verdict"]
-    assert f"; {verdict})" in text  # the sentence carries the verdict it rests on
-    claims = [w for w in ("helps", "hurts") if f"mixed_bfloat16 {w}" in text]
-    # a finding that claims an effect the verdict does not call real fails here
-    assert claims == (
-        [{"faster": "helps", "slower": "hurts"}[verdict]] if stats.is_difference(verdict) else []
-    )
+
+BASE_MS = [2.0, 2.1, 1.9, 2.0, 2.05]
+
+
+# Catches: the effect word inverted or taken from the point estimate (a 2% slower point whose
+# interval includes 1 must not read "hurts"), and a sentence that drops the verdict it rests on.
+@pytest.mark.parametrize(
+    ("mixed_ms", "says", "never"),
+    [
+        ([3.0, 3.15, 2.85, 3.0, 3.1], ("mixed_bfloat16 hurts", "; slower)"), ("helps",)),
+        ([1.4, 1.45, 1.35, 1.4, 1.42], ("mixed_bfloat16 helps", "; faster)"), ("hurts",)),
+        ([2.06, 2.1, 1.96, 2.02, 2.1], (), ("helps", "hurts", "; slower)", "; faster)")),
+    ],
+    ids=["1.5x-slower", "0.7x-faster", "same"],
+)
+def test_findings_call_a_difference_only_where_the_verdict_does(mixed_ms, says, never):
+    text = _precision_finding(BASE_MS, mixed_ms)
+    for wording in says:
+        assert wording in text
+    for wording in never:
+        assert wording not in text
+    if not says:  # no real difference: the sentence says so, in either of the two ways
+        assert (
+            "mixed_bfloat16 makes no measurable difference" in text
+            or "mixed_bfloat16 has an effect this run could not resolve" in text
+        )
 
 
 def _slowed(records, factor):

@@ -11,6 +11,7 @@ from typing import Any
 
 from bench import stats
 from bench.records import probe_records, variant_records
+from bench.report.axes import judge_run
 from mnist_models.spec import compute_dtype
 
 # A probe's trials below this fraction of the best one mean the machine was busy at some point.
@@ -31,9 +32,18 @@ class ProbeSpread:
         return 1 - self.worst / self.best
 
 
-@dataclass
+# One variant against another: its stats.Comparison (None without spread) and a verdict per figure
+# ("step_verdict", "throughput_verdict", "train_verdict", "accuracy_verdict"); see axes.judged.
+Judgement = dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RunSummary:
-    """Everything reports, findings and compare need, derived once from a run's records."""
+    """Everything reports, findings, plots and compare need, derived once from a run's records.
+
+    The renderers read this and nothing else of the records but the run's provenance (first
+    record, time span): each variant's records are here, and so are the judged comparisons.
+    """
 
     rows: list[dict[str, Any]]
     arms: dict[str, stats.Arm]
@@ -47,6 +57,16 @@ class RunSummary:
     # Whether the control trained with seeds of its own (runs before 2026-12-02 replayed the
     # baseline's, so their accuracy floor was 0 by construction); None without a control.
     control_own_seeds: bool | None = None
+    # The first record's machine facts (what compare checks for a change of machine or versions).
+    machine: dict[str, Any] = field(default_factory=dict)
+    # The variant records in file order, each variant's (first-seen order), the probe records.
+    variant_records: list[dict[str, Any]] = field(default_factory=list)
+    records_by_variant: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    probe_records: list[dict[str, Any]] = field(default_factory=list)
+    # Judged once, in summarize_run (axes.judge_run): each successful variant but the baseline
+    # against it (by id), and axis → one entry per other value of that axis (axes.axis_entries).
+    versus_baseline: dict[str, Judgement] = field(default_factory=dict)
+    comparisons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def row(self, variant_id: str | None) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["variant_id"] == variant_id), None)
@@ -138,16 +158,18 @@ def backend_facts(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _groups(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def _groups(variants: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for rec in variant_records(records):
+    for rec in variants:
         groups[rec["variant_id"]].append(rec)
-    return groups
+    return dict(groups)
 
 
 def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
-    """The run's rows, arms, baseline, A/A control and noise floor, and machine probes."""
-    groups = _groups(records)
+    """The run's rows, arms, baseline, A/A control and noise floor, machine probes, each variant's
+    records, and the judged comparisons against the baseline (computed here, once)."""
+    variants = variant_records(records)
+    groups = _groups(variants)
     peaks = peak_flops(records)
     arms = {
         vid: stats.arm(vid, ok)
@@ -164,11 +186,24 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
         floor = stats.noise_floor(arms[baseline], arms[control])
     own = None
     if control and baseline:
-        seeds = {vid: {r.get("seed") for r in groups[vid]} for vid in (baseline, control)}
+        seeds = {vid: {r.get("seed") for r in groups.get(vid, [])} for vid in (baseline, control)}
         own = not seeds[baseline] & seeds[control]
-    return RunSummary(
-        rows, arms, baseline, control, floor, peaks, probe_spread(records), target_of(records), own
+    summary = RunSummary(
+        rows,
+        arms,
+        baseline,
+        control,
+        floor,
+        peaks,
+        probe_spread(records),
+        target_of(records),
+        own,
+        machine=records[0]["machine"] if records else {},
+        variant_records=variants,
+        records_by_variant=groups,
+        probe_records=probe_records(records),
     )
+    return judge_run(summary)
 
 
 def target_of(records: list[dict[str, Any]]) -> float:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from bench import stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import first_line
-from bench.report.aggregate import RunSummary
+
+if TYPE_CHECKING:  # aggregate.summarize_run calls judge_run, so no import of it at run time
+    from bench.report.aggregate import Judgement, RunSummary
 
 # Compared too, so a mirrored row never passes for a batch-size change, nor an XLA one for a backend.
 _ALSO_EQUAL = ("epochs", "strategy", "replicas", "jit_compile", "control")
@@ -20,7 +23,7 @@ def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bo
     )
 
 
-def judged(summary: RunSummary, base_id: str, row_id: str) -> dict[str, Any]:
+def judged(summary: RunSummary, base_id: str, row_id: str) -> Judgement:
     """Row against base: the comparison (None without spread) and a verdict per figure."""
     floor = summary.floor
     step_floor = floor.step if floor else 0.0
@@ -44,8 +47,25 @@ def judged(summary: RunSummary, base_id: str, row_id: str) -> dict[str, Any]:
     }
 
 
-def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:
-    """axis → one entry per other value of that axis (everything else as in the baseline)."""
+def judge_run(summary: RunSummary) -> RunSummary:
+    """The summary with its judgements: each successful variant but the baseline against the
+    baseline, and those again by axis. The one place a run's comparisons are computed."""
+    base = summary.row(summary.baseline)
+    if base is None or base["status"] != "ok":
+        return summary
+    versus = {
+        row["variant_id"]: judged(summary, base["variant_id"], row["variant_id"])
+        for row in summary.rows
+        if row["status"] == "ok" and row["variant_id"] != base["variant_id"]
+    }
+    return replace(summary, versus_baseline=versus, comparisons=axis_entries(summary, versus))
+
+
+def axis_entries(
+    summary: RunSummary, versus: dict[str, Judgement]
+) -> dict[str, list[dict[str, Any]]]:
+    """axis → one entry per other value of that axis (everything else as in the baseline), with
+    its judgement against the baseline from `versus` where it ran."""
     base = summary.row(summary.baseline)
     if base is None or base["status"] != "ok":
         return {}
@@ -57,11 +77,16 @@ def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:
                 continue
             entry: dict[str, Any] = {"axis": axis, "value": row[axis], "row": row, "base": base}
             if row["status"] == "ok":
-                entry |= judged(summary, base["variant_id"], row["variant_id"])
+                entry |= versus[row["variant_id"]]
             entries.append(entry)
         if entries:
             out[axis] = entries
     return out
+
+
+def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:
+    """axis → one entry per other value of that axis: the comparisons judged in summarize_run."""
+    return summary.comparisons
 
 
 def ratio_cell(ci: stats.Interval | None) -> str:

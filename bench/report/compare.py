@@ -48,20 +48,15 @@ def compare_rows(a: RunSummary, b: RunSummary) -> list[dict[str, Any]]:
     return out
 
 
-def _versions(s: RunSummary, records: list[dict[str, Any]]) -> dict[str, Any]:
-    machine = records[0]["machine"]
+def _versions(s: RunSummary) -> dict[str, Any]:
+    machine = s.machine
     return {"cpu": (machine["cpu_model"], machine["cpu_cores"]), **machine["versions"]}
 
 
-def warnings(
-    records_a: list[dict[str, Any]],
-    records_b: list[dict[str, Any]],
-    a: RunSummary,
-    b: RunSummary,
-) -> list[str]:
+def warnings(a: RunSummary, b: RunSummary) -> list[str]:
     """What makes cross-run ratios carry more than the code's effect."""
     out = []
-    va, vb = _versions(a, records_a), _versions(b, records_b)
+    va, vb = _versions(a), _versions(b)
     changed = [
         k for k in sorted(set(va) | set(vb)) if va.get(k) != vb.get(k) and k != "mnist-bench"
     ]
@@ -119,7 +114,7 @@ def render_compare(
         f"step-time target ±{100 * b.target:g}%.",
         "",
     ]
-    lines += [f"**Warning:** {w}" for w in warnings(records_a, records_b, a, b)]
+    lines += [f"**Warning:** {w}" for w in warnings(a, b)]
     if not any(e["a"] and e["b"] for e in entries):
         lines.append(
             "**The two runs share no variants**, so nothing below can be compared; "

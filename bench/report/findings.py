@@ -8,7 +8,7 @@ from bench import stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import first_line
 from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary
-from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
+from bench.report.axes import delta_cell, judged, ratio_cell
 from bench.stats import LONG_STEP_FACTOR
 
 NOISY_CV = 0.10  # repeat-to-repeat CV worth pointing out
@@ -22,9 +22,8 @@ def findings(summary: RunSummary) -> list[str]:
     out: list[str] = _noise_floor(summary)
     if base:
         out += _throughput(summary, ok, base)
-        comparisons = axis_comparisons(summary)
-        out += _validation_cost(comparisons, base)
-        out += _mixed_precision(comparisons, base)
+        out += _validation_cost(summary.comparisons, base)
+        out += _mixed_precision(summary.comparisons, base)
         out += _wall_vs_median(base)
     out += _fastest_backend(summary, ok)
     out += _time_to_target(ok)
@@ -62,7 +61,7 @@ def _throughput(summary: RunSummary, ok: list[dict[str, Any]], base: dict[str, A
             f"The baseline `{base['variant_id']}` has the highest throughput of all variants "
             f"({base['samples_per_s']:,.0f} samples/s)."
         ]
-    j = judged(summary, base["variant_id"], best["variant_id"])
+    j = summary.versus_baseline[best["variant_id"]]
     c = j["comparison"]
     if c is None:
         return []

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from bench import outputs, stats
-from bench.records import probe_records, read_records, variant_records
+from bench.records import read_records
 from bench.report import aggregate
-from bench.report.axes import axis_comparisons, delta_cell, judged, ratio_cell
+from bench.report.axes import delta_cell, ratio_cell
 from bench.report.findings import findings
 from bench.report.tables import display_row, headline_row, human_bytes, markdown_table
 
@@ -103,32 +102,32 @@ def _data_line(data: dict[str, Any]) -> str:
 
 def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
     """When, what, where and how: the facts a reader needs before trusting any number below."""
-    variants, probes = variant_records(records), probe_records(records)
     return "\n".join(
         [
             "# mnist-bench report",
             "",
-            *_provenance_lines(records, variants, probes),
-            *_method_lines(variants, probes, summary),
+            *_provenance_lines(records, summary),
+            *_method_lines(summary.variant_records, summary.probe_records, summary),
         ]
     )
 
 
-def _provenance_lines(
-    records: list[dict[str, Any]], variants: list[dict[str, Any]], probes: list[dict[str, Any]]
-) -> list[str]:
-    """Which run, machine, versions, commit and data made these records."""
+def _provenance_lines(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> list[str]:
+    """Which run, machine, versions, commit and data made these records (the first record's, and
+    the time span of them all)."""
     first = records[0]
     machine, commit = first["machine"], first["commit"]
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
     times = sorted(r["created_utc"] for r in records)
-    data = next((r["data"] for r in variants if r.get("data")), None)
+    data = next((r["data"] for r in summary.variant_records if r.get("data")), None)
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
-    repeats = max(Counter(r["variant_id"] for r in variants).values(), default=0)
+    by_variant = summary.records_by_variant
+    repeats = max((len(recs) for recs in by_variant.values()), default=0)
+    probes = summary.probe_records
     gpus = gpu_line(probes[0]["probe"] if probes else None)
     return [
         f"- **Run:** `{first['run']['id']}` — profile `{first['run']['profile']}`, "
-        f"{len({r['variant_id'] for r in variants})} variants × up to {repeats} repeats, "
+        f"{len(by_variant)} variants × up to {repeats} repeats, "
         f"{times[0]} → {times[-1]} (UTC)",
         f"- **Machine:** {machine['cpu_model']}, {machine['cpu_cores']} cores, "
         f"{human_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
@@ -263,14 +262,10 @@ def findings_section(summary: aggregate.RunSummary) -> str:
 
 def headline_section(summary: aggregate.RunSummary) -> str:
     """The columns people look for, one row per variant; the full table follows, collapsed."""
-    base = summary.row(summary.baseline)
-    base_ok = base is not None and base["status"] == "ok"
-    rows = []
-    for row in summary.rows:
-        judgement = None
-        if base_ok and row["status"] == "ok" and row["variant_id"] != summary.baseline:
-            judgement = judged(summary, summary.baseline or "", row["variant_id"])
-        rows.append(headline_row(row, judgement))
+    # The baseline and a variant that did not run have no judgement against the baseline.
+    rows = [
+        headline_row(row, summary.versus_baseline.get(row["variant_id"])) for row in summary.rows
+    ]
     note = (
         "`step ms` is the typical median step with its 95% CI; `step vs baseline` is the ratio "
         "variant ÷ baseline with its CI and verdict; `test acc` is the mean over repeats (each its "
@@ -311,7 +306,7 @@ def full_table_section(summary: aggregate.RunSummary) -> str:
 
 def axes_section(summary: aggregate.RunSummary) -> str:
     """Per-axis tables: each value against the baseline, as ratios with CIs and verdicts."""
-    comparisons = axis_comparisons(summary)
+    comparisons = summary.comparisons
     title = "## Each axis against the baseline"
     if not comparisons:
         return f"{title}\n\nNo successful baseline variant, or no variant differing from it in one axis."
@@ -345,12 +340,12 @@ def axes_section(summary: aggregate.RunSummary) -> str:
     return "\n".join(out)
 
 
-def plot_names(records: list[dict[str, Any]], rows: list[dict[str, Any]]) -> set[str]:
+def plot_names(summary: aggregate.RunSummary) -> set[str]:
     """Which plots have data: decided from records, so the markdown never depends on files."""
-    if not any(r["status"] == "ok" for r in rows):
+    if not any(r["status"] == "ok" for r in summary.rows):
         return set()
     names = {"step_time_vs_batch.png", "time_to_target.png", "train_vs_validation.png"}
-    ok = [r for r in variant_records(records) if r["status"] == "ok"]
+    ok = [r for r in summary.variant_records if r["status"] == "ok"]
     if any(a is not None for r in ok for a in r["accuracy"]["val_accuracy"]):
         names.add("val_accuracy.png")
     return names
@@ -362,9 +357,9 @@ def plots_section(available: set[str]) -> str:
     return "## Plots\n\n" + ("\n\n".join(links) if links else "Nothing to plot.")
 
 
-def model_section(records: list[dict[str, Any]]) -> str:
+def model_section(summary: aggregate.RunSummary) -> str:
     """The reference model's layers and memory, from the first successful record."""
-    ok = [r for r in variant_records(records) if r["status"] == "ok"]
+    ok = [r for r in summary.variant_records if r["status"] == "ok"]
     if not ok:
         return "## Model\n\nNo variant finished, so no model was built."
     model = ok[0]["model"]
@@ -395,11 +390,11 @@ def model_section(records: list[dict[str, Any]]) -> str:
     )
 
 
-def curves_section(records: list[dict[str, Any]]) -> str:
+def curves_section(summary: aggregate.RunSummary) -> str:
     """Per-epoch loss/accuracy/time of each variant's first successful repeat."""
     out = ["## Per-epoch curves (first successful repeat)"]
     seen: set[str] = set()
-    for rec in variant_records(records):
+    for rec in summary.variant_records:
         if rec["status"] != "ok" or rec["variant_id"] in seen:
             continue
         seen.add(rec["variant_id"])
@@ -431,16 +426,14 @@ def _render(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str
         headline_section(summary),
         full_table_section(summary),
         axes_section(summary),
-        plots_section(plot_names(records, summary.rows)),
-        model_section(records),
-        curves_section(records),
+        plots_section(plot_names(summary)),
+        model_section(summary),
+        curves_section(summary),
     ]
     return "\n\n".join(sections) + "\n"
 
 
-def write_plots(
-    records: list[dict[str, Any]], summary: aggregate.RunSummary, out_dir: Path
-) -> list[Path]:
+def write_plots(summary: aggregate.RunSummary, out_dir: Path) -> list[Path]:
     """Draw every plot that has data into out_dir."""
     from bench.report import plots  # matplotlib only when plots are wanted
 
@@ -449,7 +442,7 @@ def write_plots(
     validation = base["validation"] if base else "per_epoch"
     drawn = [
         plots.step_time_vs_batch(rows, validation, out_dir / "step_time_vs_batch.png"),
-        plots.val_accuracy_curves(variant_records(records), out_dir / "val_accuracy.png"),
+        plots.val_accuracy_curves(summary.variant_records, out_dir / "val_accuracy.png"),
         plots.time_to_target(rows, out_dir / "time_to_target.png"),
         plots.train_vs_validation(rows, out_dir / "train_vs_validation.png"),
     ]
@@ -500,5 +493,5 @@ def write_report(
     if fmt == "md":
         outputs.write_atomic(path, _render(records, summary))
         if plots:
-            write_plots(records, summary, out_dir)
+            write_plots(summary, out_dir)
     return path

@@ -1,4 +1,5 @@
-"""PNG plots beside the report (matplotlib, Agg backend), drawn from records and rows only."""
+"""PNG plots beside the report (matplotlib, Agg backend), drawn from the run summary's rows and
+variant records only."""
 
 from __future__ import annotations
 
@@ -71,12 +72,13 @@ def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) 
     return _save(fig, path)
 
 
-def val_accuracy_curves(records: list[dict[str, Any]], path: Path) -> Path | None:
-    """Validation accuracy per epoch, first successful repeat of each variant."""
+def val_accuracy_curves(variant_records: list[dict[str, Any]], path: Path) -> Path | None:
+    """Validation accuracy per epoch, first successful repeat of each variant (records in file
+    order: RunSummary.variant_records)."""
     seen: set[str] = set()
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.0))
-    for rec in records:
-        if rec["kind"] != "variant" or rec["status"] != "ok" or rec["variant_id"] in seen:
+    for rec in variant_records:
+        if rec["status"] != "ok" or rec["variant_id"] in seen:
             continue
         points = [
             (i + 1, a) for i, a in enumerate(rec["accuracy"]["val_accuracy"]) if a is not None
@@ -88,11 +90,7 @@ def val_accuracy_curves(records: list[dict[str, Any]], path: Path) -> Path | Non
     if not seen:
         plt.close(fig)
         return None
-    target = next(
-        r["settings"]["target_accuracy"]
-        for r in records
-        if r["kind"] == "variant" and r["status"] == "ok"
-    )
+    target = next(r["settings"]["target_accuracy"] for r in variant_records if r["status"] == "ok")
     ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
