@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__, outputs, records
-from bench.gate import ab as regress_defaults
-from bench.gate import baseline as gate_baseline
-from bench.gate import judge
+from bench.gate import ab_rule, stored_rule
 from bench.outputs import OutputError
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
 from bench.plan.pairing import PairingError
@@ -38,7 +36,6 @@ from bench.run.runner import RunError
 from mnist_models.data import MnistDataError, MnistDataWarning, load_mnist
 
 EXIT_USAGE = 2
-DEFAULT_BASELINE = "reports/baseline/gate.json"
 EXIT_INTERRUPTED = 130
 # What a user can cause; anything else is a bug and keeps its traceback.
 USER_ERRORS = (
@@ -50,6 +47,8 @@ USER_ERRORS = (
     RunError,
     ShardError,
     OutputError,
+    stored_rule.GateError,
+    ab_rule.ABError,
     OSError,
 )
 
@@ -185,7 +184,7 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
         outputs.check_output(args.json, inputs=[args.data], force=args.force)
     from bench.measure.overhead import measure_overhead  # imports TensorFlow
     from bench.plan.variant import Variant
-    from bench.report.overhead import render_overhead
+    from bench.report.overhead_table import render_overhead
 
     variant = Variant(epochs=args.epochs)
     data = load_mnist(args.data)
@@ -220,74 +219,41 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _rounds(text: str) -> int:
-    if not text.isdigit() or int(text) < gate_baseline.MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {gate_baseline.MIN_ROUNDS}")
+    if not text.isdigit() or int(text) < stored_rule.MIN_ROUNDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {stored_rule.MIN_ROUNDS}")
     return int(text)
 
 
-def _stored_gate(args: argparse.Namespace) -> int:
-    """The stored-baseline gate (harness vs calibration in this process, against a baseline file)."""
-    if not args.update_baseline:
-        gate_baseline.read_baseline(args.baseline)  # a bad baseline stops here, before TF loads
-    from bench.measure import gate_rounds  # imports TensorFlow
-
-    data = load_mnist(args.data)
-    return gate_rounds.run_gate(
-        Path(args.baseline),
-        data,
-        update=args.update_baseline,
-        rounds=args.rounds or judge.DEFAULT_ROUNDS,
-        json_out=Path(args.json) if args.json else None,
-        markdown_out=Path(args.markdown) if args.markdown else None,
-        note=getattr(args, "note", None),
-    )
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive number of seconds")
+    return value
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
-    from bench.run import regress  # no TensorFlow: the A/B driver only starts processes
+    from bench.gate import regress  # no TensorFlow: the stored gate imports it when it measures
 
-    for out in (args.json, args.markdown):
-        if out:  # before minutes of measuring; never over the baseline or data it reads
-            inputs = [args.baseline or DEFAULT_BASELINE, args.data]
-            outputs.check_output(out, inputs=inputs, force=args.force)
-    try:
-        stored = args.baseline is not None or args.update_baseline
-        if args.against is not None and stored:
-            raise gate_baseline.GateError(
-                "--against and --baseline/--update-baseline exclude each other"
-            )
-        if not stored:
-            try:
-                return regress.regress_against(
-                    regress.Options(
-                        against=args.against,
-                        rounds=args.rounds or regress.gate_ab.DEFAULT_ROUNDS,
-                        data=args.data,
-                        json_out=Path(args.json) if args.json else None,
-                        markdown_out=Path(args.markdown) if args.markdown else None,
-                        ref_env=Path(args.ref_env) if args.ref_env else None,
-                        prestart=not args.no_overlap,
-                        alternate=args.alternate or args.no_overlap,
-                    )
-                )
-            except regress.Fallback as exc:
-                note = (
-                    f"A/B gate not possible: {exc}. Falling back to the stored baseline "
-                    f"{DEFAULT_BASELINE}."
-                )
-                print(f"gate: cannot run A/B: {exc}")
-                print(f"gate: falling back to the stored baseline {DEFAULT_BASELINE}")
-                args.baseline = DEFAULT_BASELINE
-                args.note = note
-        if args.baseline is None:
-            args.baseline = DEFAULT_BASELINE
-        return _stored_gate(args)
-    except Exception as exc:  # exit 1 means "regression", so any failure to measure is 2
-        if args.debug:
-            raise
-        reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
-        return judge.EXIT_UNMEASURED
+    return regress.run(
+        regress.Options(
+            against=args.against,
+            baseline=Path(args.baseline) if args.baseline else None,
+            update_baseline=args.update_baseline,
+            rounds=args.rounds,
+            budget_s=args.budget,
+            data=args.data,
+            json_out=Path(args.json) if args.json else None,
+            markdown_out=Path(args.markdown) if args.markdown else None,
+            ref_env=Path(args.ref_env) if args.ref_env else None,
+            prestart=not args.no_overlap,
+            alternate=args.alternate or args.no_overlap,
+            force=args.force,
+            debug=args.debug,
+        )
+    )
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
@@ -501,13 +467,14 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
         "--against",
         metavar="REF",
         help="commit to compare with, measured in its own checkout and environment (default: the "
-        "merge base with origin/main, else HEAD~1); falls back to the stored baseline when REF "
-        "predates the gate's entry point",
+        "merge base with origin/main, else HEAD~1); when REF cannot be measured the gate says so "
+        "and exits 2",
     )
     regress.add_argument(
         "--baseline",
         metavar="PATH",
-        help=f"stored-baseline mode (no git needed) against this file, e.g. {DEFAULT_BASELINE}",
+        help="stored-baseline mode (no git needed) against this file, e.g. "
+        "reports/baseline/gate.json",
     )
     regress.add_argument(
         "--update-baseline",
@@ -517,14 +484,28 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
     regress.add_argument(
         "--rounds",
         type=_rounds,
-        help=f"rounds (default: A/B {regress_defaults.DEFAULT_ROUNDS} pairs of processes, "
-        f"stored {judge.DEFAULT_ROUNDS})",
+        help=f"exactly this many rounds (default: A/B sized by time, {ab_rule.DEFAULT_ROUNDS} "
+        f"pairs of processes within --budget, more up to {ab_rule.MAX_ROUNDS} only while a row is "
+        f"too noisy; stored {stored_rule.DEFAULT_ROUNDS})",
+    )
+    regress.add_argument(
+        "--budget",
+        type=_seconds,
+        default=ab_rule.BUDGET_S,
+        metavar="SECONDS",
+        help=f"A/B: seconds of rounds the gate plans within (default {ab_rule.BUDGET_S:g})",
     )
     regress.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
     regress.add_argument(
         "--markdown", metavar="PATH", help="also write the verdict table here (a job summary)"
     )
+    _add_regress_ab(regress)
+    regress.set_defaults(func=_cmd_regress)
+
+
+def _add_regress_ab(regress: argparse.ArgumentParser) -> None:
+    """The A/B gate's own options (REF's environment, how rounds run)."""
     regress.add_argument(
         "--ref-env",
         metavar="DIR",
@@ -541,7 +522,6 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
         action="store_true",
         help="alternate, and start each probe only when the previous one finished",
     )
-    regress.set_defaults(func=_cmd_regress)
 
 
 @contextlib.contextmanager

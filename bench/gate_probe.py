@@ -4,7 +4,7 @@
 working tree's environment (side B) and in REF's own checkout and environment (side A), one fresh
 process per side and round. Whatever else moves between commits, this module's path and the contract
 below stay put, so any later driver can measure any commit that has it. A commit without it predates
-the A/B gate; the driver then falls back to the stored baseline and says so.
+the A/B gate; the driver then cannot judge (exit 2) and says so.
 
 Contract version 1 (``CONTRACT``). The request, one JSON object on stdin::
 
@@ -42,11 +42,17 @@ of the response also carries ``"pauses": [[steps, seconds], ...]``: after how ma
 (counted over all epochs) each mid-training wait came, and how long it lasted. The step after a
 pause and the pause itself are the driver's to leave out.
 
-Test-only: ``MNIST_BENCH_GATE_INJECT`` (see ``bench.measure.probe.inject_callbacks``) adds work to
+Sized by time (optional; ``--describe`` lists ``"train_s"`` when the probe has it). With
+``"train_s": T`` and ``"min_timed_steps": M`` in the request, each run stops training once it has
+trained T seconds of its own (waits for the other side's turns left out) and at least
+``warmup_steps`` + M steps, or at its ``train_images`` and ``epochs``, whichever comes first. A
+driver sends it only when both sides list it, so both sides of a round are sized alike.
+
+Test-only: ``MNIST_BENCH_GATE_INJECT`` (see ``bench.measure.ab_runs.inject_callbacks``) adds work to
 every training step or a stall every N steps, so the gate's proof can slow one side without a second
 source tree. It is for experiments, never set by the product; the response echoes it in ``inject``.
 
-This module imports no TensorFlow itself (``bench.measure.probe`` does the measuring).
+This module imports no TensorFlow itself (``bench.measure.ab_runs`` does the measuring).
 """
 
 from __future__ import annotations
@@ -56,8 +62,7 @@ import os
 import sys
 from typing import Any
 
-CONTRACT = 1
-INJECT_ENV = "MNIST_BENCH_GATE_INJECT"
+from bench.plan.gate_variants import CONTRACT, INJECT_ENV
 
 
 def describe() -> dict[str, Any]:
@@ -67,6 +72,7 @@ def describe() -> dict[str, Any]:
         "module": "bench.gate_probe",
         "inject_env": INJECT_ENV,
         "interleave": True,
+        "train_s": True,
     }
 
 
@@ -87,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # TensorFlow first, the request after: a driver may start this process early and
             # write the request when it wants the measurement to begin.
-            from bench.measure.probe import run_request
+            from bench.measure.ab_runs import run_request
 
             request = json.loads(sys.stdin.readline())
             response = {"contract": CONTRACT, "ok": True, **run_request(request, pipe_baton(out))}

@@ -25,7 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.gate import ab
+from bench.gate import ab_rule as ab
+from bench.gate.verdicts import exit_code
 
 Row = tuple[str, str]
 Model = dict[Row, tuple[float, float, list[float]]]
@@ -67,7 +68,7 @@ def simulate(model: Model, rounds: int, draws: int, rng: random.Random) -> list[
             ratio, low, high = ab.median_ci(ones, b)
             verdict = ab.verdict(ratio, low, high, ab.ratio_spread(ones, b))
             rows.append(ab.ABRow(variant, metric, verdict))
-        counts[ab.exit_code(rows)] += 1
+        counts[exit_code(rows)] += 1
     return [c / draws for c in counts]
 
 

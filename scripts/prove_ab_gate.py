@@ -12,7 +12,7 @@ Scenarios (side A = this tree, unchanged; side B = this tree, changed as named):
 
 The changes reach side B through the entry point's test-only injection variable, so every scenario
 uses one environment (this interpreter); each gate run is what `regress --against` runs after its
-REF environment is built (``bench.run.regress.run_ab_gate``: A B, B A, … rounds, each side and
+REF environment is built (``bench.gate.regress.run_ab_gate``: A B, B A, … rounds, each side and
 round a fresh ``python -m bench.gate_probe`` process). Scenarios take turns (run i of every scenario,
 then run i + 1), so the machine's changing load hits them all alike. Before them, one full
 `mnist-bench regress --against HEAD` (git worktree + uv environment + rounds) is timed, unless
@@ -43,11 +43,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench import outputs  # noqa: E402
-from bench.gate import ab as gate_ab  # noqa: E402
-from bench.gate.variants import GateVariant  # noqa: E402
-from bench.gate_probe import INJECT_ENV  # noqa: E402
-from bench.run import ab, envinfo, regress  # noqa: E402
+from bench import envinfo, outputs  # noqa: E402
+from bench.gate import ab_rule as gate_ab  # noqa: E402
+from bench.gate import regress  # noqa: E402
+from bench.gate.verdicts import exit_code  # noqa: E402
+from bench.plan.gate_variants import AB_VARIANTS, INJECT_ENV, GateVariant  # noqa: E402
+from bench.run import ab_rounds as ab  # noqa: E402
 
 VERSIONS = ("tensorflow", "keras")
 SCENARIOS = ("unchanged", "uniform", "stall", "slower-machine")
@@ -76,7 +77,7 @@ def gate_run(
     rounds: int,
     data_path: str,
     prestart: bool = True,
-    variants: tuple[GateVariant, ...] = regress.AB_VARIANTS,
+    variants: tuple[GateVariant, ...] = AB_VARIANTS,
     interleave: bool = True,
 ) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
@@ -107,7 +108,7 @@ def gate_run(
             hog.wait()
     return {
         "scenario": scenario,
-        "exit_code": gate_ab.exit_code(rows) if rows else 2,
+        "exit_code": exit_code(rows) if rows else 2,
         "error": error,
         "wall_s": time.perf_counter() - start,
         "rows": [
@@ -291,7 +292,7 @@ def resume(out: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    variants = SMOKE_VARIANTS if args.smoke else regress.AB_VARIANTS
+    variants = SMOKE_VARIANTS if args.smoke else AB_VARIANTS
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if set(scenarios) - set(SCENARIOS) or args.runs < 1:
         parser.error(f"--scenarios from {SCENARIOS}, --runs >= 1")
@@ -319,6 +320,22 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"full --against {f['ref']}: exit {f['exit_code']} in {f['wall_s']:.0f} s", flush=True
         )
+    _campaign(args, scenarios, runs, meta, variants, interleave, str(Path(data.location).resolve()))
+    print((out / "SUMMARY.md").read_text())
+    return 0
+
+
+def _campaign(
+    args: argparse.Namespace,
+    scenarios: list[str],
+    runs: list[dict[str, Any]],
+    meta: dict[str, Any],
+    variants: tuple[GateVariant, ...],
+    interleave: bool,
+    data_path: str,
+) -> None:
+    """The missing runs, scenarios taking turns; results.json and SUMMARY.md after each run."""
+    out = Path(args.out)
     counts = {s: sum(r["scenario"] == s for r in runs) for s in scenarios}
     for i in range(args.runs):
         for scenario in scenarios:
@@ -327,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             run = gate_run(
                 scenario,
                 args.rounds,
-                str(Path(data.location).resolve()),
+                data_path,
                 not args.no_overlap,
                 variants,
                 interleave,
@@ -348,8 +365,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"cycles left will take about {cycle * left / 60:.0f} min",
                 flush=True,
             )
-    print((out / "SUMMARY.md").read_text())
-    return 0
 
 
 def _run_line(run: dict[str, Any], i: int, runs: int) -> str:

@@ -1,6 +1,6 @@
 """Prove the step-time gate: false alarms, detection, and a uniformly slower machine.
 
-Runs the gate (``bench.gate_rounds.run_gate``, what `mnist-bench regress` runs) K times per scenario, each
+Runs the stored-baseline gate (``bench.gate.regress.stored_gate``, what `mnist-bench regress --baseline` runs) K times per scenario, each
 in a fresh process, scenarios taking turns so the machine's changing load hits them all alike:
 
 - unchanged:      the code as it is.
@@ -69,13 +69,11 @@ def child(scenario: str, baseline: Path, json_out: Path, rounds: int, extra: flo
     """Run the gate once in this process, as `mnist-bench regress` does; returns its exit code."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
-    from bench.measure import gate_rounds
-    from mnist_models.data import load_mnist
+    from bench.gate import regress
 
     callbacks = (lambda: slow_step_callbacks(extra)) if scenario == "slowdown" else None
-    return gate_rounds.run_gate(
-        baseline, load_mnist(), rounds=rounds, callbacks=callbacks, json_out=json_out
-    )
+    options = regress.Options(baseline=baseline, rounds=rounds, json_out=json_out, force=True)
+    return regress.stored_gate(options, callbacks=callbacks)
 
 
 def _pin(core: int) -> None:

@@ -1,4 +1,4 @@
-"""`bench.run.ab` with stand-in entry points (no TensorFlow): how rounds run, in which order, in turns.
+"""`bench.run.ab_rounds` with stand-in entry points (no TensorFlow): how rounds run, in which order, in turns.
 
 A stand-in is a source tree whose ``bench/gate_probe.py`` answers at once; the driver runs it exactly
 as it runs the real one (``python -m bench.gate_probe`` with the side's tree first on PYTHONPATH).
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import ab, regress
+from bench.gate import regress
+from bench.run import ab_rounds as ab
 
 STAND_IN = """
 import json, os, sys, time

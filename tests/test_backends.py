@@ -22,7 +22,8 @@ from bench.plan.variant import BACKENDS, Variant, VariantError
 from bench.records import read_records
 from bench.report import aggregate, markdown
 from bench.report.axes import axis_comparisons
-from bench.run import envinfo, runner
+from bench import envinfo
+from bench.run import runner
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"

@@ -41,6 +41,7 @@ def test_describe_answers_without_tensorflow():
         "module": "bench.gate_probe",
         "inject_env": "MNIST_BENCH_GATE_INJECT",
         "interleave": True,
+        "train_s": True,
     }
     code = "import sys\nfrom bench import gate_probe\nassert 'tensorflow' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
@@ -84,7 +85,7 @@ def test_one_request_one_json_response_with_raw_times(real_mnist):
 
 
 def test_a_request_of_another_contract_is_refused():
-    from bench.measure.probe import run_request
+    from bench.measure.ab_runs import run_request
 
     with pytest.raises(ValueError, match="request contract 2; this side speaks 1"):
         run_request({"contract": 2, "runs": []})
@@ -110,7 +111,7 @@ class FakeClock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    from bench.measure import probe
+    from bench.measure import ab_runs as probe
 
     fake = FakeClock()
     monkeypatch.setattr(probe.time, "perf_counter", fake.perf_counter)
@@ -118,8 +119,39 @@ def clock(monkeypatch):
     return fake
 
 
+class _Model:
+    stop_training = False
+
+
+class _Baton:
+    waited_s = 0.0
+
+
+def test_a_time_sized_run_stops_after_its_own_training_time_waits_left_out(clock):
+    # Catches: the other side's turns counted as this side's training (both sides would then stop
+    # after different amounts of their own work), or stopping before the timed steps it must keep.
+    from bench.measure.ab_runs import StopAfter
+
+    baton = _Baton()
+    stop = StopAfter(train_s=0.01, min_steps=3, baton=baton)  # type: ignore[arg-type]
+    stop.set_model(_Model())  # type: ignore[arg-type]
+    baton.waited_s = 5.0  # a wait before training began is not training either
+    stop.on_train_begin()
+    clock.now += 0.004  # step 1: own time 4 ms
+    baton.waited_s += 1.0  # then one second of the other side's turn
+    clock.now += 1.0
+    stop.on_train_batch_end(0)
+    assert stop.model.stop_training is False  # 4 ms of own time, not 1.004 s
+    clock.now += 0.008  # step 2: 12 ms of own time, past train_s, but only 2 of 3 steps
+    stop.on_train_batch_end(1)
+    assert stop.model.stop_training is False
+    clock.now += 0.001
+    stop.on_train_batch_end(2)
+    assert stop.model.stop_training is True
+
+
 def test_uniform_injection_busy_waits_a_fraction_of_each_steps_own_time(clock):
-    from bench.measure.probe import ExtraWork
+    from bench.measure.ab_runs import ExtraWork
 
     work = ExtraWork("uniform", 0.5)
     for own_s in (0.002, 0.004):
@@ -134,7 +166,7 @@ def test_uniform_injection_busy_waits_a_fraction_of_each_steps_own_time(clock):
 
 
 def test_stall_injection_sleeps_every_n_steps_for_extra_times_n_median_steps(clock):
-    from bench.measure.probe import ExtraWork
+    from bench.measure.ab_runs import ExtraWork
 
     work = ExtraWork("stall", 0.1, every=4)
     for own_s in (0.001, 0.002, 0.002, 0.003) * 2:
@@ -146,7 +178,7 @@ def test_stall_injection_sleeps_every_n_steps_for_extra_times_n_median_steps(clo
 
 
 def test_injection_spec_is_checked():
-    from bench.measure.probe import parse_inject
+    from bench.measure.ab_runs import parse_inject
 
     assert parse_inject(None) is None and parse_inject("") is None
     assert parse_inject('{"kind": "uniform", "extra": 0.1}') == {"kind": "uniform", "extra": 0.1}
@@ -177,8 +209,9 @@ def test_an_interleaved_request_waits_for_its_turns_and_reports_them(real_mnist)
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(request) + "\n")
         proc.stdin.flush()
-        waits = []
+        waits, read_at = [], []
         while "wait" in (message := json.loads(proc.stdout.readline())):
+            read_at.append(time.perf_counter())
             waits.append(message["wait"])
             time.sleep(0.03)  # the other side's turn
             proc.stdin.write("go\n")
@@ -187,6 +220,10 @@ def test_an_interleaved_request_waits_for_its_turns_and_reports_them(real_mnist)
     assert waits == ["train_begin", *["step"] * 5, "train_end"]  # 40 steps: after 7, 14, …, 35
     (run,) = message["runs"]
     assert [after for after, _ in run["pauses"]] == [7, 14, 21, 28, 35]
-    assert all(0.03 <= s < 1 for _, s in run["pauses"])
+    # Each pause holds our 30-ms turn, and lies between the message before its wait and the one
+    # after its go (causality, not a time limit: a busy machine cannot fail it). Catches a pause
+    # measured from the wrong stamps, e.g. the step's own time or the whole run.
+    for k, (_, paused) in enumerate(run["pauses"], start=1):  # read_at[0] is train_begin
+        assert 0.03 <= paused <= read_at[k + 1] - read_at[k - 1]
     flat = [ms for epoch in run["step_ms"] for ms in epoch]
     assert all(flat[i] >= 30 for i in (7, 14, 21, 28, 35))  # the turn falls into the next step

@@ -11,7 +11,8 @@ from bench.measure import peak
 from bench.plan.variant import Variant
 from bench.report.markdown import gpu_line
 from bench.report.tables import gpu_cell
-from bench.run import envinfo, runner
+from bench import envinfo
+from bench.run import runner
 
 
 @pytest.fixture

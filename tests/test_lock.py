@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 
 from bench.report.markdown import environment_line
-from bench.run import envinfo
+from bench import envinfo
 
 
 def test_lock_status_compares_every_applicable_pin_with_what_is_installed(tmp_path):

@@ -86,7 +86,7 @@ def test_time_to_target_counts_training_time_only():
 
 def test_overhead_self_check_pairs_harness_and_bare_fit(small_mnist):
     from bench.measure.overhead import measure_overhead
-    from bench.report.overhead import render_overhead
+    from bench.report.overhead_table import render_overhead
 
     result = measure_overhead(Variant(batch_size=50), small_mnist, rounds=1)
     (pair,) = result["rounds"]

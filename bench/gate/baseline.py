@@ -3,56 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench import outputs, stats
+from bench.gate.stored_rule import UPDATE_HINT, GateError, check_entry
 
 SCHEMA = "mnist-bench/gate-baseline"
 SCHEMA_VERSION = 1
-MIN_ROUNDS = 3
-# Per-round lists of a variant: the gate reads the first three, the rest are for people.
-REQUIRED_LISTS = ("ratios", "harness_ms", "calibration_ms")
-ROUND_LISTS = (
-    *REQUIRED_LISTS,
-    "harness_median_ms",
-    "calibration_median_ms",
-    "harness_mean_ms",
-    "calibration_mean_ms",
-)
-UPDATE_HINT = (
-    "create it with `mnist-bench regress --update-baseline` (on the CI machine) and commit it"
-)
-
-
-class GateError(ValueError):
-    """The gate cannot judge: the message says what is wrong and how to fix it."""
-
-
-def check_entry(entry: Any, where: str) -> None:
-    """Raise GateError unless entry holds equally long per-round lists of positive numbers."""
-    if not isinstance(entry, dict):
-        raise GateError(f"{where}: expected an object, got {type(entry).__name__}")
-    lengths = set()
-    for key in ROUND_LISTS:
-        values = entry.get(key)
-        if values is None and key not in REQUIRED_LISTS:
-            continue
-        if not isinstance(values, list):
-            raise GateError(f"{where}: '{key}' must be a list of numbers")
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
-                raise GateError(f"{where}: '{key}' holds {v!r}, not a finite number")
-            if v <= 0:
-                raise GateError(f"{where}: '{key}' holds {v!r}, not a positive number")
-        lengths.add(len(values))
-    if len(lengths) != 1:
-        raise GateError(f"{where}: the per-round lists differ in length")
-    if len(entry["ratios"]) < MIN_ROUNDS:
-        raise GateError(f"{where}: {len(entry['ratios'])} rounds, the gate needs {MIN_ROUNDS}")
 
 
 def check_baseline(doc: Any, where: str) -> None:
@@ -99,7 +59,7 @@ def make_baseline(
     commit: Mapping[str, Any],
     created_utc: str,
 ) -> dict[str, Any]:
-    """A baseline document from one gate measurement (bench.measure.gate_rounds) and who measured it."""
+    """A baseline document from one gate measurement (bench.measure.stored_rounds) and who measured it."""
     variants = {}
     for name, entry in measured["variants"].items():
         check_entry(entry, f"measurement: variant {name!r}")

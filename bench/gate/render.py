@@ -6,24 +6,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench import stats
-from bench.gate import ab
-from bench.gate.baseline import UPDATE_HINT
-from bench.gate.judge import (
-    CEILING,
+from bench.gate import ab_rule as ab
+from bench.gate.stored_rule import CEILING, FLOOR, UPDATE_HINT, K, Row
+from bench.gate.verdicts import (
     CHANGED,
     EXIT_PASS,
     EXIT_REGRESSION,
     EXIT_UNMEASURED,
     FASTER,
-    FLOOR,
     NO_BASELINE,
     NOISY,
     NOT_MEASURED,
-    K,
-    Row,
     exit_code,
 )
 from bench.report.tables import markdown_table, num
+
+OUTCOMES = {EXIT_PASS: "pass", EXIT_REGRESSION: "REGRESSION", EXIT_UNMEASURED: "cannot judge"}
 
 
 def _machine_line(machine: Mapping[str, Any]) -> str:
@@ -138,13 +136,13 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         }
         for row in rows
     )
-    code = ab.exit_code(rows)
-    outcome = {EXIT_PASS: "pass", EXIT_REGRESSION: "REGRESSION", EXIT_UNMEASURED: "cannot judge"}
+    code = exit_code(rows)
     sides = meta.get("sides") or {}
     lines = [
         table,
         "",
-        f"A = {meta.get('ref', '?')}; B = this working tree. {meta.get('rounds', '?')} rounds, "
+        f"A = {meta.get('ref', '?')}; B = this working tree. {meta.get('rounds', '?')} rounds"
+        f"{_sizing_text(meta)}, "
         f"{meta.get('mode') or 'A and B alternating (A B, B A, …)'}, each side and round a fresh "
         "process; "
         "median step = median of the timed steps, wall per step = training wall time after the "
@@ -159,8 +157,33 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         *(f"side {_side_line(sides[k])}" for k in ("A", "B") if k in sides),
     ]
     lines += _run_facts(meta) + _notes(rows)
-    lines.append(f"gate: {outcome[code]} (exit {code})")
+    lines.append(f"gate: {OUTCOMES[code]} (exit {code})")
     return "\n".join(lines)
+
+
+def _sizing_text(meta: Mapping[str, Any]) -> str:
+    """How the rounds were sized, where the meta says (older gate documents do not)."""
+    sizing = meta.get("sizing")
+    if not sizing:
+        return ""
+    runs = (
+        f"each run stopped after {sizing['train_s']:g} s of its own training"
+        if sizing.get("train_s")
+        else "each run its fixed number of steps"
+    )
+    return (
+        f" ({runs}; rounds within a {sizing['budget_s']:g}-s budget, {ab.DEFAULT_ROUNDS} "
+        f"unless time ran short, more, up to {ab.MAX_ROUNDS}, only while a row was too noisy)"
+    )
+
+
+def render_cannot_judge(reason: str, side: str | None) -> str:
+    """Markdown for an A/B gate that could not measure: why, and whose side failed."""
+    who = {"A": "REF's side", "B": "the working tree's side"}.get(side or "", "the gate")
+    return (
+        f"The A/B gate could not judge: {who} could not be measured or set up.\n\n"
+        f"reason: {reason}\n\ngate: cannot judge (exit {EXIT_UNMEASURED})"
+    )
 
 
 def _run_facts(meta: Mapping[str, Any]) -> list[str]:

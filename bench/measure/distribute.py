@@ -15,7 +15,8 @@ import os
 from typing import Any
 
 from bench.plan.variant import Variant
-from bench.run.cluster import TF_CONFIG
+
+TF_CONFIG = "TF_CONFIG"  # the variable bench.run.cluster sets for each multi_worker process
 
 
 class StrategyError(RuntimeError):

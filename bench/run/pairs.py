@@ -23,11 +23,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench import stats
+from bench import envinfo, stats
 from bench.plan.pairing import PairingError, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
-from bench.run import envinfo, turns
+from bench.run import turns
 from bench.run.child import child_env, job_dir, worker_command
 
 # Each TensorFlow worker held ~1.4 GiB RSS on the 2-core dev machine (peak RSS of the reference

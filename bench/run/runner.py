@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import records, stats
+from bench import envinfo, records, stats
 from bench.plan.pairing import group_arms, runs_in_one_process, set_id
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
-from bench.run import envinfo, pairs
+from bench.run import pairs
 from bench.run.child import REPO_ROOT, run_child
 from bench.run.cluster import run_workers
 

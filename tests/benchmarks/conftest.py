@@ -22,11 +22,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def one_thread() -> dict[str, int]:
     """TF's pools on one thread each, as the regression gate measures (less noise, any core count)."""
-    from bench.gate import baseline as gate_baseline
-    from bench.measure import gate_rounds
+    from bench.measure import threads
 
     try:
-        gate_rounds.pin_threads()
-    except gate_baseline.GateError as exc:
+        threads.pin_threads(1)
+    except ValueError as exc:
         pytest.skip(str(exc))
-    return gate_rounds.thread_settings()
+    return threads.thread_settings()

@@ -1,4 +1,4 @@
-"""`regress` in A/B mode on tiny synthetic git repositories: choosing REF, the fallbacks, a full run.
+"""`regress` (bench.gate.regress) in A/B mode on tiny synthetic git repositories: REF, cannot-judge, a full run.
 
 Each repository is a copy of this source tree (bench/, mnist_models/, pyproject.toml, lock, README,
 stored baseline) committed twice: commit 1 without the entry point bench/gate_probe.py (as every
@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.run import refenv, regress
+from bench.gate import ab_rule, regress
+from bench.plan.gate_variants import GateVariant
+from bench.run import ab_rounds, refenv
 from tests.conftest import CACHE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,19 +83,21 @@ def test_default_ref_is_none_in_a_one_commit_clone_or_outside_git(tmp_path):
     _git(tmp_path, "add", "f")
     _git(tmp_path, "commit", "-q", "-m", "one")
     assert refenv.default_ref(tmp_path) is None
-    with pytest.raises(regress.Fallback, match="neither origin/main nor HEAD~1"):
+    with pytest.raises(regress.CannotJudge, match="neither origin/main nor HEAD~1"):
         regress.choose_ref(None, tmp_path)
     outside = tmp_path.parent / f"{tmp_path.name}-plain"
     outside.mkdir()
-    with pytest.raises(regress.Fallback, match="not a git work tree"):
+    with pytest.raises(regress.CannotJudge, match="not a git work tree"):
         regress.choose_ref(None, outside)
 
 
-def test_choose_ref_falls_back_when_ref_predates_the_entry_point(repo):
+def test_choose_ref_cannot_judge_when_ref_predates_the_entry_point(repo):
     root, old, new = repo["root"], repo["old"], repo["new"]
-    with pytest.raises(regress.Fallback, match=f"REF {old[:10]} .* predates .*bench/gate_probe.py"):
+    with pytest.raises(
+        regress.CannotJudge, match=f"REF {old[:10]} .* predates .*bench/gate_probe.py"
+    ):
         regress.choose_ref(None, root)
-    with pytest.raises(regress.Fallback, match="names no commit"):
+    with pytest.raises(regress.CannotJudge, match="names no commit"):
         regress.choose_ref("no-such-ref", root)
     assert regress.choose_ref("HEAD", root) == (new, f"{new[:10]} (--against HEAD)")
 
@@ -109,16 +113,21 @@ def _cli(root: Path, *args: str, env: dict | None = None, timeout: int = 120):
     )
 
 
-def test_cli_falls_back_to_the_stored_baseline_and_says_so(repo):
-    # HEAD~1 predates the entry point: the stored gate decides. Its baseline is broken here, so it
-    # answers 2 at once, before loading TensorFlow (a valid one would measure for a minute).
+def test_cli_cannot_judge_when_ref_predates_the_entry_point_and_writes_why(repo):
+    # HEAD~1 predates the entry point: the gate says so, exits 2 and writes its record and table,
+    # naming REF's side; it never measures the stored baseline instead (broken here, to be sure).
+    # Catches: an exit-2 path that writes no --json (CI then cannot tell whose side failed).
     root = repo["root"]
     (root / "reports/baseline/gate.json").write_text("{broken")
-    done = _cli(root)
+    done = _cli(root, "--json", "gate/gate.json", "--markdown", "gate/gate.md")
     assert done.returncode == 2, done.stderr
     assert "predates the A/B gate's entry point bench/gate_probe.py" in done.stdout
-    assert "falling back to the stored baseline reports/baseline/gate.json" in done.stdout
-    assert "could not measure: baseline reports/baseline/gate.json is not valid JSON" in done.stderr
+    assert "baseline" not in done.stdout + done.stderr
+    doc = json.loads((root / "gate/gate.json").read_text())
+    assert doc["schema"] == regress.GATE_SCHEMA and doc["schema_version"] == 1
+    assert doc["exit_code"] == 2 and doc["cannot_judge"]["side"] == "A"
+    assert "predates" in doc["cannot_judge"]["reason"]
+    assert "gate: cannot judge (exit 2)" in (root / "gate/gate.md").read_text()
 
 
 def test_cli_against_and_baseline_exclude_each_other(capsys):
@@ -139,9 +148,9 @@ def test_cli_ab_gate_refuses_too_few_rounds_before_measuring(capsys, monkeypatch
 
 def test_run_ab_gate_refuses_too_few_rounds_before_any_process(monkeypatch):
     # The proof script calls run_ab_gate directly, past the CLI: the check is there too.
-    monkeypatch.setattr(regress.ab, "run_interleaved", _never)
-    monkeypatch.setattr(regress.ab, "run_rounds", _never)
-    with pytest.raises(regress.gate_ab.ABError, match="--rounds 4"):
+    monkeypatch.setattr(regress.ab_rounds, "run_interleaved", _never)
+    monkeypatch.setattr(regress.ab_rounds, "run_rounds", _never)
+    with pytest.raises(regress.ab_rule.ABError, match="--rounds 4"):
         regress.run_ab_gate({}, rounds=4, data_path=None, interleave=True)
 
 
@@ -155,7 +164,7 @@ def _rounds_text(doc: dict) -> str:
         windows = {
             side: [
                 round(ms, 1)
-                for ms in regress.gate_ab.window_walls(run["batch_end_s"], warmup, run["pauses"])
+                for ms in regress.ab_rule.window_walls(run["batch_end_s"], warmup, run["pauses"])
             ]
             for side in "AB"
             for run in resp[side]["runs"]
@@ -170,14 +179,14 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
     # REF = HEAD (committed, clean). The working tree (side B) gets an uncommitted change that
     # makes every training step 3× as long: the gate must build REF's env, measure both, exit 1.
     root = repo["root"]
-    variants = root / "bench/gate/variants.py"
+    variants = root / "bench/plan/gate_variants.py"
     variants.write_text(
         variants.read_text()
         + '\nAB_VARIANTS = (GateVariant("tiny", 100, "float32", 12500, epochs=2),)\n'
     )
     _git(root, "commit", "-qam", "tiny gate variants")
     head = _git(root, "rev-parse", "HEAD")
-    probe = root / "bench/measure/probe.py"
+    probe = root / "bench/measure/ab_runs.py"
     probe.write_text(
         probe.read_text().replace(
             "inject = parse_inject(os.environ.get(INJECT_ENV))",
@@ -201,7 +210,7 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
     doc = json.loads((out / "gate.json").read_text())
     assert doc["mode"] == "ab" and doc["exit_code"] == 1 and doc["ref_commit"] == head
     assert doc["meta"]["env"]["installer"] == "uv" and doc["meta"]["env"]["from_lock"] is True
-    assert doc["measured"]["rounds"] == regress.gate_ab.DEFAULT_ROUNDS
+    assert doc["measured"]["rounds"] == regress.ab_rule.DEFAULT_ROUNDS
     responses = doc["measured"]["responses"]
     # Both entry points interleave: the two processes of each round took turns every few steps.
     assert doc["measured"]["mode"].startswith("interleaved") and doc["measured"]["order"] is None
@@ -218,3 +227,75 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
     assert table.startswith("## Step-time gate (A/B)") and "gate: REGRESSION (exit 1)" in table
     assert "REF environment: uv, from its requirements.lock" in done.stdout
     assert _git(root, "worktree", "list").count("\n") == 0  # the REF checkout is gone
+
+
+# A stand-in entry point that answers a contract-1 request at once with made-up raw times: every
+# step takes 1 ms x the next of its side's FACTORS (cycled, one per process, in the order they run).
+FIGURES = """
+import json, os, sys
+request = json.loads(sys.stdin.readline())
+factors = [float(f) for f in os.environ["FACTORS"].split(",")]
+path = os.environ["LOG"]
+done = len(open(path).readlines()) if os.path.exists(path) else 0
+factor = factors[done % len(factors)]
+with open(path, "a") as log:
+    log.write(json.dumps(request) + "\\n")
+ms = [1.0 * factor] * 100
+ends = [sum(ms[: i + 1]) / 1000 for i in range(len(ms))]
+run = {"name": "v", "steps": 100, "step_ms": [ms], "batch_end_s": ends}
+print(json.dumps({"contract": 1, "ok": True, "versions": {}, "runs": [run]}), flush=True)
+"""
+
+
+def _figures_side(tmp_path: Path, label: str, factors: str) -> ab_rounds.Side:
+    tree = tmp_path / label
+    (tree / "bench").mkdir(parents=True)
+    (tree / "bench" / "__init__.py").write_text("")
+    (tree / "bench" / "gate_probe.py").write_text(FIGURES)
+    env = {"FACTORS": factors, "LOG": str(tmp_path / f"{label}.log")}
+    return ab_rounds.Side(label, sys.executable, tree, env)
+
+
+def _sized_gate(tmp_path: Path, b_factors: str, budget_s: float = 600.0):
+    sides = {"A": _figures_side(tmp_path, "A", "1"), "B": _figures_side(tmp_path, "B", b_factors)}
+    variants = (GateVariant("v", 100, "float32", 10000),)
+    return regress.run_ab_gate(
+        sides,
+        budget_s=budget_s,
+        data_path=None,
+        variants=variants,
+        prestart=False,  # one process at a time: each takes the next factor, in order
+        train_s=1.5,
+        echo=lambda _: None,
+    )
+
+
+def test_a_quiet_gate_runs_the_default_rounds_and_sends_the_time_size(tmp_path):
+    # Catches: rounds added though every row was judged, or train_s not reaching the probes.
+    rows, measured = _sized_gate(tmp_path, "1")
+    assert measured["rounds"] == ab_rule.DEFAULT_ROUNDS
+    assert {r.verdict for r in rows} == {"pass"}
+    requests = [json.loads(line) for line in (tmp_path / "B.log").read_text().splitlines()]
+    assert len(requests) == ab_rule.DEFAULT_ROUNDS
+    assert all(r["train_s"] == 1.5 and r["min_timed_steps"] == 40 for r in requests)
+
+
+def test_a_noisy_gate_adds_rounds_up_to_the_maximum_before_it_gives_up(tmp_path):
+    # B/A is 0.6 and 1.6 in turn: after 8 rounds a row is 'too noisy', so rounds are added
+    # one at a time up to MAX_ROUNDS. Catches: giving up at once, or adding rounds without end.
+    rows, measured = _sized_gate(tmp_path, "0.6,1.6")
+    assert measured["rounds"] == ab_rule.MAX_ROUNDS
+    assert "too noisy" in {r.verdict for r in rows}
+
+
+def test_a_clear_regression_is_never_remeasured(tmp_path):
+    # Catches: extra rounds that could fish a regression back into a pass.
+    rows, measured = _sized_gate(tmp_path, "1.5,1.6")
+    assert measured["rounds"] == ab_rule.DEFAULT_ROUNDS
+    assert {r.verdict for r in rows} == {"REGRESSION"}
+
+
+def test_a_spent_budget_stops_at_the_fewest_rounds_that_give_a_ci(tmp_path):
+    # Catches: a slow machine running the default 8 rounds whatever the budget says.
+    _rows, measured = _sized_gate(tmp_path, "0.6,1.6", budget_s=1e-6)
+    assert measured["rounds"] == ab_rule.MIN_ROUNDS

@@ -2,7 +2,7 @@
 
 Design (issue 13). Side A is the reference commit, side B the working tree; every side and round a
 fresh process running ``python -m bench.gate_probe``, the two processes of a round taking turns
-every few training steps (``bench.run.ab``; whole processes A B, B A, … with an older REF). Per
+every few training steps (``bench.run.ab_rounds``; whole processes A B, B A, … with an older REF). Per
 side, round and gate variant the probe returns raw step times, from which this module derives two
 figures (``round_figures``):
 
@@ -77,8 +77,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import stats
-from bench.gate import judge
-from bench.gate.judge import (
+from bench.gate.verdicts import (
     FASTER,
     NOISY,
     NOT_MEASURED,
@@ -94,8 +93,10 @@ NOISE_K = 3.0
 LEVEL = 0.90
 MIN_ROUNDS = 5  # the fewest whose min…max holds the median with >= LEVEL (5: 93.8 %)
 DEFAULT_ROUNDS = 8  # CI = 2nd smallest … 2nd largest ratio (93.0 %): one stray round cannot decide
+MAX_ROUNDS = 16  # rounds added when a row is too noisy stop here (CI = 4th … 13th, 92.3 %)
+BUDGET_S = 210.0  # seconds of rounds; with REF's environment (~30 s) the gate fits 5 minutes
 METRICS = ("median_ms", "wall_ms")
-# Steps per window of the wall figure in interleaved rounds (bench.run.ab.INTERLEAVE_EVERY steps
+# Steps per window of the wall figure in interleaved rounds (bench.run.ab_rounds.INTERLEAVE_EVERY steps
 # per turn): long enough to hold a periodic cost of every 50 steps or more often in every window.
 WALL_WINDOW = 50
 METRIC_LABELS = {"median_ms": "median step", "wall_ms": "wall per step"}
@@ -313,6 +314,29 @@ def compare_rounds(
     return rows
 
 
-def exit_code(rows: Sequence[ABRow]) -> int:
-    """1 if any row regressed; else 2 if any could not be judged (or there are none); else 0."""
-    return judge.exit_code(rows)  # the same verdict names and rule as the stored-baseline gate
+def more_rounds_wanted(rows: Sequence[ABRow]) -> bool:
+    """Whether more rounds could turn 'cannot judge' into a verdict: no regression, a row too noisy.
+
+    Rounds are added only while the gate would otherwise give up (exit 2); a clear regression or
+    pass is never re-measured, so adding rounds cannot fish for a different verdict.
+    """
+    verdicts = {row.verdict for row in rows}
+    return REGRESSION not in verdicts and NOISY in verdicts
+
+
+def plan_rounds(done: int, elapsed_s: float, rows: Sequence[ABRow], budget_s: float) -> int:
+    """How many rounds to run next (0: stop), sizing the gate by time.
+
+    Up to DEFAULT_ROUNDS while the rounds so far predict staying within `budget_s` (never fewer
+    than MIN_ROUNDS); past it, one more at a time while ``more_rounds_wanted`` and within budget,
+    up to MAX_ROUNDS.
+    """
+    if done < MIN_ROUNDS:
+        return MIN_ROUNDS - done
+    per_round = elapsed_s / done
+    fits = int((budget_s - elapsed_s) // per_round) if per_round > 0 else MAX_ROUNDS
+    if done < DEFAULT_ROUNDS:
+        return max(0, min(DEFAULT_ROUNDS - done, fits))
+    if done < MAX_ROUNDS and fits >= 1 and more_rounds_wanted(rows):
+        return 1
+    return 0

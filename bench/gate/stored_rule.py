@@ -1,6 +1,6 @@
 """Step-time regression gate: thresholds and verdicts, a pure function of two measurements.
 
-The measured statistic (``bench.measure.gate_rounds``): per round, r = harness step ms / calibration step ms
+The measured statistic (``bench.measure.stored_rounds``): per round, r = harness step ms / calibration step ms
 (each run's fastest timed step), measured back to back in one process; per variant, R = median of
 the rounds' r. The calibration runs the same arithmetic without Keras, so a machine that is
 uniformly slower moves A and B alike and leaves R alone, while a slower harness step raises R.
@@ -28,26 +28,57 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from bench import stats
-from bench.gate.baseline import GateError, check_entry
+from bench.gate.verdicts import (
+    CHANGED,
+    FASTER,
+    NO_BASELINE,
+    NOISY,
+    NOT_MEASURED,
+    PASS,
+    REGRESSION,
+)
+from bench.plan.gate_variants import REQUIRED_LISTS, ROUND_LISTS
 
+MIN_ROUNDS = 3  # the fewest a baseline or a measurement may hold: a median needs a middle
 DEFAULT_ROUNDS = 9
 FLOOR = 0.15
 K = 3.0
 CEILING = 0.25
-EXIT_PASS, EXIT_REGRESSION, EXIT_UNMEASURED = 0, 1, 2
-
-PASS, REGRESSION, FASTER, NOISY, NO_BASELINE, NOT_MEASURED, CHANGED = (
-    "pass",
-    "REGRESSION",
-    "faster",
-    "too noisy",
-    "no baseline",
-    "not measured",
-    "setup changed",
+UPDATE_HINT = (
+    "create it with `mnist-bench regress --update-baseline` (on the CI machine) and commit it"
 )
+
+
+class GateError(ValueError):
+    """The gate cannot judge: the message says what is wrong and how to fix it."""
+
+
+def check_entry(entry: Any, where: str) -> None:
+    """Raise GateError unless entry holds equally long per-round lists of positive numbers."""
+    if not isinstance(entry, dict):
+        raise GateError(f"{where}: expected an object, got {type(entry).__name__}")
+    lengths = set()
+    for key in ROUND_LISTS:
+        values = entry.get(key)
+        if values is None and key not in REQUIRED_LISTS:
+            continue
+        if not isinstance(values, list):
+            raise GateError(f"{where}: '{key}' must be a list of numbers")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise GateError(f"{where}: '{key}' holds {v!r}, not a finite number")
+            if v <= 0:
+                raise GateError(f"{where}: '{key}' holds {v!r}, not a positive number")
+        lengths.add(len(values))
+    if len(lengths) != 1:
+        raise GateError(f"{where}: the per-round lists differ in length")
+    if len(entry["ratios"]) < MIN_ROUNDS:
+        raise GateError(f"{where}: {len(entry['ratios'])} rounds, the gate needs {MIN_ROUNDS}")
+
+
 # What a round measures; ratios compare only when these match (and the TF thread settings do).
 SETUP_KEYS = ("batch_size", "precision", "train_images", "epochs", "timed_steps")
 
@@ -146,20 +177,3 @@ def compare(
             for row in rows
         ]
     return rows
-
-
-class Verdicted(Protocol):
-    """A row of either gate (Row here, ABRow in bench.gate.ab)."""
-
-    @property
-    def verdict(self) -> str: ...
-
-
-def exit_code(rows: Sequence[Verdicted]) -> int:
-    """1 if any variant regressed; else 2 if any could not be judged; else 0."""
-    verdicts = {row.verdict for row in rows}
-    if REGRESSION in verdicts:
-        return EXIT_REGRESSION
-    if verdicts - {PASS, FASTER} or not rows:
-        return EXIT_UNMEASURED
-    return EXIT_PASS

@@ -15,7 +15,7 @@ PACKAGES = ("tensorflow", "keras", "jax", "jaxlib", "torch", "numpy", "pandas", 
 # The modules each backend needs importable (checked without importing them).
 BACKEND_MODULES = {"tensorflow": ("tensorflow",), "jax": ("jax", "jaxlib"), "torch": ("torch",)}
 LOCK_FILE = "requirements.lock"  # compiled by uv from pyproject.toml (noxfile.py: `nox -s lock`)
-SOURCE_ROOT = Path(__file__).resolve().parents[2]
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def package_version(package: str) -> str | None:

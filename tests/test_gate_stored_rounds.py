@@ -1,4 +1,4 @@
-"""The gate's measurement end to end on a small real slice, in a fresh process (it pins TF threads)."""
+"""The stored gate's measurement (bench.measure.stored_rounds) end to end on a small real slice, in a fresh process (it pins TF threads)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import json, sys
-from bench import stats
-from bench.gate import baseline as gate_baseline
-from bench.gate import judge
-from bench.gate import render as gate_render
-from bench.measure import gate_rounds
-from bench.gate.variants import GateVariant
+from bench.measure import stored_rounds, threads
+from bench.plan.gate_variants import GateVariant
 from mnist_models.data import load_mnist
 from tests.conftest import CACHE
 
@@ -26,10 +22,12 @@ import time
 import keras
 
 calls = []
+busy_steps = []
 EXTRA_S = 0.005  # busy work added to every harness step, never to the calibration step
 
 
 def busy(batch, logs):
+    busy_steps.append(batch)
     end = time.perf_counter() + EXTRA_S
     while time.perf_counter() < end:
         pass
@@ -41,13 +39,14 @@ def callbacks():
 
 tiny = (GateVariant("tiny", 100, "float32", 3000),)
 data = load_mnist(cache_path=CACHE, sources=("cache",))
-measured = gate_rounds.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
+measured = stored_rounds.measure(data, variants=tiny, rounds=3, callbacks=callbacks)
 try:
-    gate_rounds.pin_threads(2)
+    threads.pin_threads(2)
     late = None
-except gate_baseline.GateError as exc:
+except ValueError as exc:
     late = str(exc)
-json.dump({"measured": measured, "factory_calls": len(calls), "late": late}, sys.stdout)
+out = {"measured": measured, "factory_calls": len(calls), "busy_steps": len(busy_steps), "late": late}
+json.dump(out, sys.stdout)
 """
 
 
@@ -68,9 +67,10 @@ def test_measure_interleaves_rounds_and_passes_callbacks_through(real_mnist):
         entry["ratios"], entry["harness_ms"], entry["calibration_ms"], strict=True
     ):
         assert ratio == pytest.approx(a / b)
-    # The injected 5 ms reach the harness's clock (even its fastest step) and not the calibration.
+    # The injected 5 ms reach the harness's clock (even its fastest step: a busy-wait is a lower
+    # bound on any machine) ...
     assert all(h >= 5.0 for h in entry["harness_ms"])
-    assert all(
-        c < h - 4.0 for c, h in zip(entry["calibration_ms"], entry["harness_ms"], strict=True)
-    )
+    # ... and only the harness runs them: one call per harness step (3 rounds x 30 steps), none
+    # for the calibration's steps. Counted, not timed (a timed upper bound failed on a busy machine).
+    assert out["busy_steps"] == 3 * 30
     assert "already running" in out["late"] and "fresh process" in out["late"]

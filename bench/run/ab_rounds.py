@@ -1,4 +1,4 @@
-"""A/B rounds: two sides, each round a fresh ``python -m bench.gate_probe`` process per side. No TF.
+"""A/B gate rounds: two sides, each round a fresh ``python -m bench.gate_probe`` process per side. No TF.
 
 A side is an interpreter plus a source tree (and environment variables): side B is the working tree
 in this interpreter, side A a reference commit checked out with its own environment
@@ -14,7 +14,7 @@ in this interpreter, side A a reference commit checked out with its own environm
   at a time; the next probe is started while the current one measures, because a probe imports
   TensorFlow before it reads its request, and that overlap is the same for both sides.
 
-The gate's decision is ``bench.gate.ab`` (pure).
+The gate's decision is ``bench.gate.ab_rule`` (pure); the flow that calls this is ``bench.gate.regress``.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.gate_probe import CONTRACT, INJECT_ENV
+from bench.plan.gate_variants import CONTRACT, INJECT_ENV
 from bench.records import REASON_CHARS
 from bench.run import turns
 
@@ -150,10 +150,10 @@ def final_response(response: dict[str, Any], side: Side, started: float) -> dict
     return response
 
 
-def round_order(rounds: int) -> list[tuple[int, str]]:
-    """(round, side) in run order: A B, B A, A B, … (the first of each pair alternates)."""
+def round_order(rounds: int, first: int = 0) -> list[tuple[int, str]]:
+    """(round, side) of rounds `first` … `rounds`-1 in run order: A B, B A, A B, … (by round parity)."""
     order = []
-    for r in range(rounds):
+    for r in range(first, rounds):
         pair = ("A", "B") if r % 2 == 0 else ("B", "A")
         order += [(r, s) for s in pair]
     return order
@@ -164,16 +164,17 @@ def run_rounds(
     request: Mapping[str, Any],
     rounds: int,
     *,
+    first: int = 0,
     prestart: bool = True,
     on_response: Callable[[int, str, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """``[{"A": response, "B": response}, …]``, one entry per round, each response a fresh process.
+    """``[{"A": response, "B": response}, …]`` for rounds `first` … `rounds`-1, each a fresh process.
 
     With `prestart`, the next probe starts (and imports TensorFlow) while the current one measures.
     Any failure stops the rounds: every probe started is killed and ProbeError raised.
     """
-    order = round_order(rounds)
-    results: list[dict[str, Any]] = [{} for _ in range(rounds)]
+    order = round_order(rounds, first)
+    results: list[dict[str, Any]] = [{} for _ in range(first, rounds)]
     started: list[Probe] = []
 
     def start(k: int) -> Probe:
@@ -190,7 +191,7 @@ def run_rounds(
             except ProbeError as exc:
                 exc.side = label
                 raise
-            results[r][label] = response
+            results[r - first][label] = response
             if on_response:
                 on_response(r, label, response)
             if k + 1 < len(order):
@@ -213,6 +214,7 @@ def run_interleaved(
     request: Mapping[str, Any],
     rounds: int,
     *,
+    first: int = 0,
     every: int = INTERLEAVE_EVERY,
     on_response: Callable[[int, str, dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -224,15 +226,15 @@ def run_interleaved(
     interleaving of ``bench.gate_probe`` (``describe`` lists "interleave").
     """
     line = json.dumps({**request, "interleave": {"every": every}})
-    results: list[dict[str, Any]] = [{} for _ in range(rounds)]
-    for r in range(rounds):
+    results: list[dict[str, Any]] = [{} for _ in range(first, rounds)]
+    for r in range(first, rounds):
         takers = {label: _turn_taker(side, label) for label, side in sides.items()}
         try:
             for taker in takers.values():
                 taker.send(line)
             turns.take_turns(takers, turns.alternating("A" if r % 2 == 0 else "B"))
             for label in ("A", "B"):
-                results[r][label] = _final(takers[label], sides[label])
+                results[r - first][label] = _final(takers[label], sides[label])
         except turns.TurnError as exc:
             err = ProbeError(f"{sides[exc.label].label}: probe {exc}")
             err.side = exc.label
@@ -242,7 +244,7 @@ def run_interleaved(
                 taker.kill()
         for label in ("A", "B"):
             if on_response:
-                on_response(r, label, results[r][label])
+                on_response(r, label, results[r - first][label])
     return results
 
 
@@ -254,19 +256,6 @@ def _final(taker: turns.TurnTaker, side: Side) -> dict[str, Any]:
     except ProbeError as exc:
         exc.side = taker.label
         raise
-
-
-def request(
-    variants: Sequence[Mapping[str, Any]], *, warmup_steps: int, threads: int, data: str | None
-) -> dict[str, Any]:
-    """A contract-1 request for these gate variants."""
-    return {
-        "contract": CONTRACT,
-        "runs": [dict(v) for v in variants],
-        "warmup_steps": warmup_steps,
-        "threads": threads,
-        "data": data,
-    }
 
 
 def source_root() -> Path:

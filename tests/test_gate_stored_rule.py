@@ -1,6 +1,6 @@
 """The gate's comparison logic on literal numbers: spread, threshold, verdicts, baseline file, table.
 
-No TensorFlow: bench.regress is pure, and the CLI checks the baseline before it loads TF.
+No TensorFlow: bench.gate.stored_rule is pure, and the CLI checks the baseline before it loads TF.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 from bench import stats
 from bench.cli import main
 from bench.gate import baseline as gate_baseline
-from bench.gate import judge
 from bench.gate import render as gate_render
+from bench.gate import stored_rule, verdicts
+from bench.plan.gate_variants import ROUND_LISTS
 
 REPO = Path(__file__).resolve().parent.parent
 QUIET = [1.0, 1.0, 1.0, 1.0, 1.0]  # MAD 0: the threshold is the floor
@@ -35,7 +36,7 @@ def entry(ratios: list[float], harness_ms: float = 2.0) -> dict:
 
 
 def measured(**variants: list[float]) -> dict:
-    """What bench.gate_rounds.measure returns, with these per-round ratios."""
+    """What bench.measure.stored_rounds.measure returns, with these per-round ratios."""
     return {
         "rounds": 5,
         "warmup_steps": 10,
@@ -61,55 +62,55 @@ def test_spread_and_error_of_the_median_on_literal_numbers():
 
 
 def test_threshold_is_the_floor_when_quiet_and_k_sigma_when_noisy():
-    assert judge.threshold(QUIET, QUIET) == 0.15
-    assert judge.threshold(WIDE, QUIET) == pytest.approx(0.249296, rel=1e-5)  # 3 · 0.0831
-    assert judge.threshold(WIDE, WIDE) == pytest.approx(0.352558, rel=1e-5)  # 3 · √2 · 0.0831
-    assert judge.threshold(WIDE, QUIET, k=1.0) == 0.15  # 0.083 is under the floor
-    assert judge.threshold(QUIET, QUIET, floor=0.05) == 0.05
+    assert stored_rule.threshold(QUIET, QUIET) == 0.15
+    assert stored_rule.threshold(WIDE, QUIET) == pytest.approx(0.249296, rel=1e-5)  # 3 · 0.0831
+    assert stored_rule.threshold(WIDE, WIDE) == pytest.approx(0.352558, rel=1e-5)  # 3 · √2 · 0.0831
+    assert stored_rule.threshold(WIDE, QUIET, k=1.0) == 0.15  # 0.083 is under the floor
+    assert stored_rule.threshold(QUIET, QUIET, floor=0.05) == 0.05
 
 
 @pytest.mark.parametrize(
     ("current", "verdict"),
     [
-        ([1.1] * 5, judge.PASS),
-        ([1.14] * 5, judge.PASS),
-        ([1.16] * 5, judge.REGRESSION),
-        ([1.3] * 5, judge.REGRESSION),
-        ([0.8] * 5, judge.FASTER),
-        (NOISY, judge.NOISY),  # threshold 75% > ceiling 25%: it cannot tell
-        ([2 * r for r in NOISY], judge.REGRESSION),  # +100% is beyond even that noise
+        ([1.1] * 5, verdicts.PASS),
+        ([1.14] * 5, verdicts.PASS),
+        ([1.16] * 5, verdicts.REGRESSION),
+        ([1.3] * 5, verdicts.REGRESSION),
+        ([0.8] * 5, verdicts.FASTER),
+        (NOISY, verdicts.NOISY),  # threshold 75% > ceiling 25%: it cannot tell
+        ([2 * r for r in NOISY], verdicts.REGRESSION),  # +100% is beyond even that noise
     ],
 )
 def test_verdicts(current, verdict):
-    row = judge.judge("v", entry(current), entry(QUIET))
+    row = stored_rule.judge("v", entry(current), entry(QUIET))
     assert row.verdict == verdict
     assert row.baseline_ratio == 1.0
     assert row.change == pytest.approx(stats.median(current) - 1)
 
 
 def test_a_wide_spread_raises_the_threshold_enough_to_pass_a_20_percent_change():
-    row = judge.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE))
+    row = stored_rule.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE))
     assert row.change == pytest.approx(0.2)
     assert row.threshold == pytest.approx(0.352558, rel=1e-5)
-    assert row.verdict == judge.NOISY  # 35% > ceiling: passing it would be dishonest
-    lenient = judge.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE), ceiling=0.5)
-    assert lenient.verdict == judge.PASS
+    assert row.verdict == verdicts.NOISY  # 35% > ceiling: passing it would be dishonest
+    lenient = stored_rule.judge("v", entry([1.2 * r for r in WIDE]), entry(WIDE), ceiling=0.5)
+    assert lenient.verdict == verdicts.PASS
 
 
 def test_missing_variants_on_either_side_cannot_be_judged():
     base = baseline(a=QUIET, b=QUIET)
-    rows = judge.compare(base, measured(a=QUIET, c=QUIET))
+    rows = stored_rule.compare(base, measured(a=QUIET, c=QUIET))
     assert [(r.variant, r.verdict) for r in rows] == [
-        ("a", judge.PASS),
-        ("b", judge.NOT_MEASURED),
-        ("c", judge.NO_BASELINE),
+        ("a", verdicts.PASS),
+        ("b", verdicts.NOT_MEASURED),
+        ("c", verdicts.NO_BASELINE),
     ]
-    assert judge.exit_code(rows) == judge.EXIT_UNMEASURED
+    assert verdicts.exit_code(rows) == verdicts.EXIT_UNMEASURED
     # A regression found is a finding even when another variant could not be judged.
-    rows = judge.compare(base, measured(a=[1.5] * 5))
-    assert judge.exit_code(rows) == judge.EXIT_REGRESSION
-    assert judge.exit_code(judge.compare(base, measured(a=QUIET, b=[0.5] * 5))) == 0
-    assert judge.exit_code([]) == judge.EXIT_UNMEASURED
+    rows = stored_rule.compare(base, measured(a=[1.5] * 5))
+    assert verdicts.exit_code(rows) == verdicts.EXIT_REGRESSION
+    assert verdicts.exit_code(stored_rule.compare(base, measured(a=QUIET, b=[0.5] * 5))) == 0
+    assert verdicts.exit_code([]) == verdicts.EXIT_UNMEASURED
 
 
 def test_ratios_measured_another_way_do_not_compare():
@@ -118,26 +119,26 @@ def test_ratios_measured_another_way_do_not_compare():
     for doc in (base, now):
         for entry in doc["variants"].values():
             entry.update(batch_size=32, precision="float32", train_images=19200, timed_steps=590)
-    assert judge.exit_code(judge.compare(base, now)) == judge.EXIT_REGRESSION
+    assert verdicts.exit_code(stored_rule.compare(base, now)) == verdicts.EXIT_REGRESSION
     now["variants"]["b"]["train_images"] = 6400
-    rows = judge.compare(base, now)
-    assert [r.verdict for r in rows] == [judge.REGRESSION, judge.CHANGED]
+    rows = stored_rule.compare(base, now)
+    assert [r.verdict for r in rows] == [verdicts.REGRESSION, verdicts.CHANGED]
     now["threads"] = {"intra_op": 0, "inter_op": 0}  # the baseline pinned one thread each
-    rows = judge.compare(base, now)
-    assert [r.verdict for r in rows] == [judge.CHANGED, judge.CHANGED]
-    assert judge.exit_code(rows) == judge.EXIT_UNMEASURED
+    rows = stored_rule.compare(base, now)
+    assert [r.verdict for r in rows] == [verdicts.CHANGED, verdicts.CHANGED]
+    assert verdicts.exit_code(rows) == verdicts.EXIT_UNMEASURED
     assert "note: the gate's setup" in gate_render.render_table(rows, base, {})
 
 
 def test_compare_rejects_a_floor_above_the_ceiling_and_a_bad_measurement():
-    with pytest.raises(gate_baseline.GateError, match="floor"):
-        judge.compare(baseline(a=QUIET), measured(a=QUIET), floor=0.3, ceiling=0.2)
+    with pytest.raises(stored_rule.GateError, match="floor"):
+        stored_rule.compare(baseline(a=QUIET), measured(a=QUIET), floor=0.3, ceiling=0.2)
     bad = measured(a=QUIET)
     bad["variants"]["a"]["ratios"][0] = float("nan")
     with pytest.raises(
-        gate_baseline.GateError, match=r"measurement: variant 'a'.*not a finite number"
+        stored_rule.GateError, match=r"measurement: variant 'a'.*not a finite number"
     ):
-        judge.compare(baseline(a=QUIET), bad)
+        stored_rule.compare(baseline(a=QUIET), bad)
 
 
 def test_baseline_round_trips_through_its_file(tmp_path):
@@ -165,7 +166,7 @@ def _corrupt(doc: dict, edit: str) -> dict:
     elif edit == "lengths":
         variant["calibration_ms"].pop()
     elif edit == "few-rounds":
-        for key in gate_baseline.ROUND_LISTS:
+        for key in ROUND_LISTS:
             if key in variant:
                 variant[key] = variant[key][:2]
     elif edit == "not-a-list":
@@ -190,7 +191,7 @@ def test_a_damaged_baseline_is_one_clear_error(tmp_path, edit, message):
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(_corrupt(baseline(a=WIDE), edit)))
     with pytest.raises(
-        gate_baseline.GateError, match=re.escape(f"baseline {path}") + ".*" + re.escape(message)
+        stored_rule.GateError, match=re.escape(f"baseline {path}") + ".*" + re.escape(message)
     ) as info:
         gate_baseline.read_baseline(path)
     assert "\n" not in str(info.value)
@@ -198,36 +199,34 @@ def test_a_damaged_baseline_is_one_clear_error(tmp_path, edit, message):
 
 def test_unreadable_baselines_say_how_to_fix_them(tmp_path):
     with pytest.raises(
-        gate_baseline.GateError, match=r"does not exist; create it with .*--update-base"
+        stored_rule.GateError, match=r"does not exist; create it with .*--update-base"
     ):
         gate_baseline.read_baseline(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"
     broken.write_text('{"schema": "mnist-bench/gate-baseline",\n  "variants": ')
-    with pytest.raises(
-        gate_baseline.GateError, match=r"not valid JSON \(.* at line 2, column 15\)"
-    ):
+    with pytest.raises(stored_rule.GateError, match=r"not valid JSON \(.* at line 2, column 15\)"):
         gate_baseline.read_baseline(broken)
     binary = tmp_path / "binary.json"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(gate_baseline.GateError, match="cannot be read"):
+    with pytest.raises(stored_rule.GateError, match="cannot be read"):
         gate_baseline.read_baseline(binary)
-    with pytest.raises(gate_baseline.GateError, match="cannot be read"):
+    with pytest.raises(stored_rule.GateError, match="cannot be read"):
         gate_baseline.read_baseline(tmp_path)  # a directory
-    with pytest.raises(gate_baseline.GateError, match="expected a JSON object, got list"):
+    with pytest.raises(stored_rule.GateError, match="expected a JSON object, got list"):
         broken.write_text("[]")
         gate_baseline.read_baseline(broken)
 
 
 def test_write_refuses_an_invalid_document(tmp_path):
     doc = _corrupt(baseline(a=WIDE), "negative")
-    with pytest.raises(gate_baseline.GateError, match="new baseline"):
+    with pytest.raises(stored_rule.GateError, match="new baseline"):
         gate_baseline.write_baseline(tmp_path / "gate.json", doc)
     assert not (tmp_path / "gate.json").exists()
 
 
 def test_table_shows_every_variant_the_formula_and_the_outcome():
     base = baseline(a=QUIET, b=QUIET)
-    rows = judge.compare(base, measured(a=[1.2] * 5, c=QUIET))
+    rows = stored_rule.compare(base, measured(a=[1.2] * 5, c=QUIET))
     text = gate_render.render_table(rows, base, {"cpu_model": "Other CPU", "cpu_cores": 4})
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()[:5]]
     assert cells[0][:5] == ["variant", "baseline ratio", "current ratio", "change", "threshold"]
@@ -273,7 +272,7 @@ def test_cli_reports_a_corrupt_baseline_as_exit_2_without_loading_tensorflow(tmp
     assert done.stderr.strip().splitlines() == [
         f"mnist-bench regress: could not measure: baseline {bad} is not valid JSON "
         "(Expecting property name enclosed in double quotes at line 1, column 2); "
-        f"{gate_baseline.UPDATE_HINT}"
+        f"{stored_rule.UPDATE_HINT}"
     ]
 
 

@@ -1,7 +1,8 @@
-"""What ``python -m bench.gate_probe`` measures: gate runs through the harness, raw times out. Imports TF.
+"""The runs an A/B gate probe measures: gate variants through the harness, raw times out. Imports TF.
 
-The contract (request and response fields) is documented in ``bench.gate_probe``; this module is free
-to move with the code as long as that entry point keeps calling it.
+``python -m bench.gate_probe`` (the stable entry point, which documents the contract) calls
+``run_request`` and writes what it returns; this module is free to move with the code as long as
+that entry point keeps calling it.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 
 import keras
 
-from bench.gate_probe import INJECT_ENV
+from bench.envinfo import PACKAGES, package_version
 from bench.measure.baton import Baton
-from bench.measure.gate_rounds import pin_threads, thread_settings
+from bench.measure.threads import pin_threads, thread_settings
 from bench.measure.train import run_variant
+from bench.plan.gate_variants import INJECT_ENV
 from bench.plan.variant import Variant
-from bench.run.envinfo import PACKAGES, package_version
 from mnist_models.data import load_mnist
 
 RUN_FIELDS = ("name", "batch_size", "precision", "train_images", "test_images", "epochs")
@@ -77,6 +78,33 @@ class ExtraWork(keras.callbacks.Callback):
             time.sleep(self.extra * self.every * statistics.median(self._own[-self.every :]))
 
 
+class StopAfter(keras.callbacks.Callback):
+    """End training once this run's own training time reaches `train_s`, after `min_steps` steps.
+
+    Own time: wall time since training began, less every wait of the `baton` (the other side's
+    turns), so both sides of an interleaved round train for the same time of their own.
+    """
+
+    def __init__(self, train_s: float, min_steps: int, baton: Baton | None = None) -> None:
+        super().__init__()
+        self.train_s, self.min_steps, self.baton = float(train_s), int(min_steps), baton
+        self._start = 0.0
+        self._waited0 = 0.0
+        self.steps = 0
+
+    def _waited(self) -> float:
+        return self.baton.waited_s if self.baton is not None else 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._start, self._waited0 = time.perf_counter(), self._waited()
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.steps += 1
+        own = time.perf_counter() - self._start - (self._waited() - self._waited0)
+        if self.steps >= self.min_steps and own >= self.train_s:
+            self.model.stop_training = True
+
+
 def parse_inject(text: str | None) -> dict[str, Any] | None:
     """The injection asked for in MNIST_BENCH_GATE_INJECT (JSON), checked; None when unset."""
     if not text:
@@ -98,46 +126,67 @@ def _check_run(run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: run[k] for k in RUN_FIELDS}
 
 
+def _callbacks(
+    request: Mapping[str, Any], wait: Callable[[str], float | None] | None, inject: Any
+) -> tuple[BatchEnds, Baton | None, list[keras.callbacks.Callback]]:
+    """A run's batch-end stamps, its baton (interleaved requests) and every callback, in order."""
+    every = (request.get("interleave") or {}).get("every")
+    ends = BatchEnds()
+    baton = Baton(wait, every=int(every)) if every is not None and wait is not None else None
+    callbacks: list[keras.callbacks.Callback] = [ends, *inject_callbacks(inject)]
+    if baton is not None:
+        callbacks.append(baton)
+    if request.get("train_s") is not None:
+        min_steps = int(request.get("warmup_steps", 0)) + int(request.get("min_timed_steps", 0))
+        callbacks.append(StopAfter(float(request["train_s"]), min_steps, baton))
+    return ends, baton, callbacks
+
+
+def _measure_run(
+    run: Mapping[str, Any],
+    data: Any,
+    request: Mapping[str, Any],
+    wait: Callable[[str], float | None] | None,
+    inject: Any,
+) -> dict[str, Any]:
+    """One run of the request through the harness: its raw step times, batch ends and pauses."""
+    variant = Variant(
+        batch_size=run["batch_size"],
+        validation="end_only",
+        precision=run["precision"],
+        epochs=run["epochs"],
+    )
+    piece = data.head(run["train_images"], run["test_images"])
+    ends, baton, callbacks = _callbacks(request, wait, inject)
+    timing = run_variant(variant, piece, callbacks=callbacks)["timing"]
+    return {
+        "name": run["name"],
+        "steps": len(ends.stamps),
+        "step_ms": timing["step_ms_raw"],
+        "batch_end_s": [round(s, 7) for s in ends.stamps],
+        **({"pauses": baton.pauses} if baton is not None else {}),
+    }
+
+
 def run_request(
     request: Mapping[str, Any], wait: Callable[[str], float | None] | None = None
 ) -> dict[str, Any]:
     """Measure every run of a contract-1 request in this process; the response's fields but 'ok'.
 
-    With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton's (``bench.measure.baton``).
+    With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton's (``bench.measure.baton``);
+    with ``"train_s": T``, each run stops after T seconds of its own training (``StopAfter``).
     """
     if request.get("contract") != 1:
         raise ValueError(f"request contract {request.get('contract')!r}; this side speaks 1")
     runs: Sequence[dict[str, Any]] = [_check_run(r) for r in request["runs"]]
-    every = (request.get("interleave") or {}).get("every")
-    if every is not None and wait is None:
+    if (request.get("interleave") or {}).get("every") is not None and wait is None:
         raise ValueError("an interleaved request needs a driver to wait for")
     inject = parse_inject(os.environ.get(INJECT_ENV))
     start = time.perf_counter()
     pin_threads(int(request.get("threads", 1)))
     path = request.get("data")
     data = load_mnist(path, sources=("path",) if path else ("path", "cache"))
-    out = []
-    for run in runs:
-        variant = Variant(
-            batch_size=run["batch_size"],
-            validation="end_only",
-            precision=run["precision"],
-            epochs=run["epochs"],
-        )
-        piece = data.head(run["train_images"], run["test_images"])
-        ends = BatchEnds()
-        baton = [Baton(wait, every=int(every))] if every is not None and wait is not None else []
-        callbacks = [ends, *inject_callbacks(inject), *baton]
-        timing = run_variant(variant, piece, callbacks=callbacks)["timing"]
-        out.append(
-            {
-                "name": run["name"],
-                "steps": len(ends.stamps),
-                "step_ms": timing["step_ms_raw"],
-                "batch_end_s": [round(s, 7) for s in ends.stamps],
-                **({"pauses": baton[0].pauses} if baton else {}),
-            }
-        )
+    out = [_measure_run(run, data, request, wait, inject) for run in runs]
     return {
         "elapsed_s": time.perf_counter() - start,
         "threads": thread_settings(),

@@ -1,0 +1,466 @@
+"""`mnist-bench regress`: the step-time gate from its options to the exit code, in one place. No TF here.
+
+Two modes, both ending in 0 pass, 1 regression, 2 cannot judge:
+
+- **A/B** (the default; what CI runs): REF is ``--against`` or ``bench.run.refenv.default_ref``
+  (merge base with origin/main, else HEAD~1), checked out (``git worktree``) with its own
+  environment built by uv. Both sides' entry points answer ``--describe``; then rounds of fresh
+  processes take turns (``bench.run.ab_rounds``), sized by time (``ab_rule.plan_rounds``: each run
+  trains ``AB_TRAIN_S`` seconds of its own where both sides can, rounds within a budget, more
+  only while a row is too noisy) and judged by ``bench.gate.ab_rule``.
+- **Stored baseline** (``--baseline``/``--update-baseline``; no git needed): harness vs
+  calibration in this process (``bench.measure.stored_rounds``, which imports TensorFlow),
+  judged against a baseline file by ``bench.gate.stored_rule``.
+
+When the A/B gate cannot run or measure (no git, no REF, REF without the entry point, REF's
+environment not built, a probe that fails on either side) it answers *cannot judge* (exit 2) with
+the reason and the side (``"A"`` REF, ``"B"`` the working tree, None neither) in its outputs. It
+never falls back to the stored baseline by itself: that file was measured on another machine and
+tree, so it cannot stand in for REF (docs/gate.md). ``.ci/gate`` decides what CI makes of exit 2.
+
+``--json`` gets a gate record (``GATE_SCHEMA``, version ``GATE_SCHEMA_VERSION``; docs/records.md)
+and ``--markdown`` the table, both written atomically through ``bench.outputs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench import envinfo, outputs
+from bench.gate import ab_rule, render, stored_rule
+from bench.gate import baseline as gate_baseline
+from bench.gate.verdicts import EXIT_PASS, EXIT_UNMEASURED, exit_code
+from bench.plan.gate_variants import (
+    AB_TRAIN_S,
+    AB_VARIANTS,
+    GATE_VARIANTS,
+    GateVariant,
+    probe_request,
+)
+from bench.plan.settings import DEFAULT_WARMUP_STEPS
+from bench.records import utc_now
+from bench.run import ab_rounds, refenv
+
+GATE_SCHEMA = "mnist-bench/gate-result"
+GATE_SCHEMA_VERSION = 1
+DEFAULT_BASELINE = Path("reports/baseline/gate.json")
+AB_THREADS = 1  # as the stored gate: one TF thread per pool on both sides
+Echo = Callable[[str], None]
+
+
+class CannotJudge(Exception):
+    """The A/B gate cannot run or measure here: exit 2, with the reason and whose side it was."""
+
+    def __init__(self, reason: str, side: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.side = reason, side
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What `regress` was asked for (``bench.cli`` fills it from the command line)."""
+
+    against: str | None = None
+    baseline: Path | None = None  # stored-baseline mode against this file
+    update_baseline: bool = False
+    rounds: int | None = None  # None: A/B sized by time; stored: stored_rule.DEFAULT_ROUNDS
+    budget_s: float = ab_rule.BUDGET_S
+    data: str | None = None
+    json_out: Path | None = None
+    markdown_out: Path | None = None
+    ref_env: Path | None = None
+    prestart: bool = True
+    alternate: bool = False  # whole processes in turn, even where both sides could interleave
+    force: bool = False
+    debug: bool = False
+
+    @property
+    def stored(self) -> bool:
+        return self.baseline is not None or self.update_baseline
+
+
+def run(options: Options, echo: Echo = print) -> int:
+    """The whole `regress` command: check the options, run one mode, write outputs; the exit code.
+
+    Bad options and outputs raise (the CLI prints them as usage errors) before anything is
+    measured; any other failure to measure is exit 2, because exit 1 means "regression".
+    """
+    check_options(options)
+    try:
+        if options.stored:
+            return stored_gate(options, echo)
+        return ab_gate(options, echo)
+    except CannotJudge as exc:
+        side = {"A": "REF's side", "B": "the working tree's side"}.get(exc.side or "", "")
+        echo(f"gate: cannot judge{f' ({side})' if side else ''}: {exc.reason}")
+        text = render.render_cannot_judge(exc.reason, exc.side)
+        write_outputs(options, "ab", EXIT_UNMEASURED, text, {"cannot_judge": _why(exc)})
+        return EXIT_UNMEASURED
+    except Exception as exc:
+        if options.debug:
+            raise
+        reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
+        mode = "stored-baseline" if options.stored else "ab"
+        text = render.render_cannot_judge(reason, None)
+        write_outputs(
+            options, mode, EXIT_UNMEASURED, text, {"cannot_judge": _why(CannotJudge(reason))}
+        )
+        return EXIT_UNMEASURED
+
+
+def check_options(options: Options) -> None:
+    """GateError or OutputError for options that cannot work, before minutes of measuring."""
+    if options.against is not None and options.stored:
+        raise stored_rule.GateError("--against and --baseline/--update-baseline exclude each other")
+    if options.rounds is not None and not options.stored:
+        ab_rule.check_rounds(options.rounds)
+    if not options.budget_s > 0:
+        raise stored_rule.GateError(
+            f"--budget {options.budget_s:g}: need a positive number of seconds"
+        )
+    inputs = [options.baseline or DEFAULT_BASELINE, options.data]
+    for out in (options.json_out, options.markdown_out):
+        if out is not None:  # never over the baseline or data it reads
+            outputs.check_output(out, inputs=inputs, force=options.force)
+
+
+def _why(exc: CannotJudge) -> dict[str, Any]:
+    return {"side": exc.side, "reason": exc.reason}
+
+
+# --- A/B -------------------------------------------------------------------------------------
+
+
+def choose_ref(against: str | None, cwd: Path) -> tuple[str, str]:
+    """(commit, description) of REF, or CannotJudge saying why there is none to drive."""
+    if refenv.repo_root(cwd) is None:
+        raise CannotJudge(f"{cwd} is not a git work tree (or git is missing)")
+    if against:
+        commit = refenv.resolve(against, cwd)
+        if commit is None:
+            raise CannotJudge(f"--against {against!r} names no commit here")
+        why = f"--against {against}"
+    else:
+        chosen = refenv.default_ref(cwd)
+        if chosen is None:
+            raise CannotJudge(f"neither {refenv.UPSTREAM} nor HEAD~1 exists (a one-commit clone?)")
+        commit, why = chosen
+    if not refenv.has_entry_point(commit, cwd):
+        raise CannotJudge(
+            f"REF {refenv.short(commit)} ({why}) predates the A/B gate's entry point "
+            f"{refenv.ENTRY_POINT}, so it cannot be driven",
+            side="A",
+        )
+    return commit, f"{refenv.short(commit)} ({why})"
+
+
+def ab_gate(options: Options, echo: Echo = print) -> int:
+    """The A/B gate: REF, both sides ready, rounds, verdicts, outputs; returns the exit code."""
+    start = time.perf_counter()
+    _exit_on_sigterm()
+    cwd = ab_rounds.source_root()
+    commit, ref_text = choose_ref(options.against, cwd)
+    data_path = _data_path(options.data, echo)
+    echo(f"gate: A = REF {ref_text}, B = this working tree")
+    env_dir = options.ref_env or Path(tempfile.mkdtemp(prefix="mnist-bench-refenv-"))
+    try:
+        with refenv.checkout(commit, cwd) as tree:
+            sides, built, describes = _ready_sides(tree, commit, ref_text, env_dir, echo)
+            rows, measured = run_ab_gate(
+                sides,
+                rounds=options.rounds,
+                budget_s=options.budget_s,
+                data_path=data_path,
+                prestart=options.prestart,
+                interleave=choose_interleave(describes, options.alternate, echo),
+                train_s=AB_TRAIN_S if all(d.get("train_s") for d in describes.values()) else None,
+                echo=echo,
+            )
+    except refenv.RefError as exc:
+        raise CannotJudge(f"REF {ref_text}: {exc}", side="A") from None
+    finally:
+        if options.ref_env is None:
+            shutil.rmtree(env_dir, ignore_errors=True)
+    meta = _ab_meta(ref_text, sides, built, measured, options, start)
+    text = render.render_ab(rows, meta)
+    echo(text)
+    code = exit_code(rows)
+    rows_out = [dataclasses.asdict(row) | {"change": row.change} for row in rows]
+    extra = {"ref_commit": commit, "rows": rows_out, "meta": meta, "measured": measured}
+    write_outputs(options, "ab", code, text, extra)
+    return code
+
+
+def _data_path(data: str | None, echo: Echo) -> str | None:
+    """Fetch and verify MNIST once, here; the path both sides' probes read (REF's run elsewhere)."""
+    from mnist_models.data import load_mnist  # numpy only
+
+    loaded = load_mnist(data)
+    echo(f"gate: data {loaded.source} ({loaded.location})")
+    return str(Path(loaded.location).resolve()) if loaded.source in ("path", "cache") else None
+
+
+def _ab_meta(
+    ref_text: str,
+    sides: Mapping[str, ab_rounds.Side],
+    built: refenv.RefEnv,
+    measured: Mapping[str, Any],
+    options: Options,
+    start: float,
+) -> dict[str, Any]:
+    """What the A/B table and record say about how the gate ran."""
+    first = measured["responses"][0]
+    return {
+        "ref": ref_text,
+        "rounds": measured["rounds"],
+        "mode": measured["mode"],
+        "sizing": measured["sizing"],
+        "sides": {
+            key: {"label": side.label, "versions": first[key]["versions"]}
+            for key, side in sides.items()
+        },
+        "env": dataclasses.asdict(built),
+        "machine": envinfo.machine_info(),
+        "elapsed_s": time.perf_counter() - start,
+    }
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: probes are killed, REF's checkout removed."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def _ready_sides(
+    tree: Path, commit: str, ref_text: str, env_dir: Path, echo: Echo
+) -> tuple[dict[str, ab_rounds.Side], refenv.RefEnv, dict[str, dict[str, Any]]]:
+    """Both sides, REF's environment built, and their entry points' ``--describe`` answers."""
+    try:
+        built = refenv.build_env(tree, commit, env_dir, log=echo)
+    except refenv.RefError as exc:
+        raise CannotJudge(
+            f"REF {ref_text}: its environment could not be built: {exc}", "A"
+        ) from None
+    echo(
+        f"REF environment: {built.installer}"
+        + (" (reused)" if built.reused else f", built in {built.build_s:.0f} s")
+        + (", from its requirements.lock" if built.from_lock else "")
+    )
+    sides = {
+        "A": ab_rounds.Side(f"A (REF {refenv.short(commit)})", built.python, tree),
+        "B": ab_rounds.Side("B (working tree)", sys.executable, ab_rounds.source_root()),
+    }
+    describes = {}
+    for key, side in sides.items():
+        try:
+            describes[key] = ab_rounds.describe(side)
+        except ab_rounds.ProbeError as exc:
+            raise CannotJudge(str(exc), side=key) from None
+    return sides, built, describes
+
+
+def choose_interleave(
+    describes: Mapping[str, Mapping[str, Any]], alternate: bool, echo: Echo
+) -> bool:
+    """Whether the rounds interleave: both entry points can and --alternate was not given."""
+    if alternate:
+        return False
+    lacking = [k for k, doc in describes.items() if not doc.get("interleave")]
+    if lacking:
+        echo(f"rounds alternate: side {', '.join(lacking)}'s entry point cannot interleave")
+    return not lacking
+
+
+def mode_text(interleave: bool) -> str:
+    """How the rounds ran, for the report."""
+    if interleave:
+        return (
+            f"interleaved (A and B take turns every {ab_rounds.INTERLEAVE_EVERY} training steps, "
+            "one process at a time)"
+        )
+    return "alternating (A B, B A, …, one whole process at a time)"
+
+
+def run_ab_gate(
+    sides: Mapping[str, ab_rounds.Side],
+    *,
+    rounds: int | None = None,
+    budget_s: float = ab_rule.BUDGET_S,
+    data_path: str | None,
+    variants: Sequence[GateVariant] = AB_VARIANTS,
+    warmup_steps: int = DEFAULT_WARMUP_STEPS,
+    prestart: bool = True,
+    interleave: bool = False,
+    train_s: float | None = None,
+    echo: Echo = print,
+) -> tuple[list[ab_rule.ABRow], dict[str, Any]]:
+    """Measure rounds between two ready sides and judge them: (rows, raw measurement).
+
+    `rounds` None sizes the gate by time (``ab_rule.plan_rounds`` within `budget_s`); a number
+    runs exactly that many. A probe that fails is CannotJudge naming its side. Too few rounds is
+    ABError before any process starts.
+    """
+    if rounds is not None:
+        ab_rule.check_rounds(rounds)
+    request = probe_request(
+        variants, warmup_steps=warmup_steps, threads=AB_THREADS, data=data_path, train_s=train_s
+    )
+    figures: list[dict[str, Any]] = []
+    responses: list[dict[str, Any]] = []
+    rows: list[ab_rule.ABRow] = []
+    start = time.perf_counter()
+    while True:
+        done = len(responses)
+        if rounds is None:
+            more = ab_rule.plan_rounds(done, time.perf_counter() - start, rows, budget_s)
+        else:
+            more = rounds - done
+        if more <= 0:
+            break
+        batch = _some_rounds(
+            sides, request, done, done + more, interleave, prestart, echo, warmup_steps
+        )
+        responses += batch
+        figures += [
+            {k: ab_rule.figures(resp, warmup_steps) for k, resp in r.items()} for r in batch
+        ]
+        rows = ab_rule.compare_rounds(figures, [v.name for v in variants])
+    measured = {
+        "request": request,
+        "mode": mode_text(interleave),
+        "order": None if interleave else ab_rounds.round_order(len(responses)),
+        "rounds": len(responses),
+        "sizing": {"train_s": train_s, "budget_s": budget_s, "fixed_rounds": rounds},
+        "figures": figures,
+        "responses": responses,
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return rows, measured
+
+
+def _some_rounds(
+    sides: Mapping[str, ab_rounds.Side],
+    request: Mapping[str, Any],
+    first: int,
+    stop: int,
+    interleave: bool,
+    prestart: bool,
+    echo: Echo,
+    warmup_steps: int,
+) -> list[dict[str, Any]]:
+    """Rounds `first` … `stop`-1, each line of progress echoed; CannotJudge if a probe fails."""
+
+    def progress(r: int, label: str, response: dict[str, Any]) -> None:
+        cells = ", ".join(
+            f"{name} median {f['median_ms']:.3f} wall {f['wall_ms']:.3f}"
+            for name, f in ab_rule.figures(response, warmup_steps).items()
+        )
+        echo(f"  round {r + 1} {label}: {cells} ms ({response['process_s']:.0f} s)")
+
+    try:
+        if interleave:
+            return ab_rounds.run_interleaved(
+                sides, request, stop, first=first, on_response=progress
+            )
+        return ab_rounds.run_rounds(
+            sides, request, stop, first=first, prestart=prestart, on_response=progress
+        )
+    except ab_rounds.ProbeError as exc:
+        whose = "REF" if exc.side == "A" else "the working tree"
+        raise CannotJudge(f"{whose} could not be measured: {exc}", side=exc.side) from None
+
+
+# --- stored baseline -------------------------------------------------------------------------
+
+
+def stored_gate(
+    options: Options,
+    echo: Echo = print,
+    callbacks: Callable[[], Sequence[Any]] | None = None,
+) -> int:
+    """Measure harness vs calibration here; compare with (or rewrite) the baseline; the exit code.
+
+    ``callbacks`` makes fresh Keras callbacks for each harness run: how the stored gate's proof
+    (scripts/prove_gate.py) adds work to the harness's step.
+    """
+    path = options.baseline or DEFAULT_BASELINE
+    update = options.update_baseline
+    baseline = None if update else gate_baseline.read_baseline(path)  # before a minute of work
+    from bench.measure import stored_rounds  # imports TensorFlow
+    from mnist_models.data import load_mnist
+
+    rounds = options.rounds or stored_rule.DEFAULT_ROUNDS
+    if rounds < stored_rule.MIN_ROUNDS:
+        raise stored_rule.GateError(f"--rounds {rounds}: need at least {stored_rule.MIN_ROUNDS}")
+    echo(f"gate: {rounds} rounds x {len(GATE_VARIANTS)} variants, harness vs calibration")
+    measured = stored_rounds.measure(
+        load_mnist(options.data),
+        rounds=rounds,
+        callbacks=callbacks,
+        on_round=lambda name, r, a, b: echo(
+            f"  round {r + 1}/{rounds} {name}: fastest step harness {a:.3f} ms, "
+            f"calibration {b:.3f} ms, ratio {a / b:.3f}"
+        ),
+    )
+    echo(f"measured in {measured['elapsed_s']:.0f} s")
+    machine = envinfo.machine_info()
+    if update:
+        doc = gate_baseline.make_baseline(measured, machine, envinfo.git_commit(), utc_now())
+        gate_baseline.write_baseline(path, doc)
+        echo(render.render_baseline(doc))
+        echo(f"baseline written: {path}")
+        rows: list[stored_rule.Row] = []
+        code, text = EXIT_PASS, render.render_baseline(doc)
+    else:
+        assert baseline is not None
+        rows = stored_rule.compare(baseline, measured)
+        text = render.render_table(rows, baseline, machine)
+        echo(text)
+        code = exit_code(rows)
+    extra = {
+        "baseline": str(path),
+        "updated": update,
+        "machine": machine,
+        "rows": [dataclasses.asdict(row) for row in rows],
+        "measured": measured,
+    }
+    write_outputs(options, "stored-baseline", code, text, extra)
+    return code
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def gate_record(mode: str, code: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """The --json document: a versioned gate record (docs/records.md, "Gate records")."""
+    return {
+        "schema": GATE_SCHEMA,
+        "schema_version": GATE_SCHEMA_VERSION,
+        "mode": mode,
+        "exit_code": code,
+        "created_utc": utc_now(),
+        **extra,
+    }
+
+
+def write_outputs(
+    options: Options, mode: str, code: int, text: str, extra: Mapping[str, Any]
+) -> None:
+    """--markdown gets the table, --json the gate record; each written atomically."""
+    title = {"ab": "A/B", "stored-baseline": "stored baseline"}[mode]
+    if options.markdown_out is not None:
+        outputs.write_atomic(options.markdown_out, f"## Step-time gate ({title})\n\n{text}\n")
+    if options.json_out is not None:
+        doc = gate_record(mode, code, extra)
+        outputs.write_atomic(options.json_out, json.dumps(doc, indent=1) + "\n")
