@@ -87,10 +87,14 @@ def resume_command(args: argparse.Namespace, out_dir: Path) -> str:
     if parse_shard(args.shard) != (1, 1):
         argv += ["--shard", args.shard]
     argv += ["--out", str(out_dir), "--resume"]
+    if getattr(args, "retry_failed", False):
+        argv.append("--retry-failed")
     return shlex.join(argv)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if args.retry_failed and not args.resume:  # a usage error, before anything is read
+        raise RunError("--retry-failed needs --resume: it reruns the failed jobs of a run's --out")
     parse_shard(args.shard)  # a bad spec stops here, before the matrix is even read
     matrix = _load_matrix(args)
     all_variants = matrix.variants()
@@ -131,6 +135,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             variants,
             results,
             resume=args.resume,
+            retry_failed=args.retry_failed,
             on_record=progress.print_record,
             on_probe=lambda p: print(progress.probe_line(p)),
             on_set=lambda line: print(line, flush=True),
@@ -407,6 +412,11 @@ def _add_run(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
     )
     run.add_argument("--out", help="output directory (default reports/<profile>-<UTC time>)")
     run.add_argument("--resume", action="store_true", help="skip jobs already in --out")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --resume: run failed and timed-out jobs again (a paired set's: the whole set)",
+    )
     run.add_argument("--list", action="store_true", help="print the variants and exit")
     run.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     run.add_argument("--no-report", action="store_true", help="write records only")

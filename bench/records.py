@@ -508,8 +508,38 @@ def write_records(path: str | os.PathLike[str], records: Iterable[dict[str, Any]
     outputs.write_atomic(path, write)
 
 
-def variant_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r["kind"] == "variant"]
+def job_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Which job a variant record is an attempt of: (run id, shard, variant id, repeat).
+
+    A run's job is one (variant, repeat) of its shard; ``run --resume --retry-failed`` appends a
+    new attempt of a failed or timed-out one after the old, so a file can hold several.
+    """
+    run = record.get("run") or {}
+    return (run.get("id"), run.get("shard", "1/1"), record.get("variant_id"), record.get("repeat"))
+
+
+def latest_attempts(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of each job's records (``job_key``), the last in the file: its latest attempt.
+
+    Every other record stays as it was; the kept ones keep their order (each where its job's
+    latest attempt was written).
+    """
+    records = list(records)
+    last = {job_key(r): i for i, r in enumerate(records) if r["kind"] == "variant"}
+    keep = set(last.values())
+    return [r for i, r in enumerate(records) if r["kind"] != "variant" or i in keep]
+
+
+def variant_records(
+    records: Iterable[dict[str, Any]], *, all_attempts: bool = False
+) -> list[dict[str, Any]]:
+    """The variant records, one per job: its latest attempt (``latest_attempts``).
+
+    Reports, ``compare`` and the runner read records through this, so a job retried after a
+    failure counts once, as its retry. `all_attempts` keeps the earlier attempts too (history).
+    """
+    variants = [r for r in records if r["kind"] == "variant"]
+    return variants if all_attempts else latest_attempts(variants)
 
 
 def probe_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -526,26 +556,29 @@ def merge_records(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Records of every file, in file order; refuses duplicate jobs.
 
     Older schema versions are upgraded on read, so files of different versions merge into the
-    current one. Probe records are all kept (one per shard's machine). A (variant_id, repeat) seen
-    twice means two shards ran the same job (overlapping specs, or a file given twice) and is
+    current one. Probe records are all kept (one per shard's machine). A (variant_id, repeat) in
+    two files means two shards ran the same job (overlapping specs, or a file given twice) and is
     refused rather than resolved, since either copy could be the one the user meant. The shared
-    arms (baseline and A/A control), which every shard measures itself, count per shard.
+    arms (baseline and A/A control), which every shard measures itself, count per shard. Within
+    one file, a later record of the same run's job is a retry (``latest_attempts``): every
+    attempt is kept, in order, and readers use the latest.
     """
     if not paths:
         raise RecordError("merge: give at least one records file")
     merged: list[dict[str, Any]] = []
-    seen: dict[tuple[str, int, str], str] = {}
-    for p in map(Path, paths):
+    seen: dict[tuple[str, int, str], tuple[int, Any, str]] = {}
+    for index, p in enumerate(map(Path, paths)):
         for line, record in read_numbered(p):
             if record["kind"] == "variant":
                 key = (record["variant_id"], record["repeat"], _shard_of_shared(record))
-                if key in seen:
+                where = (index, record["run"].get("id"), f"{p}:{line}")
+                if key in seen and seen[key][:2] != where[:2]:
                     raise RecordError(
-                        f"merge: {key[0]} repeat {key[1]} is in both {seen[key]} and {p}:{line}; "
-                        "each job must come from one shard (were the same shards, or the same "
-                        "file, given twice?)"
+                        f"merge: {key[0]} repeat {key[1]} is in both {seen[key][2]} and "
+                        f"{p}:{line}; each job must come from one shard (were the same shards, "
+                        "or the same file, given twice?)"
                     )
-                seen[key] = f"{p}:{line}"
+                seen[key] = where
             merged.append(record)
     return merged
 

@@ -11,7 +11,6 @@ import os
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -75,16 +74,38 @@ def test_compare_out_never_overwrites_an_input_even_with_force(capsys, runs):
     ],
     ids=lambda c: c[0],
 )
-def test_existing_outputs_are_refused_without_force_before_any_work(capsys, runs, command):
+def test_existing_outputs_are_refused_without_force_before_any_work(
+    capsys, monkeypatch, runs, command
+):
+    # Catches a command that reads, loads data, imports TensorFlow or starts a measuring process
+    # before it checks its output: each of those steps raises here if it is ever reached (a
+    # wall-clock bound let that through on a fast machine and failed on a loaded one).
     a, b = runs
     existing = a.parent / "precious.txt"
     existing.write_text("precious\n")
+    _tripwires(monkeypatch)
     argv = [c.format(a=a, b=b, x=existing) for c in command]
-    started = time.perf_counter()
     line = _one_error(capsys, *argv)
-    assert time.perf_counter() - started < 5  # refused before measuring anything
     assert "precious.txt already exists; pass --force to overwrite it" in line
     assert existing.read_text() == "precious\n"
+
+
+def _tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every expensive step of compare, overhead, regress and merge fail the test if run."""
+
+    def tripped(step: str) -> Any:
+        def run(*_: Any, **__: Any) -> None:
+            raise AssertionError(f"{step} ran before the output was checked")
+
+        return run
+
+    monkeypatch.setattr(cli, "load_mnist", tripped("loading the data"))
+    monkeypatch.setattr(cli, "read_records", tripped("reading the records"))
+    monkeypatch.setattr(cli, "render_compare", tripped("comparing"))
+    monkeypatch.setattr(records, "merge_records", tripped("merging"))
+    monkeypatch.setattr(subprocess, "Popen", tripped("starting a process"))
+    for module in ("tensorflow", "bench.measure.overhead"):  # importing them raises ImportError
+        monkeypatch.setitem(sys.modules, module, None)
 
 
 def test_regress_json_never_overwrites_the_baseline(capsys, tmp_path):

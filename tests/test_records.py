@@ -127,3 +127,38 @@ def test_a_probe_with_fields_readers_cannot_use_is_refused_by_name(tmp_path, cha
     path.write_text(json.dumps(probe) + "\n")
     with pytest.raises(records.RecordError, match=f"'{field}' must be"):
         records.read_records(path)
+
+
+def _attempt(record: dict, status: str, **run: str) -> dict:
+    """Another attempt of `record`'s job (or, with other run fields, another run's job)."""
+    failed = {"status": status, "reason": None if status == "ok" else "killed (test)"}
+    return {**record, **failed, "run": {**record["run"], **run}}
+
+
+def test_readers_use_each_jobs_latest_attempt_and_history_stays_readable():
+    probe, ok = records.read_records(FIXTURE)[:2]
+    failed = _attempt(ok, "failed")
+    other_run = _attempt(ok, "failed", id="another run")
+    file = [probe, failed, other_run, ok]  # the retry (ok) was written last
+    assert records.latest_attempts(file) == [probe, other_run, ok]
+    assert records.variant_records(file) == [other_run, ok]  # what reports read
+    assert records.variant_records(file, all_attempts=True) == [failed, other_run, ok]
+    assert records.job_key(ok) == (ok["run"]["id"], "1/1", ok["variant_id"], 0)
+    shard_2 = _attempt(ok, "ok", shard="2/2")  # a shared arm measured again by another shard
+    assert records.variant_records([ok, shard_2]) == [ok, shard_2]
+
+
+def test_merge_keeps_a_files_retries_but_refuses_a_job_in_two_files(tmp_path):
+    probe, ok = records.read_records(FIXTURE)[:2]
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    records.append_records(a, [probe, _attempt(ok, "failed"), ok])
+    merged = records.merge_files([a], tmp_path / "all.jsonl")
+    assert [r.get("status") for r in merged] == [None, "failed", "ok"]  # the history stays
+    records.append_records(b, [ok])
+    with pytest.raises(records.RecordError, match=r"is in both .*a.jsonl:3 and .*b.jsonl:1"):
+        records.merge_records([a, b])
+    with pytest.raises(records.RecordError, match="is in both"):
+        records.merge_records([b, b])  # the same file given twice
+    records.append_records(b, [_attempt(ok, "ok", id="another run")])
+    with pytest.raises(records.RecordError, match=r"b.jsonl:1 and .*b.jsonl:2"):
+        records.merge_records([b])  # two runs' jobs in one file: not a retry

@@ -143,12 +143,32 @@ def test_a_set_arm_that_crashes_or_hangs_becomes_a_failed_or_timeout_result(tmp_
     done = tmp_path / "result.json"
     done.write_text('{"status": "ok"}')
     assert pairs._result(done, None, 60) == {"status": "ok"}
-    hung = turns.TurnError("x", "gave no answer within 60 s", timed_out=True)
+    hung = pairs.ArmEnd(turns.TurnError("x", "gave no answer within 60 s", timed_out=True))
     assert pairs._result(tmp_path / "none", hung, 60)["reason"] == "killed after the 60 s limit"
-    died = pairs._result(
-        tmp_path / "none", turns.TurnError("x", "exited -9 without a response"), 60
-    )
-    assert died == {"status": "failed", "reason": "child process exited -9 without a response"}
+    noise = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+    error = turns.TurnError("x", f"exited -9 without a response: {noise}")
+    died = pairs._result(tmp_path / "none", pairs.ArmEnd(error, -9, 12.34, 3 * 2**30), 60)
+    assert died == {
+        "status": "failed",
+        "reason": "killed by SIGKILL (signal 9) after 12.3 s: often the kernel's out-of-memory "
+        "killer; peak RSS 3.0 GiB when last read\n"
+        "`dmesg` or `journalctl -k` says 'Out of memory: Killed process' if it was",
+    }
+
+
+def test_a_real_worker_killed_mid_training_is_recorded_with_sigkill_not_tensorflows_log(tmp_path):
+    # The bug: its reason was TensorFlow's first stderr line ("WARNING: All log messages before
+    # absl::InitializeLog() is called …") behind "exited with code -9".
+    out = tmp_path / "results.jsonl"
+    ctx = _ctx("tests.fault_hooks:sigkill_mid_training", paired=False)
+    runner.run_jobs(ctx, [runner.Job(Variant(batch_size=100), 0)], out, gpus={})
+    (record,) = _by_id(out).values()
+    assert record["status"] == "failed"
+    head = records.first_line(record["reason"])
+    assert head.startswith("killed by SIGKILL (signal 9) after "), head
+    assert "often the kernel's out-of-memory killer; peak RSS " in head
+    assert "absl::InitializeLog" not in record["reason"]
+    print(record["reason"])
 
 
 def test_an_arm_that_fails_in_a_set_is_recorded_and_the_others_are_measured(tmp_path):

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
-from bench.records import REASON_CHARS
-from bench.run.child import child_env, job_dir, worker_command
+from bench.run.child import child_env, exit_reason, job_dir, peak_rss_bytes, worker_command
 
 LOOPBACK = "127.0.0.1"
 TF_CONFIG = "TF_CONFIG"
@@ -109,7 +108,8 @@ def run_workers(
                             start_new_session=True,
                         )
                     )
-            first_broken, timed_out = _wait_for_workers(procs, results, start, timeout_s)
+            watch = _Watch(procs, start)
+            first_broken, timed_out = _wait_for_workers(procs, results, watch, timeout_s)
         finally:
             for p in procs:
                 _kill_group(p)
@@ -122,23 +122,45 @@ def run_workers(
             )
             return {"status": "timeout", "reason": reason, "worker_processes": summaries}, elapsed
         if first_broken is not None:
-            broken = _broken_result(first_broken, outcome, procs, logs)
+            broken = _broken_result(first_broken, outcome, procs, logs, watch)
             if broken is not None:
                 return {**broken, "worker_processes": summaries}, elapsed
         return {**outcome[0], "worker_processes": summaries}, elapsed  # type: ignore[dict-item]
 
 
+class _Watch:
+    """Each worker's last peak RSS read while it ran, and when each was first seen ended."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]], start: float) -> None:
+        self.procs, self.start = procs, start
+        self.rss: dict[int, int] = {}
+        self.ended_s: dict[int, float] = {}
+
+    def poll(self) -> None:
+        for i, p in enumerate(self.procs):
+            if p.poll() is None:
+                self.rss[i] = peak_rss_bytes(p.pid) or self.rss.get(i, 0)
+            else:
+                self.ended_s.setdefault(i, time.perf_counter() - self.start)
+
+    def elapsed(self, index: int) -> float:
+        """Seconds from the start to when worker `index` was first seen ended (or now)."""
+        return self.ended_s.get(index, time.perf_counter() - self.start)
+
+
 def _wait_for_workers(
-    procs: list[subprocess.Popen[bytes]], results: list[Path], start: float, timeout_s: float
+    procs: list[subprocess.Popen[bytes]], results: list[Path], watch: _Watch, timeout_s: float
 ) -> tuple[int | None, bool]:
     """(the first worker that ended without an ok result or None, whether the time limit hit)."""
     while any(p.poll() is None for p in procs):
+        watch.poll()
         for i, p in enumerate(procs):
             if p.poll() is not None and _read_status(results[i]) != "ok":
                 return i, False
-        if time.perf_counter() - start > timeout_s:
+        if time.perf_counter() - watch.start > timeout_s:
             return None, True
         time.sleep(0.2)
+    watch.poll()
     return next((i for i in range(len(procs)) if _read_status(results[i]) != "ok"), None), False
 
 
@@ -147,6 +169,7 @@ def _broken_result(
     outcome: list[dict[str, Any] | None],
     procs: list[subprocess.Popen[bytes]],
     logs: list[Path],
+    watch: _Watch,
 ) -> dict[str, Any] | None:
     """The record for a job whose worker `index` broke; None when the chief's result stands.
 
@@ -155,10 +178,12 @@ def _broken_result(
     """
     broken = outcome[index]
     if broken is None:
-        tail = logs[index].read_text(errors="replace").strip()[-REASON_CHARS:]
-        reason = (
-            f"multi_worker worker {index} exited with code "
-            f"{procs[index].returncode} without a result: {tail}"
+        reason = exit_reason(
+            procs[index].returncode,
+            logs[index].read_text(errors="replace"),
+            watch.elapsed(index),
+            watch.rss.get(index) or None,
+            who=f"multi_worker worker {index}",
         )
         return {"status": "failed", "reason": reason}
     if index != 0 or broken["status"] == "failed":

@@ -28,7 +28,7 @@ from bench.plan.pairing import PairingError, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.run import turns
-from bench.run.child import child_env, job_dir, worker_command
+from bench.run.child import child_env, exit_reason, job_dir, peak_rss_bytes, worker_command
 
 # Each TensorFlow worker held ~1.4 GiB RSS on the 2-core dev machine (peak RSS of the reference
 # run's jobs); the cap leaves the rest of the machine this much.
@@ -145,16 +145,16 @@ def run_set(
             )
         for taker in takers.values():
             stack.callback(taker.kill)
-        failures: dict[str, turns.TurnError] = {}
+        watch = _Watch(takers, block_of)
         rounds = turns.take_turns(
             takers,
             turns.shuffled(stats.seed_for(pset.id)),
-            on_failure=lambda exc: failures.__setitem__(exc.label, exc),
-            block_of=block_of,
+            on_failure=watch.failed,
+            block_of=watch.block_of,
         )
         outcomes = {
             vid: ArmOutcome(
-                _result(results[vid], failures.get(vid), settings.timeout_s),
+                _result(results[vid], watch.ended(vid), settings.timeout_s),
                 t.ready_s or 0.0,
                 t.busy_s,
                 [r.index(vid) for r in rounds if vid in r],
@@ -164,12 +164,53 @@ def run_set(
     return outcomes, time.perf_counter() - started, len(rounds)
 
 
-def _result(path: Any, failure: turns.TurnError | None, timeout_s: float) -> dict[str, Any]:
-    if failure is None and path.exists():
+@dataclass
+class ArmEnd:
+    """How an arm's process failed: the engine's error, its exit code, when, its last peak RSS."""
+
+    error: turns.TurnError
+    code: int | None = None
+    elapsed_s: float | None = None  # from its start to the failure
+    rss_bytes: int | None = None
+
+
+class _Watch:
+    """A set's arms from the driver's side: each one's peak RSS, read before each of its turns,
+    and how and when each that failed ended (for ``child.exit_reason``)."""
+
+    def __init__(
+        self,
+        takers: Mapping[str, turns.TurnTaker],
+        block_of: Callable[[int, str], float | None] | None,
+    ) -> None:
+        self.takers, self.inner = takers, block_of
+        self.rss: dict[str, int] = {}
+        self.ends: dict[str, ArmEnd] = {}
+
+    def block_of(self, round_index: int, label: str) -> float | None:
+        rss = peak_rss_bytes(self.takers[label].proc.pid)
+        if rss:
+            self.rss[label] = rss
+        return self.inner(round_index, label) if self.inner else None
+
+    def failed(self, exc: turns.TurnError) -> None:
+        taker = self.takers[exc.label]
+        elapsed = time.perf_counter() - taker.started
+        self.ends[exc.label] = ArmEnd(exc, taker.returncode, elapsed, self.rss.get(exc.label))
+
+    def ended(self, label: str) -> ArmEnd | None:
+        return self.ends.get(label)
+
+
+def _result(path: Any, end: ArmEnd | None, timeout_s: float) -> dict[str, Any]:
+    if end is None and path.exists():
         return json.loads(path.read_text())
-    if failure is not None and failure.timed_out:
+    if end is not None and end.error.timed_out:
         return {"status": "timeout", "reason": f"killed after the {timeout_s:g} s limit"}
-    return {"status": "failed", "reason": f"child process {failure or 'ended without a result'}"}
+    if end is None:
+        return {"status": "failed", "reason": "the worker ended its turns without a result"}
+    reason = exit_reason(end.code, end.error.output, end.elapsed_s, end.rss_bytes)
+    return {"status": "failed", "reason": reason}
 
 
 def pairing_section(

@@ -9,6 +9,7 @@ named (``records_to_resume``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -348,6 +349,8 @@ def run_jobs(
 
 
 OnRecord = Callable[[dict[str, Any], int, int, float], None]
+# What ``--retry-failed`` runs again: faults of the job's process, not results (diverged, skipped).
+RETRIED = ("failed", "timeout")
 
 
 def run_plan(
@@ -356,6 +359,7 @@ def run_plan(
     out_path: Path,
     *,
     resume: bool = False,
+    retry_failed: bool = False,
     measure_peak: bool = True,
     on_record: OnRecord | None = None,
     on_probe: Callable[[dict[str, Any]], None] | None = None,
@@ -369,52 +373,132 @@ def run_plan(
     Unpaired: one job after another. The first half of the rounds runs after the 'start' probe,
     the rest after 'between', and an 'end' probe closes the run; a resumed run skips the probes it
     has. Without peak trials (measure_peak=False) only the 'start' probe runs, for the GPU list.
+    With `retry_failed` (only with `resume`), jobs whose latest attempt failed or timed out run
+    again: a plain job alone, an arm of a paired set with its whole set (``done_jobs``).
     Returns the plain jobs it ran (skipped and multi_worker ones; all of them when unpaired).
     """
+    if retry_failed and not resume:
+        raise RunError("--retry-failed needs --resume: it reruns the failed jobs of a run's --out")
     existing = records_to_resume(out_path, resume=resume, shard=ctx.shard, plan=ctx.plan)
-    done = {(r["variant_id"], r["repeat"]) for r in records.variant_records(existing)}
-    probed = {p["probe"].get("phase", "start"): p for p in records.probe_records(existing)}
+    plan = _PlanRun(ctx, out_path, existing, retry_failed, on_record, on_set)
+    probes = _Probes(ctx, out_path, existing, measure_peak, on_probe)
+    probes.run("start")
+    gpus = records.gpus_seen(probes.probed["start"])
+    between = probes.between if ctx.settings.repeats > 1 else (lambda: None)
+    if ctx.settings.paired:
+        jobs = plan.paired(variants, gpus, between)
+    else:
+        jobs = plan.unpaired(variants, gpus, between)
+    probes.run("end")
+    return jobs
 
-    def probe(phase: str) -> None:
-        if phase not in probed and (phase == "start" or measure_peak):
-            probed[phase] = probe_machine(ctx, measure_peak, phase)
-            records.append_record(out_path, probed[phase])
-            if on_probe:
-                on_probe(probed[phase])
 
-    probe("start")
-    gpus = records.gpus_seen(probed["start"])
-    repeats = ctx.settings.repeats
-    half = -(-repeats // 2)
-    if not ctx.settings.paired:
-        jobs = [j for j in jobs_for(variants, repeats) if (j.variant.id, j.repeat) not in done]
+def done_jobs(
+    existing: Sequence[dict[str, Any]], *, retry_failed: bool = False
+) -> set[tuple[str, int]]:
+    """(variant id, repeat) of every job a resumed run does not run again.
+
+    A job is one (variant, repeat) of the file's run and shard (``records.job_key``); it is done
+    once it has a record, unless `retry_failed` and its latest attempt failed or timed out.
+    """
+    return {
+        (r["variant_id"], r["repeat"])
+        for r in records.variant_records(existing)
+        if not (retry_failed and r["status"] in RETRIED)
+    }
+
+
+class _Probes:
+    """A run's machine probes by phase: those in the file, and the ones this run adds."""
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        out_path: Path,
+        existing: Sequence[dict[str, Any]],
+        measure_peak: bool,
+        on_probe: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
+        self.ctx, self.out_path = ctx, out_path
+        self.measure_peak, self.on_probe = measure_peak, on_probe
+        self.probed = {p["probe"].get("phase", "start"): p for p in records.probe_records(existing)}
+
+    def run(self, phase: str) -> None:
+        """Probe the machine unless the file has this phase (without peak trials: 'start' only)."""
+        if phase in self.probed or not (phase == "start" or self.measure_peak):
+            return
+        self.probed[phase] = probe_machine(self.ctx, self.measure_peak, phase)
+        records.append_record(self.out_path, self.probed[phase])
+        if self.on_probe:
+            self.on_probe(self.probed[phase])
+
+    def between(self) -> None:
+        self.run("between")
+
+
+@dataclass
+class _PlanRun:
+    """The steps of ``run_plan`` between its probes: which jobs run, in which order."""
+
+    ctx: RunContext
+    out_path: Path
+    existing: Sequence[dict[str, Any]]
+    retry_failed: bool
+    on_record: OnRecord | None
+    on_set: Callable[[str], None] | None
+
+    def todo(self, variants: Sequence[Variant]) -> list[Job]:
+        """Every repeat of `variants`, interleaved, less the jobs the file has done."""
+        done = done_jobs(self.existing, retry_failed=self.retry_failed)
+        jobs = jobs_for(variants, self.ctx.settings.repeats)
+        return [j for j in jobs if (j.variant.id, j.repeat) not in done]
+
+    def unpaired(
+        self,
+        variants: Sequence[Variant],
+        gpus: Mapping[str, Sequence[str]],
+        between: Callable[[], None],
+    ) -> list[Job]:
+        """One job after another: the first half of the rounds, the 'between' probe, the rest."""
+        jobs = self.todo(variants)
+        half = -(-self.ctx.settings.repeats // 2)
         parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
         started, before = time.perf_counter(), 0
-        for phase, part in zip(("start", "between"), parts, strict=True):
-            if phase != "start" and repeats > 1:
-                probe(phase)
+        for first, part in zip((True, False), parts, strict=True):
+            if not first:
+                between()
             numbering = (before, len(jobs), started)
-            run_jobs(ctx, part, out_path, gpus=gpus, on_record=on_record, numbering=numbering)
+            run_jobs(
+                self.ctx, part, self.out_path, gpus=gpus, on_record=self.on_record,
+                numbering=numbering,
+            )  # fmt: skip
             before += len(part)
-        probe("end")
         return jobs
-    skipped = [v for v in variants if skip_reason(v, gpus)]
-    pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
-    separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
-    plain = [
-        j for j in jobs_for([*skipped, *separate], repeats) if (j.variant.id, j.repeat) not in done
-    ]
-    run_jobs(
-        ctx, [j for j in plain if j.variant in skipped], out_path, gpus=gpus, on_record=on_record
-    )
-    paired = PairedRun(ctx, out_path, existing, pairable, on_record, on_set)
-    paired.run_minimum(lambda: probe("between") if repeats > 1 else None)
-    paired.run_until_resolved()
-    run_jobs(
-        ctx, [j for j in plain if j.variant in separate], out_path, gpus=gpus, on_record=on_record
-    )
-    probe("end")
-    return plain
+
+    def paired(
+        self,
+        variants: Sequence[Variant],
+        gpus: Mapping[str, Sequence[str]],
+        between: Callable[[], None],
+    ) -> list[Job]:
+        """Skipped jobs first, then the paired sets, then the multi_worker jobs one by one."""
+        skipped = [v for v in variants if skip_reason(v, gpus)]
+        pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
+        separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
+        plain = self.todo([*skipped, *separate])
+        run = functools.partial(
+            run_jobs, self.ctx, out_path=self.out_path, gpus=gpus, on_record=self.on_record
+        )
+        run([j for j in plain if j.variant in skipped])
+        sets = PairedRun(
+            self.ctx, self.out_path, self.existing, pairable, self.on_record, self.on_set,
+            retry_failed=self.retry_failed,
+        )  # fmt: skip
+        sets.run_minimum(between)
+        sets.retry_extra_sets()
+        sets.run_until_resolved()
+        run([j for j in plain if j.variant in separate])
+        return plain
 
 
 def check_pairing(variants: Sequence[Variant], settings: RunSettings) -> None:
@@ -439,15 +523,19 @@ class PairedRun:
         pairable: Sequence[Variant],
         on_record: OnRecord | None,
         on_set: Callable[[str], None] | None,
+        *,
+        retry_failed: bool = False,
     ) -> None:
         self.ctx, self.out_path = ctx, out_path
         self.on_record, self.on_set = on_record, on_set
+        self.retry_failed = retry_failed
         baseline = ctx.baseline_id or (pairable[0].id if pairable else None)
         shared, others = pairs.split_arms(pairable, baseline)
         self.baseline = baseline
         cap = pairs.worker_cap(ctx.settings)
         self.groups = recover_groups(existing, shared, others, cap)
         pairs.check_cap(self.groups, cap)
+        # Each arm's latest attempt: a set run again replaces all of its arms' records.
         self.records = [r for r in records.variant_records(existing) if r.get("pairing")]
         self.started = time.perf_counter()
         # For progress lines: the minimum sets' records still to make (more sets may follow).
@@ -461,11 +549,17 @@ class PairedRun:
         self.made = 0
 
     def _done(self) -> set[str]:
-        """Sets in the file with a record of every one of their arms (a set is written whole)."""
+        """Sets in the file with a record of every one of their arms (a set is written whole);
+        retrying failed jobs, less those with an arm whose latest attempt failed or timed out."""
         arms: dict[str, set[str]] = {}
         for r in self.records:
             arms.setdefault(r["pairing"]["set"], set()).add(r["variant_id"])
-        return {s for s, got in arms.items() if got >= set(self._arms_of(s))}
+        broken = {r["pairing"]["set"] for r in self.records if r["status"] in RETRIED}
+        return {
+            s
+            for s, got in arms.items()
+            if got >= set(self._arms_of(s)) and not (self.retry_failed and s in broken)
+        }
 
     def _arms_of(self, set_id: str) -> list[str]:
         return next(r["pairing"]["arms"] for r in self.records if r["pairing"]["set"] == set_id)
@@ -478,6 +572,27 @@ class PairedRun:
                 between()
             for g, group in enumerate(self.groups):
                 self.measure(g, r, group)
+
+    def retry_extra_sets(self) -> None:
+        """Retrying failed jobs: each set beyond the minimum (the stopping rule's) with a failed or
+        timed-out arm runs again whole, with the same arms (``run_minimum`` reran the others)."""
+        if not self.retry_failed:
+            return
+        by_id = {v.id: v for group in self.groups for v in group}
+        broken = sorted(
+            {
+                (r["pairing"]["group"], r["pairing"]["round"], tuple(r["pairing"]["arms"]))
+                for r in self.records
+                if r["pairing"]["round"] >= self.ctx.settings.repeats and r["status"] in RETRIED
+            }
+        )
+        for g, round_index, arms in broken:
+            if not set(arms) <= set(by_id):
+                raise RunError(
+                    f"{self.out_path}: set {set_id(g, round_index, self.ctx.shard)} there holds "
+                    "arms this run does not have; resume it with the command that started it"
+                )
+            self.measure(g, round_index, [by_id[a] for a in arms])
 
     def run_until_resolved(self) -> None:
         """More sets while ``pairs.next_set`` asks for one (the target and budget settings)."""
@@ -524,7 +639,7 @@ class PairedRun:
             job = Job(arm.variant, arm.repeat)
             made.append(variant_record(self.ctx, job, outcome.result, outcome.turns_s, section))
         records.append_records(self.out_path, made)
-        self.records += made
+        self.records = records.latest_attempts([*self.records, *made])
         self.made += len(made)
         if self.on_set:
             self.on_set(f"set {pset.id}: {len(pset.arms)} arms, {rounds} rounds, {set_s:.0f} s")
@@ -551,7 +666,7 @@ def recover_groups(
     """
     by_id = {v.id: v for v in [*shared, *others]}
     recorded: dict[int, list[str]] = {}
-    for rec in records.variant_records(existing):
+    for rec in records.variant_records(existing, all_attempts=True):
         p = rec.get("pairing")
         if p and p["round"] == 0:
             recorded.setdefault(p["group"], p["arms"])

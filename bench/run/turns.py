@@ -40,10 +40,13 @@ REASON_TAIL_CHARS = 2000  # as much of a dead process's stderr as an error keeps
 class TurnError(RuntimeError):
     """A process died, hung or wrote something that is not a protocol line."""
 
-    def __init__(self, label: str, message: str, *, timed_out: bool = False) -> None:
+    def __init__(
+        self, label: str, message: str, *, timed_out: bool = False, output: str = ""
+    ) -> None:
         super().__init__(message)
         self.label = label
         self.timed_out = timed_out
+        self.output = output  # the end of what the process wrote, for whoever explains its end
 
 
 class TurnTaker:
@@ -124,8 +127,10 @@ class TurnTaker:
         self.kill()
         if hung:
             limit = f" within {self.limit_s:g} s" if self.limit_s is not None else ""
-            return TurnError(self.label, f"gave no answer{limit}: {tail}", timed_out=True)
-        return TurnError(self.label, f"exited {code} without a response: {tail}")
+            return TurnError(
+                self.label, f"gave no answer{limit}: {tail}", timed_out=True, output=tail
+            )
+        return TurnError(self.label, f"exited {code} without a response: {tail}", output=tail)
 
     @property
     def returncode(self) -> int | None:

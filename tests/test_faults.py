@@ -1,0 +1,286 @@
+"""Faults say what happened, and can be retried.
+
+A job's process killed by a signal is recorded with the signal's name and its likely cause (not
+TensorFlow's first stderr line), on every path that starts one: a plain job, an arm of a paired
+set, a multi_worker worker. ``run --resume --retry-failed`` runs failed and timed-out jobs again
+(a paired set's whole set), keeps the old records as history, and readers use the latest attempt.
+
+The processes here are ``tests.fake_worker`` (no TensorFlow) and the retries use in-process fakes
+of ``run_child`` and ``pairs.run_set``, so the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import cli, records
+from bench.plan.settings import RunSettings
+from bench.plan.variant import Variant
+from bench.records import REASON_CHARS
+from bench.report import aggregate
+from bench.run import child, cluster, pairs, runner
+from tests.fake_worker import TF_NOISE
+
+FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
+_FIXTURE_RECORDS = records.read_records(FIXTURE)
+MACHINE = _FIXTURE_RECORDS[0]["machine"]
+OK_RESULT = {
+    k: v
+    for k, v in next(r for r in _FIXTURE_RECORDS if r.get("status") == "ok").items()
+    if k in ("status", "reason", "timing", "accuracy", "model", "memory", "data")
+}
+SIGKILL_HEAD = re.compile(
+    r"killed by SIGKILL \(signal 9\) after \d+\.\d s: often the kernel's out-of-memory killer"
+    r"(; peak RSS (?P<mib>\d+) MiB when last read)?"
+)
+
+
+def _fake_worker(monkeypatch: pytest.MonkeyPatch, module: Any, mode: str) -> None:
+    def command(job: Path, result: Path) -> list[str]:
+        return [sys.executable, "-m", "tests.fake_worker", mode, str(job), str(result)]
+
+    monkeypatch.setattr(module, "worker_command", command)
+
+
+def _ctx(**settings: Any) -> runner.RunContext:
+    return runner.RunContext(
+        run_id="faults",
+        profile="test",
+        settings=RunSettings(**settings),
+        machine=MACHINE,
+        commit={"id": None, "dirty": None},
+    )
+
+
+def _assert_oom_reason(reason: str, *, rss: bool = True) -> None:
+    head = records.first_line(reason)
+    match = SIGKILL_HEAD.fullmatch(head)
+    assert match, head
+    if rss:  # the fake held 64 MiB on top of the interpreter
+        assert match["mib"] and int(match["mib"]) >= 64, head
+    assert "journalctl -k" in reason  # where to confirm it
+    assert "absl::InitializeLog" not in reason and "port.cc" not in reason  # no framework noise
+    assert len(reason) <= REASON_CHARS
+
+
+# --- What a fault's record says ---------------------------------------------------------------
+
+
+def test_a_job_killed_by_sigkill_is_recorded_with_the_signal_the_oom_hint_and_its_rss(
+    monkeypatch, tmp_path
+):
+    _fake_worker(monkeypatch, child, "oom")
+    monkeypatch.setattr(child, "RSS_SAMPLE_S", 0.05)
+    out = tmp_path / "results.jsonl"
+    runner.run_jobs(_ctx(), [runner.Job(Variant(batch_size=100), 0)], out, gpus={})
+    (record,) = records.variant_records(records.read_records(out))
+    assert record["status"] == "failed"
+    _assert_oom_reason(record["reason"])
+    print(record["reason"])  # pytest -s shows a real one
+
+
+def test_an_arm_of_a_paired_set_killed_by_sigkill_says_so_and_its_partner_is_measured(
+    monkeypatch,
+):
+    _fake_worker(monkeypatch, pairs, "turns")
+    variants = [Variant(batch_size=100), Variant(batch_size=200)]
+    pset = pairs.make_set(0, 0, variants, baseline_id=variants[0].id, groups=1)
+    outcomes, _, _ = pairs.run_set(
+        pset,
+        lambda arm: {"kind": "variant", "variant": arm.variant.to_dict()},
+        RunSettings(timeout_s=60, block_s=0.01),
+    )
+    assert outcomes[variants[0].id].result == {"status": "ok", "reason": None}
+    killed = outcomes[variants[1].id].result
+    assert killed["status"] == "failed"
+    _assert_oom_reason(killed["reason"])
+
+
+def test_a_multi_worker_worker_killed_by_sigkill_is_named_with_the_signal(monkeypatch):
+    _fake_worker(monkeypatch, cluster, "cluster")
+    result, _ = cluster.run_workers({"kind": "variant"}, 2, "cpu", timeout_s=60)
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("multi_worker worker 1 killed by SIGKILL (signal 9)")
+    # Its RSS is read every 0.2 s while it runs: present on an idle machine, not guaranteed.
+    _assert_oom_reason(result["reason"].removeprefix("multi_worker worker 1 "), rss=False)
+    assert [w["exit_code"] for w in result["worker_processes"]][1] == -9
+
+
+def test_a_crash_is_recorded_with_its_exception_not_the_frameworks_log_lines(monkeypatch, tmp_path):
+    _fake_worker(monkeypatch, child, "crash")
+    result, _ = child.run_child({"kind": "variant"}, timeout_s=60)
+    assert result["status"] == "failed"
+    head = records.first_line(result["reason"])
+    assert re.fullmatch(
+        r"exited with code 1 after \d+\.\d s without a result: RuntimeError: injected crash \(test\)",
+        head,
+    ), head
+    assert "Traceback (most recent call last):" in result["reason"]  # the context follows
+    assert "absl::InitializeLog" not in result["reason"]
+
+
+def test_a_reason_names_any_signal_and_keeps_within_the_record_limit():
+    reason = child.exit_reason(-11, TF_NOISE, 2.0, None, who="multi_worker worker 0")
+    assert reason == (
+        "multi_worker worker 0 killed by SIGSEGV (signal 11) after 2.0 s: "
+        "a crash in native code (a framework or driver bug)"
+    )
+    assert child.exit_reason(-250, "", None).startswith("killed by an unknown signal (signal 250)")
+    long = "\n".join(f"line {i} of a chatty process" for i in range(5000))
+    reason = child.exit_reason(3, long, 1.0)
+    assert len(reason) == REASON_CHARS and reason.endswith("line 4999 of a chatty process")
+    assert records.first_line(reason).endswith("without a result: line 4999 of a chatty process")
+    assert child.exit_reason(0, "", None) == "exited with code 0 without a result: no output"
+
+
+# --- --resume --retry-failed --------------------------------------------------------------------
+
+
+class FakeJobs:
+    """``run_child`` in this process: a job's status from `script` (ok when not in it), once."""
+
+    def __init__(self, script: dict[tuple[int, int], str]) -> None:
+        self.script, self.ran = dict(script), []
+
+    def __call__(self, job: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], float]:
+        if job["kind"] == "probe":
+            return {"probe": {"gpus": [], "peak_flops_per_s": {}, "matmul_n": 8}}, 0.0
+        key = (job["variant"]["batch_size"], job["repeat"])
+        self.ran.append(key)
+        return _result(self.script.pop(key, "ok")), 1.0
+
+
+class FakeSets:
+    """``pairs.run_set`` in this process: in set `id`, the arm of batch size `script[id]` fails."""
+
+    def __init__(self, script: dict[str, int]) -> None:
+        self.script, self.ran = dict(script), []
+
+    def __call__(self, pset: pairs.PairedSet, job_of: Any, settings: RunSettings) -> Any:
+        self.ran.append((pset.id, [a.variant.batch_size for a in pset.arms]))
+        failing = self.script.pop(pset.id, None)
+        outcomes = {
+            arm.variant.id: pairs.ArmOutcome(
+                _result("failed" if arm.variant.batch_size == failing else "ok"), 0.5, 1.0, [k]
+            )
+            for k, arm in enumerate(pset.arms)
+        }
+        return outcomes, 2.0, 1
+
+
+def _result(status: str) -> dict[str, Any]:
+    if status == "ok":
+        return copy.deepcopy(OK_RESULT)
+    return {"status": status, "reason": f"killed by SIGKILL (test: {status})"}
+
+
+def test_resume_retry_failed_reruns_only_failed_and_timed_out_jobs_keeping_the_old_lines(
+    monkeypatch, tmp_path
+):
+    fake = FakeJobs({(100, 0): "failed", (200, 1): "timeout", (200, 0): "diverged"})
+    monkeypatch.setattr(runner, "run_child", fake)
+    ctx = _ctx(repeats=2, paired=False)
+    variants = [Variant(batch_size=100), Variant(batch_size=200)]
+    out = tmp_path / "results.jsonl"
+    runner.run_plan(ctx, variants, out, measure_peak=False)
+    first = out.read_text()
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
+    assert out.read_text() == first  # plain --resume: a failed job is done
+    fake.ran.clear()
+    again = runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
+    assert [(j.variant.batch_size, j.repeat) for j in again] == [(100, 0), (200, 1)]
+    assert fake.ran == [(100, 0), (200, 1)]  # not the diverged one: a result, not a fault
+    assert out.read_text().startswith(first)  # the failures stay, as history
+    everything = records.read_records(out)
+    assert len(records.variant_records(everything, all_attempts=True)) == 6
+    latest = {
+        (r["variant"]["batch_size"], r["repeat"]): r["status"]
+        for r in records.variant_records(everything)
+    }
+    assert latest == {(100, 0): "ok", (100, 1): "ok", (200, 0): "diverged", (200, 1): "ok"}
+    rows = {row["variant_id"]: row for row in aggregate.summarize_run(everything).rows}
+    assert rows[variants[0].id]["status"] == "ok"
+    assert rows[variants[0].id]["repeats"] == rows[variants[0].id]["repeats_ok"] == 2
+    fake.ran.clear()
+    runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
+    assert fake.ran == []  # every fault was retried ok: nothing left to retry
+
+
+def _paired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: dict[str, int]) -> Any:
+    base = Variant(batch_size=100)
+    variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=200)]
+    ctx = dataclasses.replace(_ctx(repeats=2, aa_control=True, max_workers=3), baseline_id=base.id)
+    fake = FakeSets(script)
+    monkeypatch.setattr(pairs, "run_set", fake)
+    out = tmp_path / "results.jsonl"
+    runner.run_plan(ctx, variants, out, measure_peak=False)
+    return ctx, variants, out, fake
+
+
+def test_retrying_a_failed_arm_of_a_paired_set_reruns_its_whole_set(monkeypatch, tmp_path):
+    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": 200})
+    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]
+    first = out.read_text()
+    fake.ran.clear()
+    runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
+    assert fake.ran == [("g0-r1", [100, 100, 200])]  # the set, not the arm alone: still paired
+    assert out.read_text().startswith(first)
+    everything = records.read_records(out)
+    assert len(records.variant_records(everything, all_attempts=True)) == 9
+    latest = records.variant_records(everything)
+    assert [r["status"] for r in latest] == ["ok"] * 6
+    assert latest[3:] == records.variant_records(everything, all_attempts=True)[6:]  # the new set
+    rows = aggregate.summarize_run(everything).rows
+    assert {row["variant_id"]: row["repeats"] for row in rows} == {v.id: 2 for v in variants}
+
+
+def test_a_failed_set_beyond_the_minimum_is_rerun_whole_with_its_own_arms(monkeypatch, tmp_path):
+    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": 200})
+    fake.ran.clear()
+    # As a run of one minimum round sees it, g0-r1 is a set its stopping rule added.
+    one_round = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, repeats=1))
+    existing = records.read_records(out)
+    sets = runner.PairedRun(one_round, out, existing, variants, None, None, retry_failed=True)
+    sets.run_minimum(lambda: None)
+    assert fake.ran == []  # g0-r0 is done
+    sets.retry_extra_sets()
+    assert fake.ran == [("g0-r1", [100, 100, 200])]
+    sets.retry_extra_sets()
+    assert len(fake.ran) == 1  # retried ok: nothing left
+
+
+def test_retry_failed_without_resume_is_a_usage_error_before_any_work(
+    capsys, monkeypatch, tmp_path
+):
+    out = tmp_path / "r"
+    with pytest.raises(runner.RunError, match="needs --resume"):
+        runner.run_plan(_ctx(), [Variant()], out / "results.jsonl", retry_failed=True)
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise AssertionError("got past the usage check")
+
+    for name in ("load_profile", "load_mnist"):
+        monkeypatch.setattr(cli, name, refuse)
+    monkeypatch.setattr(runner, "run_plan", refuse)
+    code = cli.main(["run", "--profile", "quick", "--out", str(out), "--retry-failed"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err == [
+        "mnist-bench: error: --retry-failed needs --resume: it reruns the failed jobs of a "
+        "run's --out"
+    ]
+    assert not out.exists()
+
+
+def test_the_resume_hint_of_a_retrying_run_keeps_retrying(tmp_path):
+    argv = ["run", "--profile", "quick", "--resume", "--retry-failed"]
+    args = cli.build_parser().parse_args(argv)
+    hint = cli.resume_command(args, tmp_path)
+    assert hint.endswith(f"--out {tmp_path} --resume --retry-failed")
