@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -37,3 +38,21 @@ def load_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(autouse=True)
+def _unmarked_tests_do_not_train(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """A test without the `slow` mark that fits a model in this process fails, naming the mark.
+
+    The fast loop (`-m "not slow"`, docs/running.md) stays fast only while every test that trains
+    is marked. Checked where Keras is already imported (any run that collects tests/test_model.py);
+    training in a child process is the mark's other half, and is not policed here.
+    """
+    keras = sys.modules.get("keras")
+    if keras is None or request.node.get_closest_marker("slow") is not None:
+        return
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        pytest.fail(f"{request.node.nodeid} trains a model: mark it @pytest.mark.slow", False)
+
+    monkeypatch.setattr(keras.Model, "fit", refuse)

@@ -10,11 +10,12 @@ import json
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from bench import records
+from bench import envinfo, records
 from bench.plan.matrix import apply_overrides, build_matrix, load_profile
 from bench.plan.settings import RunSettings
 from bench.plan.shard import expected_cost_s, plan_shards
@@ -22,7 +23,6 @@ from bench.plan.variant import BACKENDS, Variant, VariantError
 from bench.records import read_records
 from bench.report import aggregate, markdown
 from bench.report.axes import axis_comparisons
-from bench import envinfo
 from bench.run import runner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,10 +141,42 @@ def test_tf_only_skips_do_not_apply_to_jax_data_parallel(monkeypatch):
     )
 
 
+FRAMEWORK_MODULES = ("tensorflow", "keras", "jax", "jaxlib", "torch")
+_MACHINE_INFO = f"""
+import json, sys
+from bench import envinfo
+versions = envinfo.machine_info()["versions"]
+imported = [m for m in {FRAMEWORK_MODULES!r} if m in sys.modules]
+print(json.dumps({{"versions": versions, "imported": imported}}))
+"""
+
+
 def test_envinfo_lists_every_backend_version_without_importing_it():
-    versions = envinfo.machine_info()["versions"]
-    assert {"tensorflow", "keras", "jax", "jaxlib", "torch"} <= set(versions)
-    assert versions["tensorflow"]
+    # Bugs caught: envinfo (or a module it pulls in) importing a framework to ask its version,
+    # which costs the parent seconds and fixes Keras' backend before a worker chooses it; and a
+    # version other than the installed distribution's (e.g. a module's __version__, or None).
+    # A fresh interpreter: this one has long imported TensorFlow for other tests.
+    proc = subprocess.run(
+        [sys.executable, "-c", _MACHINE_INFO],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["imported"] == []
+
+    def installed(package: str) -> str | None:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return None
+
+    assert set(FRAMEWORK_MODULES) <= set(got["versions"])
+    assert got["versions"] == {p: installed(p) for p in got["versions"]}
+    assert got["versions"]["tensorflow"]  # installed here, so listed with its version
 
 
 # --- reports: backend rows, old records, the method line --------------------------------------

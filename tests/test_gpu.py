@@ -6,12 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench import records
+from bench import envinfo, records
 from bench.measure import peak
 from bench.plan.variant import Variant
 from bench.report.markdown import gpu_line
 from bench.report.tables import gpu_cell
-from bench import envinfo
 from bench.run import runner
 
 
@@ -52,21 +51,65 @@ def test_the_header_names_each_gpu_and_who_saw_it():
     assert gpu_line(both) == "NVIDIA H200 (seen by JAX, torch); TensorFlow is not installed"
 
 
-def test_a_probe_without_tensorflow_times_its_trials_with_torch(monkeypatch):
-    monkeypatch.setattr(peak, "visible_gpus", lambda: {"jax": ["H200"], "torch": ["H200"]})
-    calls = []
+@pytest.mark.parametrize(
+    ("installed_backends", "expected"),
+    [(("jax", "torch"), "torch"), (("tensorflow", "jax", "torch"), "tensorflow")],
+    ids=["no-tensorflow", "all"],
+)
+def test_the_probe_times_its_trials_on_tensorflow_else_torch_and_keeps_each_best(
+    monkeypatch, installed_backends, expected
+):
+    # Bugs caught: a probe without TensorFlow that measures nothing (or imports it and crashes), a
+    # machine with TensorFlow probed on torch (peaks no longer comparable with earlier reports),
+    # the GPU trials skipped although the trial framework sees a GPU, and a "best" that is the
+    # last size's figure or lost when one size is unsupported. The trials' arithmetic against a
+    # real framework is the next test's; here each framework's trial is a call record.
+    gpus = {b: ["H200"] for b in installed_backends}
+    monkeypatch.setattr(peak, "visible_gpus", lambda: gpus)
+    calls: dict[str, list[tuple[str, str, int]]] = {"tensorflow": [], "torch": []}
+    flops = {  # (device, dtype, n) → figure; the smaller size is the faster one for float32
+        ("cpu", "float32", 1024): 3e11,
+        ("cpu", "float32", 2048): 2e11,
+        ("cpu", "bfloat16", 1024): 1e11,
+        ("cpu", "bfloat16", 2048): None,  # unsupported at the last size only: the first is best
+        ("gpu", "float32", 2048): 5e13,
+    }
 
-    def fake_trial(device, dtype, n, budget_s):
-        calls.append((device, dtype, n))
-        return None if dtype == "float16" and device == "cpu" else 1e12 * n / 1024
+    def recording(framework):
+        def trial(device, dtype, n, budget_s):
+            calls[framework].append((device, dtype, n))
+            return flops.get((device, dtype, n))
 
-    monkeypatch.setitem(peak.TRIALS, "torch", fake_trial)
+        return trial
+
+    for framework in calls:
+        monkeypatch.setitem(peak.TRIALS, framework, recording(framework))
     got = peak.probe()
-    assert got["framework"] == "torch" and got["tensorflow"] is None and got["gpus"] == []
-    assert got["gpus_by_backend"] == {"jax": ["H200"], "torch": ["H200"]}
-    assert len(calls) == 2 * 3 * 2  # cpu and gpu, three dtypes, two sizes
-    assert got["peak_flops_per_s"]["gpu"]["float32"] == 2e12
-    assert got["peak_flops_per_s"]["cpu"]["float16"] is None
+    assert got["framework"] == expected
+    every = [(d, t, n) for d in ("cpu", "gpu") for t in ("float32", "bfloat16", "float16")
+             for n in peak.MATMUL_SIZES]  # fmt: skip
+    assert calls == {f: every if f == expected else [] for f in calls}
+    assert got["gpus_by_backend"] == gpus
+    assert got["gpus"] == gpus.get("tensorflow", [])
+    assert (got["tensorflow"] is None) is (expected == "torch")
+    assert got["peak_flops_per_s"] == {
+        "cpu": {"float32": 3e11, "bfloat16": 1e11, "float16": None},
+        "gpu": {"float32": 5e13, "bfloat16": None, "float16": None},
+    }
+
+
+@pytest.mark.parametrize("framework", ["tensorflow", "torch"])
+def test_a_probe_trial_times_a_real_matmul_at_a_plausible_rate(framework):
+    # Bugs caught: a trial that stops the clock before the device finished (it would time the
+    # dispatch alone: an impossible rate), a wrong FLOP count or time unit, or one that swallows
+    # its framework's error and returns None for a dtype every CPU supports.
+    if envinfo.missing_backend_modules(framework):
+        pytest.skip(f"{framework} is not installed here: pip install 'mnist-bench[{framework}]'")
+    n = 1024
+    rate = peak.TRIALS[framework]("cpu", "float32", n, 0.05)
+    assert rate is not None
+    # Between a slow, loaded machine and ~250 GFLOP/s per core (AVX-512 FMA at 4 GHz).
+    assert 1e8 < rate < 2.5e11 * envinfo.usable_cores()
 
 
 def test_gpu_memory_is_shown_in_mib_and_dashed_where_none_was_measured():

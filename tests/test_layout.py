@@ -169,6 +169,21 @@ def test_no_two_modules_share_a_name():
     assert sorted({n for n in names if names.count(n) > 1}) == []
 
 
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_runs_over_60_lines():
+    # A newcomer reads a function in one screen; past that, it is several steps without names.
+    long = []
+    for path in [*(REPO / "bench").rglob("*.py"), *(REPO / "scripts").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.relative_to(REPO)}:{node.name} ({lines} lines)")
+    assert long == []
+
+
 def test_docs_layout_names_every_module():
     # docs/layout.md once left out measure/memory.py and measure/gpus.py.
     text = (REPO / "docs/layout.md").read_text(encoding="utf-8")
@@ -250,6 +265,7 @@ def test_cli_commands_that_only_read_start_without_a_framework(argv, tmp_path):
     assert _frameworks_after(code) == []
 
 
+@pytest.mark.slow  # its child imports Keras and TensorFlow
 def test_the_check_itself_sees_a_framework_import():
     # Guards the test above against passing vacuously (e.g. a broken probe).
     assert "keras" in _frameworks_after("import mnist_models.mlp")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from bench.report.markdown import environment_line
 from bench import envinfo
+from bench.report.markdown import environment_line
 
 
 def test_lock_status_compares_every_applicable_pin_with_what_is_installed(tmp_path):

@@ -12,8 +12,6 @@ from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.run import runner
 
-pytestmark = pytest.mark.slow
-
 
 def _ctx(hook: str, timeout_s: float = 300, repeats: int = 1, **kw: object) -> runner.RunContext:
     settings = RunSettings(repeats=repeats, warmup_steps=2, timeout_s=timeout_s, **kw)
@@ -27,6 +25,7 @@ def _by_id(path: Path) -> dict[tuple[str, int], dict]:
     }
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_a_small_matrix_records_ok_skipped_and_per_strategy_fields(tmp_path):
     out = tmp_path / "results.jsonl"
     variants = [
@@ -56,6 +55,7 @@ def test_a_small_matrix_records_ok_skipped_and_per_strategy_fields(tmp_path):
     assert len(records.probe_records(records.read_records(out))) == 1
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(tmp_path):
     out = tmp_path / "results.jsonl"
     cases = {"fail": (100, 300), "diverge": (200, 300), "hang": (400, 8), "small": (500, 300)}
@@ -76,6 +76,7 @@ def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(
     assert got["bs500"]["status"] == "ok"  # the matrix went on after all three
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_resume_reruns_nothing_already_recorded(tmp_path):
     out = tmp_path / "results.jsonl"
     variants = [Variant(batch_size=500), Variant(batch_size=1000)]
@@ -100,6 +101,7 @@ def test_existing_records_are_never_overwritten_without_resume(tmp_path):
     assert out.read_text() == "{}\n"
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_a_paired_matrix_runs_its_arms_side_by_side_and_records_each_set_together(tmp_path):
     out = tmp_path / "results.jsonl"
     base = Variant(batch_size=100, validation="end_only")
@@ -156,6 +158,7 @@ def test_a_set_arm_that_crashes_or_hangs_becomes_a_failed_or_timeout_result(tmp_
     }
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_a_real_worker_killed_mid_training_is_recorded_with_sigkill_not_tensorflows_log(tmp_path):
     # The bug: its reason was TensorFlow's first stderr line ("WARNING: All log messages before
     # absl::InitializeLog() is called …") behind "exited with code -9".
@@ -171,6 +174,7 @@ def test_a_real_worker_killed_mid_training_is_recorded_with_sigkill_not_tensorfl
     print(record["reason"])
 
 
+@pytest.mark.slow  # starts real workers that train
 def test_an_arm_that_fails_in_a_set_is_recorded_and_the_others_are_measured(tmp_path):
     out = tmp_path / "results.jsonl"
     variants = [Variant(batch_size=100), Variant(batch_size=200), Variant(batch_size=400)]

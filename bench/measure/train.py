@@ -154,42 +154,18 @@ def run_variant(
     backend.check_backend(variant.backend)
     strategy = distribute.make_strategy(variant)  # first: multi_worker must precede other TF work
     keras.utils.set_random_seed(variant.seed)
-    arrays = (
-        mlp.scale_images(data.x_train),
-        data.y_train,
-        mlp.scale_images(data.x_test),
-        data.y_test,
-    )
+    arrays = _scaled_arrays(data)
     with backend.captured_warnings() as caught, distribute.scope(variant, strategy):
-        model = mlp.build_mlp(
-            variant.precision,
-            learning_rate=learning_rate,
-            jit_compile=variant.jit_compile,
-            steps_per_execution=variant.steps_per_execution,
-        )
-        backend.check_device(model, variant.device)
-        if variant.strategy == "multi_worker":
-            distribute.patch_keras_multi_worker(model, strategy)
+        model = _build_model(variant, strategy, learning_rate)
         run = train(model, variant, arrays, callbacks, verbose, interleave)
 
     peak_rss_bytes, peak_rss_source = memory.peak_rss()
-    losses = [float(v) for v in run.history["loss"]]
-    if not all(math.isfinite(v) for v in losses) or not math.isfinite(run.test_loss):
-        raise Diverged(f"loss became non-finite (per-epoch loss {losses})")
+    losses = _finite_losses(run)
     return {
         "distribution": distribute.describe(variant, strategy),
         "backend": backend.describe(model, variant.jit_compile, caught),
         "timing": _timing(run, variant, len(arrays[0])),
-        "accuracy": {
-            "loss": losses,
-            **{
-                key: _per_epoch(run.history, key, variant)
-                for key in ("accuracy", "val_loss", "val_accuracy")
-            },
-            "test_loss": run.test_loss,
-            "test_accuracy": run.test_accuracy,
-            "train_images": variant.train_images(len(arrays[0])),
-        },
+        "accuracy": _accuracy(run, variant, losses, len(arrays[0])),
         "model": model_facts(model, variant),
         "memory": {
             # The whole job process, the backend itself included.
@@ -197,6 +173,54 @@ def run_variant(
             "peak_rss_source": peak_rss_source,
             "gpu_peak_bytes": _gpu_peak_bytes(variant),
         },
+    }
+
+
+def _scaled_arrays(data: Mnist) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(x_train, y_train, x_test, y_test) with the images scaled as the reference does."""
+    return (
+        mlp.scale_images(data.x_train),
+        data.y_train,
+        mlp.scale_images(data.x_test),
+        data.y_test,
+    )
+
+
+def _build_model(variant: Variant, strategy: Any, learning_rate: float) -> keras.Model:
+    """The reference MLP for this variant, checked to be on its device (call inside the scope)."""
+    model = mlp.build_mlp(
+        variant.precision,
+        learning_rate=learning_rate,
+        jit_compile=variant.jit_compile,
+        steps_per_execution=variant.steps_per_execution,
+    )
+    backend.check_device(model, variant.device)
+    if variant.strategy == "multi_worker":
+        distribute.patch_keras_multi_worker(model, strategy)
+    return model
+
+
+def _finite_losses(run: Trained) -> list[float]:
+    """The per-epoch training losses; Diverged if any of them or the test loss is not finite."""
+    losses = [float(v) for v in run.history["loss"]]
+    if not all(math.isfinite(v) for v in losses) or not math.isfinite(run.test_loss):
+        raise Diverged(f"loss became non-finite (per-epoch loss {losses})")
+    return losses
+
+
+def _accuracy(
+    run: Trained, variant: Variant, losses: list[float], train_available: int
+) -> dict[str, Any]:
+    """The record's 'accuracy' section: per-epoch curves and the final test evaluation."""
+    return {
+        "loss": losses,
+        **{
+            key: _per_epoch(run.history, key, variant)
+            for key in ("accuracy", "val_loss", "val_accuracy")
+        },
+        "test_loss": run.test_loss,
+        "test_accuracy": run.test_accuracy,
+        "train_images": variant.train_images(train_available),
     }
 
 
