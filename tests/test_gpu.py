@@ -84,7 +84,7 @@ def test_the_probe_times_its_trials_on_tensorflow_else_torch_and_keeps_each_best
 
     for framework in calls:
         monkeypatch.setitem(peak.TRIALS, framework, recording(framework))
-    got = peak.probe()
+    got = peak.machine_probe()
     assert got["framework"] == expected
     every = [(d, t, n) for d in ("cpu", "gpu") for t in ("float32", "bfloat16", "float16")
              for n in peak.MATMUL_SIZES]  # fmt: skip

@@ -131,7 +131,7 @@ def _typical_step(records, variant_id):
 # Catches: the ratio inverted (baseline ÷ variant: 0.91 here), an interval collapsed onto its
 # point (e.g. a clamp gone wrong), and a verdict that ignores the noise floor or the target.
 def test_axis_ratios_are_variant_over_baseline_with_a_verdict():
-    from bench.report.axes import judge_run
+    from bench.report.aggregate import judge_run
 
     records = read_records(RECORDS)
     summary = aggregate.summarize_run(records)

@@ -1,1 +1,1 @@
-"""The regression gate's decision, pure: baseline files, thresholds and verdicts, and their table."""
+"""The regression gates: the `regress` flow (regress.py), the pure rules and verdicts, the stored baseline, the tables."""

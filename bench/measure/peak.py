@@ -1,6 +1,6 @@
 """This machine's dense-matmul peak, measured in the same run as the variants.
 
-One probe runs a short trial per (device, dtype, size); the runner probes before, between and after
+One machine probe (``machine_probe``; records of kind ``probe``, not the A/B gate's probe process) runs a short trial per (device, dtype, size); the runner probes before, between and after
 the variants, and reports take the best trial as the peak and the trials' spread as a sign of load.
 The trials run on TensorFlow where it is installed (as every report before backends did), else on
 torch; the probe says which. Both wait for the device before stopping the clock.
@@ -64,7 +64,7 @@ def _torch_trial(device: str, dtype: str, n: int, budget_s: float) -> float | No
 TRIALS = {"tensorflow": _tensorflow_trial, "torch": _torch_trial}
 
 
-def probe(
+def machine_probe(
     dtypes: tuple[str, ...] = ("float32", "bfloat16", "float16"), measure_peak: bool = True
 ) -> dict[str, Any]:
     """GPUs each backend sees and one matmul trial per device, dtype and size (None if unsupported)."""

@@ -6,12 +6,12 @@ A pure function of records. Every interval and verdict comes from ``bench.stats`
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bench import stats
+from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import probe_records, variant_records
-from bench.report.axes import judge_run
 from mnist_models.spec import compute_dtype
 
 # A probe's trials below this fraction of the best one mean the machine was busy at some point.
@@ -33,7 +33,7 @@ class ProbeSpread:
 
 
 # One variant against another: its stats.Comparison (None without spread) and a verdict per figure
-# ("step_verdict", "throughput_verdict", "train_verdict", "accuracy_verdict"); see axes.judged.
+# ("step_verdict", "throughput_verdict", "train_verdict", "accuracy_verdict"); see judged.
 Judgement = dict[str, Any]
 
 
@@ -63,8 +63,8 @@ class RunSummary:
     variant_records: list[dict[str, Any]] = field(default_factory=list)
     records_by_variant: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     probe_records: list[dict[str, Any]] = field(default_factory=list)
-    # Judged once, in summarize_run (axes.judge_run): each successful variant but the baseline
-    # against it (by id), and axis → one entry per other value of that axis (axes.axis_entries).
+    # Judged once, in summarize_run (judge_run): each successful variant but the baseline
+    # against it (by id), and axis → one entry per other value of that axis (axis_entries).
     versus_baseline: dict[str, Judgement] = field(default_factory=dict)
     comparisons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -306,3 +306,74 @@ def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
 def variant_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per variant (first-seen order), for tables and exports."""
     return summarize_run(records).rows
+
+
+# Compared too, so a mirrored row never passes for a batch-size change, nor an XLA one for a backend.
+_ALSO_EQUAL = ("epochs", "strategy", "replicas", "jit_compile", "control")
+
+
+def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
+    return row[axis] != base[axis] and all(
+        row.get(a) == base.get(a) for a in (*AXES, *_ALSO_EQUAL) if a != axis
+    )
+
+
+def judged(summary: RunSummary, base_id: str, row_id: str) -> Judgement:
+    """Row against base: the comparison (None without spread) and a verdict per figure."""
+    floor = summary.floor
+    step_floor = floor.step if floor else 0.0
+    acc_floor = floor.accuracy_pt if floor else 0.0
+    c = stats.compare_arms(summary.arms[base_id], summary.arms[row_id])
+    target = summary.target
+    return {
+        "comparison": c,
+        "step_verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor, target=target),
+        "throughput_verdict": stats.ratio_verdict(
+            c.samples_ratio if c else None,
+            step_floor,
+            target=target,
+            above="higher throughput",
+            below="lower throughput",
+        ),
+        "train_verdict": stats.ratio_verdict(
+            c.train_epoch_ratio if c else None, step_floor, target=target
+        ),
+        "accuracy_verdict": stats.difference_verdict(c.accuracy_delta_pt if c else None, acc_floor),
+    }
+
+
+def judge_run(summary: RunSummary) -> RunSummary:
+    """The summary with its judgements: each successful variant but the baseline against the
+    baseline, and those again by axis. The one place a run's comparisons are computed."""
+    base = summary.row(summary.baseline)
+    if base is None or base["status"] != "ok":
+        return summary
+    versus = {
+        row["variant_id"]: judged(summary, base["variant_id"], row["variant_id"])
+        for row in summary.rows
+        if row["status"] == "ok" and row["variant_id"] != base["variant_id"]
+    }
+    return replace(summary, versus_baseline=versus, comparisons=axis_entries(summary, versus))
+
+
+def axis_entries(
+    summary: RunSummary, versus: dict[str, Judgement]
+) -> dict[str, list[dict[str, Any]]]:
+    """axis → one entry per other value of that axis (everything else as in the baseline), with
+    its judgement against the baseline from `versus` where it ran."""
+    base = summary.row(summary.baseline)
+    if base is None or base["status"] != "ok":
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for axis in AXES:
+        entries = []
+        for row in summary.rows:
+            if not _differs_only_in(row, base, axis):
+                continue
+            entry: dict[str, Any] = {"axis": axis, "value": row[axis], "row": row, "base": base}
+            if row["status"] == "ok":
+                entry |= versus[row["variant_id"]]
+            entries.append(entry)
+        if entries:
+            out[axis] = entries
+    return out

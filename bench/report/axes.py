@@ -2,86 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench import stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import first_line
-
-if TYPE_CHECKING:  # aggregate.summarize_run calls judge_run, so no import of it at run time
-    from bench.report.aggregate import Judgement, RunSummary
-
-# Compared too, so a mirrored row never passes for a batch-size change, nor an XLA one for a backend.
-_ALSO_EQUAL = ("epochs", "strategy", "replicas", "jit_compile", "control")
-
-
-def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
-    return row[axis] != base[axis] and all(
-        row.get(a) == base.get(a) for a in (*AXES, *_ALSO_EQUAL) if a != axis
-    )
-
-
-def judged(summary: RunSummary, base_id: str, row_id: str) -> Judgement:
-    """Row against base: the comparison (None without spread) and a verdict per figure."""
-    floor = summary.floor
-    step_floor = floor.step if floor else 0.0
-    acc_floor = floor.accuracy_pt if floor else 0.0
-    c = stats.compare_arms(summary.arms[base_id], summary.arms[row_id])
-    target = summary.target
-    return {
-        "comparison": c,
-        "step_verdict": stats.ratio_verdict(c.step_ratio if c else None, step_floor, target=target),
-        "throughput_verdict": stats.ratio_verdict(
-            c.samples_ratio if c else None,
-            step_floor,
-            target=target,
-            above="higher throughput",
-            below="lower throughput",
-        ),
-        "train_verdict": stats.ratio_verdict(
-            c.train_epoch_ratio if c else None, step_floor, target=target
-        ),
-        "accuracy_verdict": stats.difference_verdict(c.accuracy_delta_pt if c else None, acc_floor),
-    }
-
-
-def judge_run(summary: RunSummary) -> RunSummary:
-    """The summary with its judgements: each successful variant but the baseline against the
-    baseline, and those again by axis. The one place a run's comparisons are computed."""
-    base = summary.row(summary.baseline)
-    if base is None or base["status"] != "ok":
-        return summary
-    versus = {
-        row["variant_id"]: judged(summary, base["variant_id"], row["variant_id"])
-        for row in summary.rows
-        if row["status"] == "ok" and row["variant_id"] != base["variant_id"]
-    }
-    return replace(summary, versus_baseline=versus, comparisons=axis_entries(summary, versus))
-
-
-def axis_entries(
-    summary: RunSummary, versus: dict[str, Judgement]
-) -> dict[str, list[dict[str, Any]]]:
-    """axis → one entry per other value of that axis (everything else as in the baseline), with
-    its judgement against the baseline from `versus` where it ran."""
-    base = summary.row(summary.baseline)
-    if base is None or base["status"] != "ok":
-        return {}
-    out: dict[str, list[dict[str, Any]]] = {}
-    for axis in AXES:
-        entries = []
-        for row in summary.rows:
-            if not _differs_only_in(row, base, axis):
-                continue
-            entry: dict[str, Any] = {"axis": axis, "value": row[axis], "row": row, "base": base}
-            if row["status"] == "ok":
-                entry |= versus[row["variant_id"]]
-            entries.append(entry)
-        if entries:
-            out[axis] = entries
-    return out
+from bench.report.aggregate import RunSummary
 
 
 def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:

@@ -7,8 +7,8 @@ from typing import Any
 from bench import stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import first_line
-from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary
-from bench.report.axes import delta_cell, judged, ratio_cell
+from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary, judged
+from bench.report.axes import delta_cell, ratio_cell
 from bench.stats import LONG_STEP_FACTOR
 
 NOISY_CV = 0.10  # repeat-to-repeat CV worth pointing out

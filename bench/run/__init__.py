@@ -1,1 +1,1 @@
-"""Running jobs: each (variant, repeat) in a fresh worker process, multi-worker clusters, progress and machine facts; no TensorFlow in the parent."""
+"""Running jobs: each (variant, repeat) in a fresh worker process, paired sets taking turns, multi-worker clusters, the A/B gate's rounds and REF environment, progress; no TensorFlow in the parent."""

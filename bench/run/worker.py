@@ -114,9 +114,9 @@ def run_job(
     """
     if job["kind"] == "probe":
         _configure_devices("any")
-        from bench.measure.peak import probe
+        from bench.measure.peak import machine_probe
 
-        return {"probe": probe(measure_peak=job.get("measure_peak", True))}
+        return {"probe": machine_probe(measure_peak=job.get("measure_peak", True))}
 
     variant_data = job["variant"]
     backend = variant_data.get("backend", "tensorflow")
