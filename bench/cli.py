@@ -213,8 +213,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_merge(args: argparse.Namespace) -> int:
     merged = records.merge_files([Path(p) for p in args.results], Path(args.out), force=args.force)
+    written = len(records.variant_records(merged, all_attempts=True))
     print(
-        f"{args.out}: {len(records.variant_records(merged))} variant records and "
+        f"{args.out}: {written} variant records and "
         f"{len(records.probe_records(merged))} machine probes from {len(args.results)} files"
     )
     missing = records.missing_shards(merged)

@@ -72,7 +72,7 @@ def one_gate(tree: Path, ref: str, record: Path) -> dict[str, Any]:
         [sys.executable, "-m", "bench", "regress", "--against", ref,
          "--json", str(record), "--force"],
         cwd=tree, capture_output=True, text=True, check=False,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        env={**os.environ, "PYTHONPATH": str(tree), **_absolute_cache()},
     )  # fmt: skip
     wall_s = time.perf_counter() - start
     try:
@@ -80,6 +80,12 @@ def one_gate(tree: Path, ref: str, record: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         doc = None
     return {"exit": done.returncode, "wall_s": wall_s, "record": doc, "log": done.stdout[-4000:]}
+
+
+def _absolute_cache() -> dict[str, str]:
+    """MNIST_BENCH_CACHE made absolute: the gate runs from B's checkout, not from here."""
+    cache = os.environ.get("MNIST_BENCH_CACHE")
+    return {"MNIST_BENCH_CACHE": str(Path(cache).resolve())} if cache else {}
 
 
 def round_ratios(doc: dict[str, Any]) -> dict[str, list[float]]:

@@ -5,7 +5,7 @@ draws a run-level offset (normal, with the between-run variance the campaign's r
 beyond what round-to-round scatter explains: a median of n rounds varies by about π/2 · σ² / n on
 its own) and then `--rounds` paired ratios by adding residuals drawn from all the scenario's rounds
 (each round's ratio less its run's median). Each simulated run is judged by the current rule
-(``bench.gate.ab``); the output is the share of runs per exit code. Every (scenario, rounds) has
+(``bench.gate.ab_rule``); the output is the share of runs per exit code. Every (scenario, rounds) has
 its own seeded generator, so a line does not depend on which others are asked for. It was used to
 choose 8 rounds before the third campaign; the campaign itself is the proof.
 

@@ -47,7 +47,7 @@ from bench import envinfo, outputs  # noqa: E402
 from bench.gate import ab_rule as gate_ab  # noqa: E402
 from bench.gate import regress  # noqa: E402
 from bench.gate.verdicts import exit_code  # noqa: E402
-from bench.plan.gate_variants import AB_VARIANTS, INJECT_ENV, GateVariant  # noqa: E402
+from bench.plan.gate_variants import AB_TRAIN_S, AB_VARIANTS, INJECT_ENV, GateVariant  # noqa: E402
 from bench.run import ab_rounds as ab  # noqa: E402
 
 VERSIONS = ("tensorflow", "keras")
@@ -74,11 +74,12 @@ SMOKE_VARIANTS = (GateVariant("smoke-bs100", 100, "float32", 3000, epochs=2),)
 
 def gate_run(
     scenario: str,
-    rounds: int,
+    rounds: int | None,
     data_path: str,
     prestart: bool = True,
     variants: tuple[GateVariant, ...] = AB_VARIANTS,
     interleave: bool = True,
+    train_s: float | None = None,
 ) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
     inject = INJECT.get(scenario)
@@ -97,6 +98,7 @@ def gate_run(
             variants=variants,
             prestart=prestart,
             interleave=interleave,
+            train_s=train_s,
             echo=lambda _: None,
         )
         error = None
@@ -156,16 +158,19 @@ def _cell(run: dict[str, Any], metric: str) -> str:
     return ", ".join(f"{r['change']:+.1%}" for r in rows) or "–"
 
 
-def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """SUMMARY.md: outcomes per scenario against the targets, then every run's changes."""
+def _header(meta: dict[str, Any]) -> list[str]:
+    """SUMMARY.md's opening: machine, rounds, the rule, the code, then the outcome table's head."""
+    rounds = meta["rounds"] or gate_ab.DEFAULT_ROUNDS  # time-sized: the CI of the usual count
+    sized = "" if meta["rounds"] else f", time-sized: runs of {meta.get('train_s')} s"
     lines = [
         f"# A/B gate proof ({meta['finished_utc']})",
         "",
-        f"{meta['machine']}; {meta['rounds']} rounds per gate run (2 × rounds probe processes, "
+        f"{meta['machine']}; {meta['rounds'] or 'time-sized'} rounds per gate run{sized} (2 × "
+        "rounds probe processes, "
         f"{meta.get('mode', 'alternating')}), "
         f"gate variants {', '.join(meta['variants'])}; rule: REGRESSION when the "
         f"distribution-free {gate_ab.LEVEL:.0%} CI of the median B/A "
-        f"({gate_ab.ci_text(meta['rounds'])}) lies above +{gate_ab.MARGIN:.0%} and the change exceeds "
+        f"({gate_ab.ci_text(rounds)}) lies above +{gate_ab.MARGIN:.0%} and the change exceeds "
         f"+{gate_ab.FLOOR:.0%} (and "
         f"{gate_ab.NOISE_K:g}× the paired ratios' spread when that exceeds "
         f"{gate_ab.NOISE_LIMIT:.0%}, else too noisy); too noisy when the CI reaches "
@@ -183,6 +188,12 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "gate s median / max |",
         "|---|---|--:|--:|--:|--:|--:|--:|",
     ]
+    return lines
+
+
+def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """SUMMARY.md: outcomes per scenario against the targets, then every run's changes."""
+    lines = _header(meta)
     for scenario in SCENARIOS:
         group = [r for r in runs if r["scenario"] == scenario]
         if not group:
@@ -223,6 +234,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--runs", type=int, default=10, help="gate runs per scenario (K)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
     parser.add_argument("--rounds", type=int, default=gate_ab.DEFAULT_ROUNDS)
+    parser.add_argument(
+        "--time-sized",
+        action="store_true",
+        help="as `regress` runs now: runs of AB_TRAIN_S seconds, rounds planned within the "
+        "default budget (--rounds ignored); the three campaigns so far ran fixed steps and rounds",
+    )
     parser.add_argument("--out", default="reports/gate-proof")
     parser.add_argument(
         "--full-against", default="HEAD", help="REF of the one timed full run, or 'none'"
@@ -253,7 +270,8 @@ def campaign_meta(
         "machine": f"{machine['cpu_model']}, {machine['cpu_cores']} cores",
         "versions": machine["versions"],
         "commit": envinfo.git_commit(REPO),
-        "rounds": args.rounds,
+        "rounds": None if args.time_sized else args.rounds,
+        "train_s": AB_TRAIN_S if args.time_sized else None,
         "variants": [v.name for v in variants],
         "rule": {
             "floor": gate_ab.FLOOR,
@@ -343,11 +361,12 @@ def _campaign(
                 continue  # kept from the run being resumed
             run = gate_run(
                 scenario,
-                args.rounds,
+                None if args.time_sized else args.rounds,
                 data_path,
                 not args.no_overlap,
                 variants,
                 interleave,
+                AB_TRAIN_S if args.time_sized else None,
             )
             runs.append(run)
             print(_run_line(run, i, args.runs), flush=True)

@@ -129,25 +129,32 @@ class _Baton:
 
 def test_a_time_sized_run_stops_after_its_own_training_time_waits_left_out(clock):
     # Catches: the other side's turns counted as this side's training (both sides would then stop
-    # after different amounts of their own work), or stopping before the timed steps it must keep.
+    # after different amounts of their own work), warm-up or tracing eating into the time, or
+    # stopping before the timed steps a run must keep.
     from bench.measure.ab_runs import StopAfter
 
     baton = _Baton()
-    stop = StopAfter(train_s=0.01, min_steps=3, baton=baton)  # type: ignore[arg-type]
+    stop = StopAfter(train_s=0.01, warmup=2, min_timed=2, baton=baton)  # type: ignore[arg-type]
     stop.set_model(_Model())  # type: ignore[arg-type]
-    baton.waited_s = 5.0  # a wait before training began is not training either
-    stop.on_train_begin()
-    clock.now += 0.004  # step 1: own time 4 ms
-    baton.waited_s += 1.0  # then one second of the other side's turn
-    clock.now += 1.0
+    clock.now += 5.0  # step 1 (tracing): long, but warm-up
     stop.on_train_batch_end(0)
-    assert stop.model.stop_training is False  # 4 ms of own time, not 1.004 s
-    clock.now += 0.008  # step 2: 12 ms of own time, past train_s, but only 2 of 3 steps
+    clock.now += 0.001  # step 2: the last warm-up step; the clock starts at its end
     stop.on_train_batch_end(1)
     assert stop.model.stop_training is False
-    clock.now += 0.001
+    clock.now += 0.004  # step 3: own time 4 ms
+    baton.waited_s += 1.0  # then one second of the other side's turn
+    clock.now += 1.0
     stop.on_train_batch_end(2)
+    assert stop.model.stop_training is False  # 4 ms of own time, not 1.004 s
+    clock.now += 0.008  # step 4: 12 ms of own time, past train_s, and 2 timed steps
+    stop.on_train_batch_end(3)
     assert stop.model.stop_training is True
+    late = StopAfter(train_s=0.01, warmup=2, min_timed=3)
+    late.set_model(_Model())  # type: ignore[arg-type]
+    for _ in range(4):
+        clock.now += 0.02
+        late.on_train_batch_end(0)
+    assert late.model.stop_training is False  # 2 timed steps of 20 ms: time enough, steps not
 
 
 def test_uniform_injection_busy_waits_a_fraction_of_each_steps_own_time(clock):

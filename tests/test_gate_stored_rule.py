@@ -199,7 +199,8 @@ def test_a_damaged_baseline_is_one_clear_error(tmp_path, edit, message):
 
 def test_unreadable_baselines_say_how_to_fix_them(tmp_path):
     with pytest.raises(
-        stored_rule.GateError, match=r"does not exist; create it with .*--update-base"
+        stored_rule.GateError,
+        match=r"does not exist; make one with .*--update-baseline --baseline PATH",
     ):
         gate_baseline.read_baseline(tmp_path / "missing.json")
     broken = tmp_path / "broken.json"

@@ -29,6 +29,9 @@ for step in range(1, steps + 1):
         os._exit(4)
     if os.environ.get("HANG") and step == every + 1:
         time.sleep(60)
+    if os.environ.get("GARBAGE") and step == every + 1:
+        print("not a protocol line", flush=True)
+        time.sleep(60)
     if step % every == 0:
         log.write(f"{name} {step} {asked}\\n"); log.flush()
         asked = wait("step")
@@ -116,6 +119,18 @@ def test_without_a_failure_handler_a_dead_process_raises_with_its_label(tmp_path
         for t in takers.values():
             t.kill()
     assert caught.value.label == "b"
+
+
+def test_a_process_that_breaks_the_protocol_is_killed_and_says_it_was_us(tmp_path):
+    # Catches: our own kill reported like the kernel's (a SIGKILL "often the OOM killer").
+    rogue = _taker(tmp_path, "r", GARBAGE="1")
+    failed: list[turns.TurnError] = []
+    try:
+        turns.take_turns({"r": rogue}, lambda r, live: live, on_failure=failed.append)
+    finally:
+        rogue.kill()
+    assert failed and failed[0].killed_by_driver and not failed[0].timed_out
+    assert "killed by the driver" in str(failed[0]) and "not a protocol line" in str(failed[0])
 
 
 def test_a_process_past_its_limit_is_killed_as_timed_out(tmp_path):

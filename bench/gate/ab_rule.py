@@ -8,8 +8,14 @@ figures (``round_figures``):
 
     median ms   the median of the timed steps (warm-up and the steps holding a turn excluded): the
                 cost of a typical step;
-    wall ms     training wall time per step, every stall and epoch boundary included but the waits
-                for the other side's turns, as the median over windows of WALL_WINDOW steps.
+    wall ms     training wall time per step, every stall and epoch boundary the run reaches
+                included but the waits for the other side's turns, as the median over windows
+                of WALL_WINDOW steps. (Runs are sized by time, ``bench.plan.gate_variants``: on a
+                slow machine a run may end before its first epoch boundary.)
+
+Rounds (``plan_rounds``): at least MIN_ROUNDS, DEFAULT_ROUNDS while they fit the budget, then one
+at a time up to MAX_ROUNDS while a row is too noisy; rows decided by then keep their verdict
+(``keep_decided``).
 
 Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran together, so a
 machine that speeds up or slows down between rounds moves both). The change is
@@ -317,11 +323,36 @@ def compare_rounds(
 def more_rounds_wanted(rows: Sequence[ABRow]) -> bool:
     """Whether more rounds could turn 'cannot judge' into a verdict: no regression, a row too noisy.
 
-    Rounds are added only while the gate would otherwise give up (exit 2); a clear regression or
-    pass is never re-measured, so adding rounds cannot fish for a different verdict.
+    Rounds are added only while the gate would otherwise give up (exit 2), and only the noisy rows
+    are judged again on them (``keep_decided``). Each extra round is another look at those rows,
+    so a noisy row can reach a verdict on a favourable streak: the order-statistic CI over 9-16
+    rounds and the 5% floor make a false REGRESSION from that rare, but the proof campaigns ran
+    fixed rounds and did not measure it.
     """
     verdicts = {row.verdict for row in rows}
     return REGRESSION not in verdicts and NOISY in verdicts
+
+
+def keep_decided(
+    rows: Sequence[ABRow], decided: Mapping[tuple[str, str], ABRow], done: int
+) -> tuple[list[ABRow], dict[tuple[str, str], ABRow]]:
+    """Rows with every verdict reached at DEFAULT_ROUNDS or later kept as it was first reached.
+
+    Extra rounds exist for the rows still too noisy; a row already decided (pass, faster,
+    REGRESSION) is not judged again on more rounds, so other rows' extra rounds give it no
+    second look that could turn a pass into a false alarm. Returns (rows, decided so far).
+    """
+    kept = dict(decided)
+    out = []
+    for row in rows:
+        key = (row.variant, row.metric)
+        if key in kept:
+            out.append(kept[key])
+            continue
+        if done >= DEFAULT_ROUNDS and row.verdict != NOISY:
+            kept[key] = row
+        out.append(row)
+    return out, kept
 
 
 def plan_rounds(done: int, elapsed_s: float, rows: Sequence[ABRow], budget_s: float) -> int:

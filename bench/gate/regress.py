@@ -39,7 +39,7 @@ from typing import Any
 from bench import envinfo, outputs
 from bench.gate import ab_rule, render, stored_rule
 from bench.gate import baseline as gate_baseline
-from bench.gate.verdicts import EXIT_PASS, EXIT_UNMEASURED, exit_code
+from bench.gate.verdicts import EXIT_PASS, EXIT_UNMEASURED, NOISY, NOT_MEASURED, exit_code
 from bench.plan.gate_variants import (
     AB_TRAIN_S,
     AB_VARIANTS,
@@ -101,8 +101,8 @@ def run(options: Options, echo: Echo = print) -> int:
             return stored_gate(options, echo)
         return ab_gate(options, echo)
     except CannotJudge as exc:
-        side = {"A": "REF's side", "B": "the working tree's side"}.get(exc.side or "", "")
-        echo(f"gate: cannot judge{f' ({side})' if side else ''}: {exc.reason}")
+        side = render.side_words(exc.side)
+        echo(f"gate: cannot judge ({side}): {exc.reason}")
         text = render.render_cannot_judge(exc.reason, exc.side)
         write_outputs(options, "ab", EXIT_UNMEASURED, text, {"cannot_judge": _why(exc)})
         return EXIT_UNMEASURED
@@ -198,6 +198,8 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     code = exit_code(rows)
     rows_out = [dataclasses.asdict(row) | {"change": row.change} for row in rows]
     extra = {"ref_commit": commit, "rows": rows_out, "meta": meta, "measured": measured}
+    if code == EXIT_UNMEASURED:
+        extra["cannot_judge"] = _why(undecided(rows, measured["figures"]))
     write_outputs(options, "ab", code, text, extra)
     return code
 
@@ -319,6 +321,7 @@ def run_ab_gate(
     figures: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
     rows: list[ab_rule.ABRow] = []
+    decided: dict[tuple[str, str], ab_rule.ABRow] = {}
     start = time.perf_counter()
     while True:
         done = len(responses)
@@ -328,14 +331,13 @@ def run_ab_gate(
             more = rounds - done
         if more <= 0:
             break
-        batch = _some_rounds(
+        batch, figs = _some_rounds(
             sides, request, done, done + more, interleave, prestart, echo, warmup_steps
         )
         responses += batch
-        figures += [
-            {k: ab_rule.figures(resp, warmup_steps) for k, resp in r.items()} for r in batch
-        ]
+        figures += figs
         rows = ab_rule.compare_rounds(figures, [v.name for v in variants])
+        rows, decided = ab_rule.keep_decided(rows, decided, len(figures))
     measured = {
         "request": request,
         "mode": mode_text(interleave),
@@ -358,27 +360,51 @@ def _some_rounds(
     prestart: bool,
     echo: Echo,
     warmup_steps: int,
-) -> list[dict[str, Any]]:
-    """Rounds `first` … `stop`-1, each line of progress echoed; CannotJudge if a probe fails."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rounds `first` … `stop`-1: their responses and figures, each response's line echoed.
+
+    CannotJudge names the side whose probe failed or whose raw times give no figures.
+    """
+    figs: dict[int, dict[str, Any]] = {}
 
     def progress(r: int, label: str, response: dict[str, Any]) -> None:
+        try:
+            fig = ab_rule.figures(response, warmup_steps)
+        except ab_rule.ABError as exc:
+            who = "REF" if label == "A" else "the working tree"
+            raise CannotJudge(f"{who}'s probe gave no usable times: {exc}", side=label) from None
+        figs.setdefault(r, {})[label] = fig
         cells = ", ".join(
-            f"{name} median {f['median_ms']:.3f} wall {f['wall_ms']:.3f}"
-            for name, f in ab_rule.figures(response, warmup_steps).items()
+            f"{name} median {f['median_ms']:.3f} wall {f['wall_ms']:.3f}" for name, f in fig.items()
         )
         echo(f"  round {r + 1} {label}: {cells} ms ({response['process_s']:.0f} s)")
 
     try:
         if interleave:
-            return ab_rounds.run_interleaved(
+            batch = ab_rounds.run_interleaved(
                 sides, request, stop, first=first, on_response=progress
             )
-        return ab_rounds.run_rounds(
-            sides, request, stop, first=first, prestart=prestart, on_response=progress
-        )
+        else:
+            batch = ab_rounds.run_rounds(
+                sides, request, stop, first=first, prestart=prestart, on_response=progress
+            )
     except ab_rounds.ProbeError as exc:
         whose = "REF" if exc.side == "A" else "the working tree"
         raise CannotJudge(f"{whose} could not be measured: {exc}", side=exc.side) from None
+    return batch, [figs[r] for r in range(first, stop)]
+
+
+def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]]) -> CannotJudge:
+    """Why a judged A/B gate still answers exit 2, and whose side it is (B: a variant B lacks)."""
+    noisy = [f"{r.variant} {r.metric}" for r in rows if r.verdict == NOISY]
+    missing = sorted({r.variant for r in rows if r.verdict == NOT_MEASURED})
+    only_b = [v for v in missing if all(v in f.get("A", {}) for f in figures)]
+    parts = []
+    if noisy:
+        parts.append(f"too noisy after {len(figures)} rounds: {', '.join(noisy)}")
+    if missing:
+        parts.append(f"not measured on both sides in every round: {', '.join(missing)}")
+    return CannotJudge("; ".join(parts) or "no rows", side="B" if only_b else None)
 
 
 # --- stored baseline -------------------------------------------------------------------------

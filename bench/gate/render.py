@@ -54,7 +54,6 @@ def render_table(
         )
     ]
     code = exit_code(rows)
-    outcome = {EXIT_PASS: "pass", EXIT_REGRESSION: "REGRESSION", EXIT_UNMEASURED: "cannot judge"}
     notes = {
         NO_BASELINE: f"no baseline for a measured variant: {UPDATE_HINT}",
         NOT_MEASURED: "a baseline variant was not measured: the gate's variants changed; "
@@ -74,7 +73,7 @@ def render_table(
         f"baseline: {baseline.get('created_utc', '?')} on {_machine_line(baseline['machine'])}",
         f"this run: {_machine_line(machine)}",
         *(f"note: {text}" for verdict, text in notes.items() if verdict in verdicts),
-        f"gate: {outcome[code]} (exit {code})",
+        f"gate: {OUTCOMES[code]} (exit {code})",
     ]
     return "\n".join(lines)
 
@@ -166,6 +165,8 @@ def _sizing_text(meta: Mapping[str, Any]) -> str:
     sizing = meta.get("sizing")
     if not sizing:
         return ""
+    if sizing.get("fixed_rounds"):
+        return " (--rounds: exactly that many)"
     runs = (
         f"each run stopped after {sizing['train_s']:g} s of its own training"
         if sizing.get("train_s")
@@ -177,9 +178,14 @@ def _sizing_text(meta: Mapping[str, Any]) -> str:
     )
 
 
+def side_words(side: str | None) -> str:
+    """Whose side a 'cannot judge' was, in words."""
+    return {"A": "REF's side", "B": "the working tree's side"}.get(side or "", "neither side")
+
+
 def render_cannot_judge(reason: str, side: str | None) -> str:
     """Markdown for an A/B gate that could not measure: why, and whose side failed."""
-    who = {"A": "REF's side", "B": "the working tree's side"}.get(side or "", "the gate")
+    who = side_words(side) if side else "the gate"
     return (
         f"The A/B gate could not judge: {who} could not be measured or set up.\n\n"
         f"reason: {reason}\n\ngate: cannot judge (exit {EXIT_UNMEASURED})"
@@ -216,4 +222,11 @@ def _notes(rows: Sequence[ab.ABRow]) -> list[str]:
         )
     if NOT_MEASURED in verdicts:
         notes.append("note: a variant was not measured on both sides in every round")
+    rounds = max((row.rounds for row in rows), default=0)
+    if ab.MIN_ROUNDS <= rounds < ab.DEFAULT_ROUNDS:
+        notes.append(
+            f"note: only {rounds} rounds fitted the time budget (default {ab.DEFAULT_ROUNDS}): the CI "
+            "is the smallest to the largest ratio, so one disturbed round can hide a regression; "
+            "a larger --budget buys the default rounds"
+        )
     return notes

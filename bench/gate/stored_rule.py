@@ -48,7 +48,8 @@ FLOOR = 0.15
 K = 3.0
 CEILING = 0.25
 UPDATE_HINT = (
-    "create it with `mnist-bench regress --update-baseline` (on the CI machine) and commit it"
+    "make one with `mnist-bench regress --update-baseline --baseline PATH` on the machine it is "
+    "for, from a clean commit, and commit it"
 )
 
 

@@ -79,15 +79,20 @@ class ExtraWork(keras.callbacks.Callback):
 
 
 class StopAfter(keras.callbacks.Callback):
-    """End training once this run's own training time reaches `train_s`, after `min_steps` steps.
+    """End training once this run has trained `train_s` seconds of its own after the warm-up,
+    and at least `min_timed` steps after it.
 
-    Own time: wall time since training began, less every wait of the `baton` (the other side's
-    turns), so both sides of an interleaved round train for the same time of their own.
+    Own time: wall time from the end of the last warm-up step, less every wait of the `baton`
+    (the other side's turns), so both sides of an interleaved round train for the same time of
+    their own, and neither tracing nor warm-up eats into it.
     """
 
-    def __init__(self, train_s: float, min_steps: int, baton: Baton | None = None) -> None:
+    def __init__(
+        self, train_s: float, warmup: int, min_timed: int, baton: Baton | None = None
+    ) -> None:
         super().__init__()
-        self.train_s, self.min_steps, self.baton = float(train_s), int(min_steps), baton
+        self.train_s, self.warmup, self.min_timed = float(train_s), int(warmup), int(min_timed)
+        self.baton = baton
         self._start = 0.0
         self._waited0 = 0.0
         self.steps = 0
@@ -96,12 +101,16 @@ class StopAfter(keras.callbacks.Callback):
         return self.baton.waited_s if self.baton is not None else 0.0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
-        self._start, self._waited0 = time.perf_counter(), self._waited()
+        self._start, self._waited0 = time.perf_counter(), self._waited()  # no warm-up: from here
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.steps += 1
-        own = time.perf_counter() - self._start - (self._waited() - self._waited0)
-        if self.steps >= self.min_steps and own >= self.train_s:
+        now = time.perf_counter()
+        if self.steps == self.warmup:  # the clock starts as the first timed step begins
+            self._start, self._waited0 = now, self._waited()
+            return
+        own = now - self._start - (self._waited() - self._waited0)
+        if self.steps >= self.warmup + self.min_timed and own >= self.train_s:
             self.model.stop_training = True
 
 
@@ -137,8 +146,8 @@ def _callbacks(
     if baton is not None:
         callbacks.append(baton)
     if request.get("train_s") is not None:
-        min_steps = int(request.get("warmup_steps", 0)) + int(request.get("min_timed_steps", 0))
-        callbacks.append(StopAfter(float(request["train_s"]), min_steps, baton))
+        warmup, min_timed = int(request["warmup_steps"]), int(request.get("min_timed_steps", 0))
+        callbacks.append(StopAfter(float(request["train_s"]), warmup, min_timed, baton))
     return ends, baton, callbacks
 
 
@@ -174,7 +183,7 @@ def run_request(
     """Measure every run of a contract-1 request in this process; the response's fields but 'ok'.
 
     With ``"interleave": {"every": N}`` in the request, ``wait`` is the baton's (``bench.measure.baton``);
-    with ``"train_s": T``, each run stops after T seconds of its own training (``StopAfter``).
+    with ``"train_s": T``, each run stops after T seconds of its own timed training (``StopAfter``).
     """
     if request.get("contract") != 1:
         raise ValueError(f"request contract {request.get('contract')!r}; this side speaks 1")

@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.plan.variant import Variant
 
-TF_CONFIG = "TF_CONFIG"  # the variable bench.run.cluster sets for each multi_worker process
+TF_CONFIG = "TF_CONFIG"  # TensorFlow's variable; bench.run.cluster sets it per multi_worker process
 
 
 class StrategyError(RuntimeError):

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import stats
+from bench.measure.distribute import TF_CONFIG  # no TensorFlow at import
 from bench.run.child import child_env, exit_reason, job_dir, peak_rss_bytes, worker_command
 
 LOOPBACK = "127.0.0.1"
-TF_CONFIG = "TF_CONFIG"
 
 
 def free_ports(count: int) -> list[int]:

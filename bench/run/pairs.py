@@ -209,6 +209,8 @@ def _result(path: Any, end: ArmEnd | None, timeout_s: float) -> dict[str, Any]:
         return {"status": "timeout", "reason": f"killed after the {timeout_s:g} s limit"}
     if end is None:
         return {"status": "failed", "reason": "the worker ended its turns without a result"}
+    if end.error.killed_by_driver:
+        return {"status": "failed", "reason": str(end.error)}
     reason = exit_reason(end.code, end.error.output, end.elapsed_s, end.rss_bytes)
     return {"status": "failed", "reason": reason}
 

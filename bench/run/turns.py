@@ -41,11 +41,18 @@ class TurnError(RuntimeError):
     """A process died, hung or wrote something that is not a protocol line."""
 
     def __init__(
-        self, label: str, message: str, *, timed_out: bool = False, output: str = ""
+        self,
+        label: str,
+        message: str,
+        *,
+        timed_out: bool = False,
+        output: str = "",
+        killed_by_driver: bool = False,
     ) -> None:
         super().__init__(message)
         self.label = label
         self.timed_out = timed_out
+        self.killed_by_driver = killed_by_driver  # a kill of ours, not the kernel's
         self.output = output  # the end of what the process wrote, for whoever explains its end
 
 
@@ -119,7 +126,10 @@ class TurnTaker:
 
     def _failure(self, line: str | None) -> TurnError:
         hung = line is None
-        if self.proc.poll() is None:
+        # At EOF ('') the process is ending by itself: wait for it. Alive after a line that is no
+        # protocol line, or silent past its limit, it is ours to kill.
+        killed_here = line != "" and self.proc.poll() is None
+        if killed_here:
             self.proc.kill()
         code = self.proc.wait()
         self.stderr.seek(0)
@@ -129,6 +139,13 @@ class TurnTaker:
             limit = f" within {self.limit_s:g} s" if self.limit_s is not None else ""
             return TurnError(
                 self.label, f"gave no answer{limit}: {tail}", timed_out=True, output=tail
+            )
+        if killed_here:  # it wrote something that is no protocol line: our kill, not the kernel's
+            return TurnError(
+                self.label,
+                f"killed by the driver: it wrote a line that is not the protocol's: {line!r}",
+                output=tail,
+                killed_by_driver=True,
             )
         return TurnError(self.label, f"exited {code} without a response: {tail}", output=tail)
 
