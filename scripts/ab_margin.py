@@ -42,6 +42,9 @@ from bench.gate import ab_rule, regress  # noqa: E402
 from bench.plan.gate_variants import AB_TRAIN_S, INJECT_ENV  # noqa: E402
 from bench.run import ab_rounds  # noqa: E402
 
+# Student's t, two-sided 95%, by degrees of freedom (1-20): the interval of the runs' mean B/A.
+T95 = (0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+       2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086)  # fmt: skip
 COMMENT = "# ab_margin: a comment-only change; side B of an unchanged A/B gate\n"
 
 
@@ -155,9 +158,9 @@ def spread_lines(runs: list[dict[str, Any]]) -> list[str]:
     """Per variant and metric: the runs' B/A (min … max, SD), CI bounds, and the rounds' pooled SD."""
     docs = [run["record"] for run in runs if run["record"] and run["record"].get("rows")]
     lines = [
-        "| variant, metric | runs | gate B/A min … max | SD of log B/A over runs | highest CI lower bound "
-        "| lowest CI upper bound | rounds | SD of log B/A over rounds |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| variant, metric | runs | gate B/A min … max | mean [95% t-interval] | SD of log B/A over "
+        "runs | highest CI lower bound | lowest CI upper bound | rounds | SD of log B/A over rounds |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for key in sorted({k for d in docs for k in _rows(d)}):
         rows = [_rows(d)[key] for d in docs if key in _rows(d) and _rows(d)[key]["ratio"]]
@@ -165,10 +168,14 @@ def spread_lines(runs: list[dict[str, Any]]) -> list[str]:
         if len(rows) < 2:
             continue
         ratios = [r["ratio"] for r in rows]
-        sd_runs = statistics.stdev(math.log(r) for r in ratios)
+        logs = [math.log(r) for r in ratios]
+        sd_runs = statistics.stdev(logs)
         sd_rounds = statistics.stdev(math.log(r) for r in rounds)
+        mean, half = statistics.mean(logs), T95[len(logs) - 1] * sd_runs / math.sqrt(len(logs))
         lines.append(
-            f"| {key} | {len(rows)} | {_pct(min(ratios))} … {_pct(max(ratios))} | {sd_runs:.2%} "
+            f"| {key} | {len(rows)} | {_pct(min(ratios))} … {_pct(max(ratios))} "
+            f"| {_pct(math.exp(mean))} [{_pct(math.exp(mean - half))} … "
+            f"{_pct(math.exp(mean + half))}] | {sd_runs:.2%} "
             f"| {_pct(max(r['low'] for r in rows))} | {_pct(min(r['high'] for r in rows))} "
             f"| {len(rounds)} | {sd_rounds:.2%} |"
         )
@@ -185,7 +192,9 @@ def render(runs: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"{meta['ref'][:10]} (clean), side B = REF + one comment ({meta['b_commit'][:10]}); each run "
         "a full `mnist-bench regress --against REF` in a fresh process, REF checked out and built "
         "by uv in its own environment, as CI does. "
-        f"Machine: {meta['machine']}; started {meta['started_utc']}, last run {meta['finished_utc']}. "
+        f"Machine: {meta['machine']}; "
+        f"{', '.join(f'{k} {v}' for k, v in meta['versions'].items() if k in ('tensorflow', 'keras'))}"
+        f"; started {meta['started_utc']}, last run {meta['finished_utc']}. "
         f"Rule in force: margin {meta['rule']['margin']:.0%}, floor {meta['rule']['floor']:.0%}, "
         f"ceiling {meta['rule']['ceiling']:.0%}.",
         "",
@@ -240,10 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="reports/gate-margin")
     parser.add_argument("--resume", action="store_true", help="keep the runs in OUT/results.json")
     parser.add_argument("--slower", type=float, help="also time one gate with steps F× slower")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite OUT/SUMMARY.md from OUT/results.json"
+    )
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if args.render:
+        kept = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        outputs.write_atomic(out / "SUMMARY.md", render(kept["runs"], kept["meta"]))
+        return 0
     if _git("status", "--porcelain", "--untracked-files=no"):
         parser.error("the working tree has uncommitted changes: REF must be a clean commit")
-    out = Path(args.out)
     machine = envinfo.machine_info()
     meta = {
         "ref": _git("rev-parse", "HEAD"),

@@ -370,3 +370,33 @@ def test_proof_campaign_refuses_a_bad_resume_before_loading_the_data(tmp_path, m
         prover.main(["--out", str(tmp_path), "--resume"])
     assert exit_info.value.code == 2
     assert "--resume: cannot read" in capsys.readouterr().err
+
+
+def test_rows_decided_at_the_default_rounds_keep_their_verdict_through_extra_rounds():
+    # Catches: extra rounds (added for a noisy row) re-judging a row that already passed, which
+    # would give every pass a second look and raise the false-alarm rate above the proof's.
+    passed = ab.ABRow("v", "median_ms", "pass", ratio=1.01)
+    noisy = ab.ABRow("v", "wall_ms", "too noisy", ratio=1.10)
+    rows, decided = ab.keep_decided([passed, noisy], {}, ab.DEFAULT_ROUNDS - 1)
+    assert decided == {}  # before the default rounds nothing is settled
+    rows, decided = ab.keep_decided([passed, noisy], {}, ab.DEFAULT_ROUNDS)
+    assert decided == {("v", "median_ms"): passed}
+    later = ab.ABRow("v", "median_ms", "REGRESSION", ratio=1.06)
+    resolved = ab.ABRow("v", "wall_ms", "pass", ratio=1.02)
+    rows, decided = ab.keep_decided([later, resolved], decided, ab.DEFAULT_ROUNDS + 1)
+    assert [r.verdict for r in rows] == ["pass", "pass"]  # the first kept, the noisy one judged
+    assert set(decided) == {("v", "median_ms"), ("v", "wall_ms")}
+
+
+def test_plan_rounds_sizes_the_gate_by_time():
+    # Catches: a slow machine running 8 rounds whatever the budget, or extra rounds without end.
+    noisy = [ab.ABRow("v", "wall_ms", "too noisy")]
+    calm = [ab.ABRow("v", "wall_ms", "pass")]
+    assert ab.plan_rounds(0, 0.0, [], 100.0) == ab.MIN_ROUNDS
+    assert ab.plan_rounds(5, 50.0, calm, 100.0) == 3  # 10 s a round: 50 s left, 3 to reach 8
+    assert ab.plan_rounds(5, 80.0, calm, 100.0) == 1  # 16 s a round: one more fits
+    assert ab.plan_rounds(5, 99.0, calm, 100.0) == 0
+    assert ab.plan_rounds(8, 80.0, calm, 200.0) == 0  # decided: no extra round
+    assert ab.plan_rounds(8, 80.0, noisy, 200.0) == 1
+    assert ab.plan_rounds(8, 80.0, noisy, 85.0) == 0  # no time left for one
+    assert ab.plan_rounds(ab.MAX_ROUNDS, 1.0, noisy, 1e9) == 0

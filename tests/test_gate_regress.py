@@ -299,3 +299,16 @@ def test_a_spent_budget_stops_at_the_fewest_rounds_that_give_a_ci(tmp_path):
     # Catches: a slow machine running the default 8 rounds whatever the budget says.
     _rows, measured = _sized_gate(tmp_path, "0.6,1.6", budget_s=1e-6)
     assert measured["rounds"] == ab_rule.MIN_ROUNDS
+
+
+def test_an_undecided_gate_says_why_and_blames_b_only_for_what_b_lacks():
+    # Catches: a working tree that drops a gate variant passing CI as 'neither side'.
+    noisy = ab_rule.ABRow("v", "wall_ms", "too noisy")
+    missing = ab_rule.ABRow("w", "median_ms", "not measured")
+    b_lacks = [{"A": {"v": {}, "w": {}}, "B": {"v": {}}}] * 8
+    why = regress.undecided([noisy, missing], b_lacks)
+    assert why.side == "B"
+    assert "too noisy after 8 rounds: v wall_ms" in why.reason and "w" in why.reason
+    a_lacks = [{"A": {"v": {}}, "B": {"v": {}, "w": {}}}] * 8
+    assert regress.undecided([noisy, missing], a_lacks).side is None
+    assert regress.undecided([noisy], b_lacks).side is None
