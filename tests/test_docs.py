@@ -26,7 +26,9 @@ OTHER_TOOL_FLAGS = {
     "--describe": "python -m bench.gate_probe",
     "--scenarios": "scripts/prove_gate.py",
     "--extra": "scripts/prove_gate.py",
-    "--runs": "scripts/prove_gate.py, scripts/prove_ab_gate.py",
+    "--runs": "scripts/prove_gate.py, scripts/prove_ab_gate.py, scripts/ab_margin.py",
+    "--time-sized": "scripts/prove_ab_gate.py",
+    "--slower": "scripts/ab_margin.py",
 }
 # Documented from branches being merged alongside this one (issue 13: the A/B gate; issue 14: the
 # backend axis). Delete each entry once its branch has landed: the checks then cover it as usual.
