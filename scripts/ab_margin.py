@@ -157,14 +157,15 @@ def _rows(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def spread_lines(runs: list[dict[str, Any]]) -> list[str]:
     """Per variant and metric: the runs' B/A (min … max, SD), CI bounds, and the rounds' pooled SD."""
     docs = [run["record"] for run in runs if run["record"] and run["record"].get("rows")]
+    by_doc = [(_rows(d), round_ratios(d)) for d in docs]  # each record read once
     lines = [
         "| variant, metric | runs | gate B/A min … max | mean [95% t-interval] | SD of log B/A over "
         "runs | highest CI lower bound | lowest CI upper bound | rounds | SD of log B/A over rounds |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for key in sorted({k for d in docs for k in _rows(d)}):
-        rows = [_rows(d)[key] for d in docs if key in _rows(d) and _rows(d)[key]["ratio"]]
-        rounds = [r for d in docs for r in round_ratios(d).get(key, [])]
+    for key in sorted({k for rows_of, _ in by_doc for k in rows_of}):
+        rows = [r[key] for r, _ in by_doc if key in r and r[key]["ratio"]]
+        rounds = [x for _, ratios in by_doc for x in ratios.get(key, [])]
         if len(rows) < 2:
             continue
         ratios = [r["ratio"] for r in rows]

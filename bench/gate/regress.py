@@ -65,6 +65,10 @@ class CannotJudge(Exception):
         super().__init__(reason)
         self.reason, self.side = reason, side
 
+    def record(self) -> dict[str, Any]:
+        """The gate record's ``cannot_judge`` field."""
+        return {"side": self.side, "reason": self.reason}
+
 
 @dataclasses.dataclass(frozen=True)
 class Options:
@@ -101,22 +105,22 @@ def run(options: Options, echo: Echo = print) -> int:
             return stored_gate(options, echo)
         return ab_gate(options, echo)
     except CannotJudge as exc:
-        side = render.side_words(exc.side)
-        echo(f"gate: cannot judge ({side}): {exc.reason}")
-        text = render.render_cannot_judge(exc.reason, exc.side)
-        write_outputs(options, "ab", EXIT_UNMEASURED, text, {"cannot_judge": _why(exc)})
-        return EXIT_UNMEASURED
+        echo(f"gate: cannot judge ({render.side_words(exc.side)}): {exc.reason}")
+        return _cannot_judge(options, exc)
     except Exception as exc:
         if options.debug:
             raise
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
-        mode = "stored-baseline" if options.stored else "ab"
-        text = render.render_cannot_judge(reason, None)
-        write_outputs(
-            options, mode, EXIT_UNMEASURED, text, {"cannot_judge": _why(CannotJudge(reason))}
-        )
-        return EXIT_UNMEASURED
+        return _cannot_judge(options, CannotJudge(reason))
+
+
+def _cannot_judge(options: Options, exc: CannotJudge) -> int:
+    """Write a gate record and table saying why there is no verdict; exit 2."""
+    mode = "stored-baseline" if options.stored else "ab"
+    text = render.render_cannot_judge(exc.reason, exc.side)
+    write_outputs(options, mode, EXIT_UNMEASURED, text, {"cannot_judge": exc.record()})
+    return EXIT_UNMEASURED
 
 
 def check_options(options: Options) -> None:
@@ -133,10 +137,6 @@ def check_options(options: Options) -> None:
     for out in (options.json_out, options.markdown_out):
         if out is not None:  # never over the baseline or data it reads
             outputs.check_output(out, inputs=inputs, force=options.force)
-
-
-def _why(exc: CannotJudge) -> dict[str, Any]:
-    return {"side": exc.side, "reason": exc.reason}
 
 
 # --- A/B -------------------------------------------------------------------------------------
@@ -192,14 +192,14 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     finally:
         if options.ref_env is None:
             shutil.rmtree(env_dir, ignore_errors=True)
-    meta = _ab_meta(ref_text, sides, built, measured, options, start)
+    meta = _ab_meta(ref_text, sides, built, measured, start)
     text = render.render_ab(rows, meta)
     echo(text)
     code = exit_code(rows)
     rows_out = [dataclasses.asdict(row) | {"change": row.change} for row in rows]
     extra = {"ref_commit": commit, "rows": rows_out, "meta": meta, "measured": measured}
     if code == EXIT_UNMEASURED:
-        extra["cannot_judge"] = _why(undecided(rows, measured["figures"]))
+        extra["cannot_judge"] = undecided(rows, measured["figures"]).record()
     write_outputs(options, "ab", code, text, extra)
     return code
 
@@ -218,7 +218,6 @@ def _ab_meta(
     sides: Mapping[str, ab_rounds.Side],
     built: refenv.RefEnv,
     measured: Mapping[str, Any],
-    options: Options,
     start: float,
 ) -> dict[str, Any]:
     """What the A/B table and record say about how the gate ran."""
@@ -371,8 +370,9 @@ def _some_rounds(
         try:
             fig = ab_rule.figures(response, warmup_steps)
         except ab_rule.ABError as exc:
-            who = "REF" if label == "A" else "the working tree"
-            raise CannotJudge(f"{who}'s probe gave no usable times: {exc}", side=label) from None
+            raise CannotJudge(
+                f"{_whose(label)}'s probe gave no usable times: {exc}", side=label
+            ) from None
         figs.setdefault(r, {})[label] = fig
         cells = ", ".join(
             f"{name} median {f['median_ms']:.3f} wall {f['wall_ms']:.3f}" for name, f in fig.items()
@@ -389,9 +389,14 @@ def _some_rounds(
                 sides, request, stop, first=first, prestart=prestart, on_response=progress
             )
     except ab_rounds.ProbeError as exc:
-        whose = "REF" if exc.side == "A" else "the working tree"
-        raise CannotJudge(f"{whose} could not be measured: {exc}", side=exc.side) from None
+        raise CannotJudge(
+            f"{_whose(exc.side)} could not be measured: {exc}", side=exc.side
+        ) from None
     return batch, [figs[r] for r in range(first, stop)]
+
+
+def _whose(side: str | None) -> str:
+    return "REF" if side == "A" else "the working tree"
 
 
 def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]]) -> CannotJudge:
@@ -444,10 +449,10 @@ def stored_gate(
     if update:
         doc = gate_baseline.make_baseline(measured, machine, envinfo.git_commit(), utc_now())
         gate_baseline.write_baseline(path, doc)
-        echo(render.render_baseline(doc))
-        echo(f"baseline written: {path}")
         rows: list[stored_rule.Row] = []
         code, text = EXIT_PASS, render.render_baseline(doc)
+        echo(text)
+        echo(f"baseline written: {path}")
     else:
         assert baseline is not None
         rows = stored_rule.compare(baseline, measured)
