@@ -103,18 +103,37 @@ def timed_steps(
     warmup_steps: int,
     steps_per_execution: int = 1,
     pauses: Sequence[Sequence[float]] = (),
+    short_last: bool = False,
 ) -> tuple[list[float], list[float]]:
     """(every step's ms, the steps after the warm-up) from per-epoch callback intervals.
 
     An interval covers ``steps_per_execution`` steps and is spread evenly over them. At least the
     first (tracing) call is always left out; with nothing after the warm-up, the last step is kept.
     An interleaved run's block-opening calls (the one after each of its ``pauses``, which ran on
-    caches the other processes had just used) are left out too.
+    caches the other processes had just used) are left out too, and with `short_last` each
+    epoch's last call (``short_last_call``).
     """
     spe = steps_per_execution
     step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
-    timed = [ms for block in blocks(step_ms_raw, warmup_steps, pauses, spe) for ms in block]
+    kept = blocks(step_ms_raw, warmup_steps, pauses, spe, short_last)
+    timed = [ms for block in kept for ms in block]
     return step_ms, timed or step_ms[-1:]
+
+
+def short_last_call(record: Mapping[str, Any]) -> bool:
+    """Whether each epoch's last call trained fewer images than the others (a partial batch).
+
+    60,000 images at batch 2048 end each epoch with a batch of 608, a far shorter step that is no
+    step at batch 2048. An arm with many steps per block outvotes it; a short arm's last block may
+    hold only it and one or two others, so it can set that block's median, and whether it does
+    depends on where the pauses fall, which moves with the machine's speed between runs.
+    """
+    variant = record["variant"]
+    images = record["accuracy"].get("train_images")
+    if images is None:
+        return False
+    batch, spe = variant["batch_size"], variant.get("steps_per_execution", 1)
+    return images % batch != 0 or record["timing"]["steps_per_epoch"] % spe != 0
 
 
 def blocks(
@@ -122,18 +141,25 @@ def blocks(
     warmup_steps: int,
     pauses: Sequence[Sequence[float]],
     steps_per_execution: int = 1,
+    short_last: bool = False,
 ) -> list[list[float]]:
     """An interleaved run's timed steps (ms) block by block, in turn order.
 
     Block k holds the calls between the run's (k-1)-th and k-th pause. Left out, as everywhere:
-    the warm-up calls and each block's opening call (a block can so be empty).
+    the warm-up calls and each block's opening call (a block can so be empty), and with
+    `short_last` each epoch's last call (``short_last_call``).
     """
     spe = steps_per_execution
     step_ms = [s / spe for epoch in step_ms_raw for s in epoch]
     warm = max(1, math.ceil(warmup_steps / spe))
+    ends = set(itertools.accumulate(len(epoch) for epoch in step_ms_raw)) if short_last else set()
     edges = [0, *(int(after) for after, _ in pauses), len(step_ms)]
     return [
-        step_ms[max(lo + (1 if k else 0), warm) : hi]
+        [
+            ms
+            for i, ms in enumerate(step_ms[lo:hi], lo)
+            if i >= max(lo + (1 if k else 0), warm) and i + 1 not in ends
+        ]
         for k, (lo, hi) in enumerate(itertools.pairwise(edges))
     ]
 
@@ -143,11 +169,12 @@ def block_medians(
     warmup_steps: int,
     pauses: Sequence[Sequence[float]],
     steps_per_execution: int = 1,
+    short_last: bool = False,
 ) -> list[float | None]:
     """The median step (ms) of each block (``blocks``); None for an empty block."""
     return [
         median(b) if b else None
-        for b in blocks(step_ms_raw, warmup_steps, pauses, steps_per_execution)
+        for b in blocks(step_ms_raw, warmup_steps, pauses, steps_per_execution, short_last)
     ]
 
 
@@ -155,14 +182,15 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
     """Every statistic of one successful (variant, repeat) record, derived from its raw fields.
 
     Step times: each callback interval spread over ``steps_per_execution`` steps; the first
-    ``warmup_steps`` steps (at least the first, tracing call) and an interleaved run's block-opening
-    steps are left out of the summary. The wall cross-check is all training wall time but the trace
+    ``warmup_steps`` steps (at least the first, tracing call), an interleaved run's block-opening
+    steps and each epoch's partial last batch (``short_last_call``) are left out of the summary. The wall cross-check is all training wall time but the trace
     call (and the waits for the machine, which the clock left out), over all steps but that one.
     """
     variant, timing = record["variant"], record["timing"]
     spe = variant.get("steps_per_execution", 1)
     warmup = record["settings"]["warmup_steps"]
-    step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe, timing.get("pauses", ()))
+    pauses, short = timing.get("pauses", ()), short_last_call(record)
+    step_ms, timed = timed_steps(timing["step_ms_raw"], warmup, spe, pauses, short)
     summary = summarize(timed)
     median_s = summary["median"] / 1000
     first_ms = step_ms[0]
@@ -353,13 +381,13 @@ def arm(label: str, records: Sequence[Mapping[str, Any]]) -> Arm:
     for r in records:
         spe = r["variant"].get("steps_per_execution", 1)
         timing, warmup = r["timing"], r["settings"]["warmup_steps"]
-        pauses = timing.get("pauses", ())
-        timed = timed_steps(timing["step_ms_raw"], warmup, spe, pauses)[1]
+        pauses, short = timing.get("pauses", ()), short_last_call(r)
+        timed = timed_steps(timing["step_ms_raw"], warmup, spe, pauses, short)[1]
         steps.append(tuple(timed))
         train.append(median(timing["train_s_per_epoch"]))
         acc.append(float(r["accuracy"]["test_accuracy"]))
         if r.get("pairing"):
-            blocks = block_medians(timing["step_ms_raw"], warmup, pauses, spe)
+            blocks = block_medians(timing["step_ms_raw"], warmup, pauses, spe, short)
             # Keyed by run too: two runs' sets share names, never a machine moment.
             sets[f"{r['run']['id']}/{r['pairing']['set']}"] = SetTimes(tuple(blocks), train[-1])
     batch = records[0]["variant"]["batch_size"]

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from bench import stats
+from bench.plan.variant import Variant
+from tests.synthetic import variant_record
 
 RUNS = 200
 REPEATS = 5
@@ -200,3 +202,39 @@ def test_a_paired_ratio_is_the_geometric_mean_of_the_sets_median_block_ratios():
     assert c.step_ratio.hi == pytest.approx(np.exp(np.mean(steps) + half))
     # two runs never pair: without pairing the same arms fall back to their repeats
     assert stats.compare_arms(a, b, paired=False).paired_sets == 0
+
+
+def _short_arm_run(run: str, pauses_2048: list[list[float]]) -> tuple[stats.Arm, stats.Arm]:
+    """Batch 32 and batch 2048 over 60,000 images in 5 paired sets; only the pauses differ by run.
+
+    Every batch-2048 step takes 10 ms but its epoch's last, a partial batch of 608 images (3 ms);
+    every batch-32 step 2 ms. Each set's machine speed scales both; batch 2048 scatters 1% by set.
+    """
+    by_arm: dict[int, list[dict]] = {32: [], 2048: []}
+    for s in range(5):
+        machine, scatter = 1 + 0.1 * s, 1 + 0.01 * (s - 2)
+        steps = {32: [2.0 * machine] * 100, 2048: [10.0 * machine * scatter] * 29 + [3.0 * machine]}
+        pauses = {32: [[1, 0.1], [30, 0.1], [50, 0.1], [70, 0.1]], 2048: pauses_2048}
+        for batch in (32, 2048):
+            r = variant_record(Variant(batch_size=batch), s, steps[batch])
+            r["run"] = {**r["run"], "id": run}
+            r["settings"]["warmup_steps"] = 24
+            r["timing"]["pauses"] = pauses[batch]
+            r["pairing"] = {"set": f"g0-r{s}"}
+            by_arm[batch].append(r)
+    return stats.arm("bs32", by_arm[32]), stats.arm("bs2048", by_arm[2048])
+
+
+def test_a_short_arms_paired_ratio_does_not_move_with_where_its_partial_batch_falls():
+    # Bug caught: each epoch's partial last batch (608 of 60,000 images at batch 2048, a third of
+    # a step's time) kept among the steps. A short arm has 1-4 blocks per set after its warm-up;
+    # on a slower machine its pauses fall later, its last block can hold only that batch, and the
+    # set's median of 2 block ratios then averages 5 with 1.5: two runs on one machine, 20 minutes
+    # apart, gave intervals for batch 2048 ÷ 32 that did not overlap (issue 29). The truth is 5.
+    fast = stats.compare_arms(*_short_arm_run("fast", [[1, 0.1], [24, 0.1]]))
+    slow = stats.compare_arms(*_short_arm_run("slow", [[1, 0.1], [24, 0.1], [28, 0.1]]))
+    assert fast is not None and slow is not None
+    assert fast.paired_sets == slow.paired_sets == 5
+    for c in (fast, slow):
+        assert not c.step_ratio.excludes(5.0)
+        assert c.step_ratio.point == pytest.approx(5.0, rel=0.01)

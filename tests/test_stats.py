@@ -45,6 +45,28 @@ def test_an_interleaved_runs_block_openings_are_left_out_and_blocks_split_at_pau
     assert stats.timed_steps(raw, 1)[1] == [2.0, 2.0, 9.0, 2.5, 2.5, 8.0, 3.0, 3.0]  # no pauses
 
 
+def test_each_epochs_partial_last_batch_is_left_out_of_blocks_and_timed_steps():
+    # Bug caught: the partial batch (e.g. 608 of 60,000 images at batch 2048) counted as a step at
+    # the variant's batch size, or the wrong call dropped (the last of the run only, or the first
+    # of the next epoch).
+    raw = [[50.0, 9.0, 9.0, 3.0], [9.5, 9.0, 2.5]]  # two epochs, each ending in a short call
+    pauses = [[2, 0.1], [5, 0.1]]
+    # calls 3 and 6 open blocks; 4 and 7 are the epochs' short ones
+    assert stats.blocks(raw, 1, pauses, short_last=True) == [[9.0], [9.5], []]
+    assert stats.blocks(raw, 1, pauses) == [[9.0], [3.0, 9.5], [2.5]]
+    assert stats.timed_steps(raw, 1, short_last=True)[1] == [9.0, 9.0, 9.5, 9.0]
+    record = {
+        "variant": {"batch_size": 2048},
+        "accuracy": {"train_images": 60000},
+        "timing": {"steps_per_epoch": 30},
+    }
+    assert stats.short_last_call(record)
+    record["variant"]["batch_size"] = 32  # 1,875 whole batches
+    assert not stats.short_last_call(record)
+    record["variant"]["steps_per_execution"] = 4  # 1,875 steps: the last call runs 3
+    assert stats.short_last_call(record)
+
+
 def test_a_paired_interval_is_a_t_interval_over_sets_of_their_log_ratios():
     logs = [0.01, 0.03, -0.01, 0.02]
     ci = stats.t_ratio_interval(logs)
