@@ -8,8 +8,9 @@ from typing import Any
 # Steps of epoch 1 left out of the step statistics (tracing, allocator and cache warm-up).
 DEFAULT_WARMUP_STEPS = 10
 DEFAULT_TARGET_ACCURACY = 0.97  # AlgoPerf's MNIST validation target
-# Seconds of training per turn in a paired set (docs/method.md#paired-sets): ~25 steps at batch 32
-# and ~4 at batch 2048 on the 2-core dev machine; the block-length bias is measured there.
+# Seconds of training per turn in a paired set (docs/method.md#paired-sets, which gives the steps
+# a block held in reports/reference and the command that counts them); the block-length bias is
+# measured in reports/interleave-bias.
 DEFAULT_BLOCK_S = 0.1
 DEFAULT_TARGET_HALFWIDTH = 0.03  # a step ratio is resolved when its 95% interval reaches <= ±3%
 
