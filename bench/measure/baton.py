@@ -27,6 +27,12 @@ class Baton(keras.callbacks.Callback):
     clock leaves it out of that interval and of the epoch's training time too (``StepClock.exclude``).
     The step after a pause is still the block's first, with whatever the other processes did to the
     caches: readers leave it out of step statistics.
+
+    ``trained_s`` is fit's own time from the end of the train-begin wait to the start of the
+    train-end wait, mid-training waits left out: the epochs (steps, validation, their callbacks).
+    What fit does before its first turn (its dataset and train function, side by side with the
+    other arms' start-ups) and after its last wait (Keras's end of fit, in the turn of the final
+    evaluate; it sometimes took tens of seconds in reports/reference) fall outside it.
     """
 
     def __init__(
@@ -51,7 +57,9 @@ class Baton(keras.callbacks.Callback):
         self.steps = 0
         self.pauses: list[list[float]] = []
         self.waited_s = 0.0  # every wait, train begin and end included
+        self.trained_s = 0.0  # from train begin's go to the train-end wait, pauses left out
         self._block_start = 0.0
+        self._began = 0.0
 
     def _wait(self, where: str) -> float:
         start = time.perf_counter()
@@ -63,6 +71,7 @@ class Baton(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._wait("train_begin")
+        self._began = self._block_start
 
     def _block_over(self, now: float) -> bool:
         if self.every is not None:
@@ -80,4 +89,6 @@ class Baton(keras.callbacks.Callback):
             self.clock.exclude(paused)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        paused_s = sum(seconds for _, seconds in self.pauses)
+        self.trained_s = time.perf_counter() - self._began - paused_s
         self._wait("train_end")
