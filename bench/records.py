@@ -14,6 +14,9 @@ Schema versions:
 - 3: an arm of a paired set carries a ``pairing`` section (its set, group, round, role, the set's
   arms, its turns) and ``timing.pauses`` (its waits for the machine, left out of every time). A
   version-2 record is a version-3 record without them: nothing to change on load.
+- 4: an arm of a paired set also carries ``timing.blocks``: per block of training its steps and
+  its wall, process CPU and machine steal seconds. An older arm's upgrade sets it to null (not
+  recorded), so readers meet one shape: a list, or null.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from bench import outputs
 from bench.plan.shard import ShardError, parse_shard
 from bench.plan.variant import Variant, VariantError
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+SCHEMA_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 ROLES = ("baseline", "control", "arm")
 KINDS = ("variant", "probe")
 STATUSES = ("ok", "skipped", "failed", "diverged", "timeout")
@@ -200,6 +203,20 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
                 )
             ),
             "a list of [steps so far, seconds] pairs",
+        ),
+        "blocks": (
+            _optional(
+                _list_of(
+                    lambda b: (
+                        isinstance(b, dict)
+                        and _is_count(b.get("steps"))
+                        and _is_number(b.get("wall_s"))
+                        and _optional(_is_number)(b.get("cpu_s"))
+                        and _optional(_is_number)(b.get("steal_s"))
+                    )
+                )
+            ),
+            "null or a list of {steps, wall_s, cpu_s, steal_s} objects",
         ),
     },
     "pairing": {
@@ -378,13 +395,16 @@ def _check_types(record: dict[str, Any], where: str) -> None:
 
 
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A checked record in the current schema: version 1 loses the statistics it stored."""
+    """A checked record in the current schema: version 1 loses the statistics it stored; an arm
+    of a paired set from before version 4 gets ``timing.blocks`` null (not recorded)."""
     if record["schema_version"] == SCHEMA_VERSION:
         return record
     out = {**record, "schema_version": SCHEMA_VERSION}
     if record["kind"] == "variant" and record["status"] == "ok":
         for section, keys in _V1_DERIVED.items():
             out[section] = {k: v for k, v in record[section].items() if k not in keys}
+        if "pairing" in record:
+            out["timing"] = {**out["timing"], "blocks": out["timing"].get("blocks")}
     return out
 
 

@@ -25,7 +25,7 @@ def _v1_ok() -> dict:
 
 def test_envelope_carries_version_kind_run_time_machine_and_commit():
     env = records.envelope("probe", {"id": "r"}, {"cpu_model": "X"}, {"id": None})
-    assert env["schema_version"] == records.SCHEMA_VERSION == 3
+    assert env["schema_version"] == records.SCHEMA_VERSION == 4
     assert env["kind"] == "probe" and env["run"] == {"id": "r"}
     assert env["created_utc"].endswith("+00:00")
 
@@ -75,9 +75,9 @@ def test_an_arm_of_a_paired_set_is_checked_field_by_field(change, message):
         records.check_record(rec, "r:1")
 
 
-def test_a_version_2_record_reads_as_version_3_unchanged():
+def test_a_version_2_record_reads_as_the_current_version_unchanged():
     v2 = records.upgrade(_v1_ok()) | {"schema_version": 2}
-    assert records.upgrade(v2) == v2 | {"schema_version": 3}
+    assert records.upgrade(v2) == v2 | {"schema_version": records.SCHEMA_VERSION}
 
 
 def test_read_numbered_gives_each_record_its_line(tmp_path):

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from bench.measure import cputime
 from bench.measure.clock import StepClock
 
 
@@ -26,7 +27,9 @@ class Baton(keras.callbacks.Callback):
     step's interval. Its length is in ``pauses`` ([steps so far, seconds]); with a `clock`, the
     clock leaves it out of that interval and of the epoch's training time too (``StepClock.exclude``).
     The step after a pause is still the block's first, with whatever the other processes did to the
-    caches: readers leave it out of step statistics.
+    caches: readers leave it out of step statistics. Each block's steps and its wall, process CPU
+    and machine steal seconds are in ``blocks`` (``bench.measure.cputime``), read inside the wait
+    so the clock leaves the reading out too.
 
     ``trained_s`` is fit's own time from the end of the train-begin wait to the start of the
     train-end wait, mid-training waits left out: the epochs (steps, validation, their callbacks).
@@ -60,11 +63,17 @@ class Baton(keras.callbacks.Callback):
         self.trained_s = 0.0  # from train begin's go to the train-end wait, pauses left out
         self._block_start = 0.0
         self._began = 0.0
+        self.blocks: list[dict[str, Any]] = []
+        self._opened: tuple[cputime.Reading, int] | None = None  # the running block's start
 
     def _wait(self, where: str) -> float:
         start = time.perf_counter()
+        if self._opened is not None:  # a block of training ends here
+            reading, steps = self._opened
+            self.blocks.append(cputime.block(reading, cputime.read(), self.steps - steps))
         asked = self.wait(where)
         self._next_s = asked if asked is not None else self.block_s
+        self._opened = (cputime.read(), self.steps) if where != "train_end" else None
         self._block_start = time.perf_counter()
         self.waited_s += self._block_start - start
         return self._block_start - start

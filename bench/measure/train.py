@@ -92,6 +92,7 @@ class Trained:
     test_accuracy: float
     final_eval_s: float
     pauses: list[list[float]] | None  # None: not interleaved
+    blocks: list[dict[str, Any]] | None = None  # per block: steps, wall, CPU and steal seconds
 
 
 def train(
@@ -132,8 +133,17 @@ def train(
     )
     final_eval_s = time.perf_counter() - eval_start
     pauses = batons[0].pauses if batons else None
+    blocks = batons[0].blocks if batons else None
     return Trained(
-        model, history, clock, fit_s, float(test_loss), float(test_accuracy), final_eval_s, pauses
+        model,
+        history,
+        clock,
+        fit_s,
+        float(test_loss),
+        float(test_accuracy),
+        final_eval_s,
+        pauses,
+        blocks,
     )
 
 
@@ -241,6 +251,9 @@ def _timing(run: Trained, variant: Variant, train_available: int) -> dict[str, A
         # Interleaved only: [training steps so far, seconds] of each wait for the machine; the
         # step after each is its block's first (bench.stats leaves it out).
         **({"pauses": run.pauses} if run.pauses is not None else {}),
+        # Interleaved only: each block of training (they end at the pauses, the last at the end
+        # of training) with its wall, process CPU and machine steal seconds (bench.measure.cputime).
+        **({"blocks": run.blocks} if run.blocks is not None else {}),
     }
 
 

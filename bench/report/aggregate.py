@@ -12,6 +12,7 @@ from typing import Any
 from bench import stats
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import probe_records, variant_records
+from bench.report.contention import SetUsage, set_usage
 from mnist_models.spec import compute_dtype
 
 # A probe's trials below this fraction of the best one mean the machine was busy at some point.
@@ -67,6 +68,8 @@ class RunSummary:
     # against it (by id), and axis → one entry per other value of that axis (axis_entries).
     versus_baseline: dict[str, Judgement] = field(default_factory=dict)
     comparisons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Each paired set's CPU and steal over its blocks (empty for records without them).
+    contention: list[SetUsage] = field(default_factory=list)
 
     def row(self, variant_id: str | None) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["variant_id"] == variant_id), None)
@@ -202,6 +205,7 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
         variant_records=variants,
         records_by_variant=groups,
         probe_records=probe_records(records),
+        contention=set_usage(variants),
     )
     return judge_run(summary)
 

@@ -9,6 +9,7 @@ from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import first_line
 from bench.report.aggregate import BUSY_PROBE_FRACTION, RunSummary, judged
 from bench.report.axes import delta_cell, ratio_cell
+from bench.report.contention import contention_findings
 from bench.stats import LONG_STEP_FACTOR
 
 NOISY_CV = 0.10  # repeat-to-repeat CV worth pointing out
@@ -29,6 +30,7 @@ def findings(summary: RunSummary) -> list[str]:
     out += _time_to_target(ok)
     out += _noise(ok)
     out += _busy_probes(summary)
+    out += contention_findings(summary.contention)
     out += _not_run(summary.rows)
     return out
 

@@ -12,6 +12,7 @@ from bench import outputs, stats
 from bench.records import read_records
 from bench.report import aggregate
 from bench.report.axes import delta_cell, ratio_cell
+from bench.report.contention import contention_line
 from bench.report.findings import findings
 from bench.report.tables import display_row, headline_row, human_bytes, markdown_table
 
@@ -159,6 +160,7 @@ def _method_lines(
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
         "A variant's step time is the geometric mean over repeats of each repeat's median step.",
         *_pairing_lines(variants),
+        *contention_line(summary.contention),
         backends_line(variants),
         "- **Intervals:** "
         + (
