@@ -31,7 +31,7 @@ from bench.plan.variant import Variant, VariantError
 from bench.records import RecordError, RecordWarning, read_records
 from bench.report.compare import render_compare
 from bench.report.markdown import check_report_outputs, write_report
-from bench.run import progress, runner
+from bench.run import estimate, pairs, progress, runner
 from bench.run.runner import RunError
 from mnist_models.data import MnistDataError, MnistDataWarning, load_mnist
 
@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     shard = select_shard(all_variants, args.shard, matrix.settings.repeats)
     variants = list(shard.variants)
     if args.list:
-        _print_listing(variants, len(all_variants), matrix, shard)
+        _print_listing(variants, len(all_variants), matrix, shard, all_variants[0].id)
         return 0
     out_dir = Path(args.out) if args.out else _default_out_dir(matrix.name, shard)
     results = out_dir / "results.jsonl"
@@ -154,18 +154,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_listing(variants: list[Variant], total: int, matrix: Matrix, shard: Shard) -> None:
+def _print_listing(
+    variants: list[Variant], total: int, matrix: Matrix, shard: Shard, baseline_id: str | None
+) -> None:
     """``run --list``: the variant ids this run (or shard) would measure, and the expected time."""
     for v in variants:
         print(v.id)
     print(f"{len(variants)} variants x {matrix.settings.repeats} repeats ({matrix.mode})")
-    if shard.count == 1:
-        print(f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU")
-    else:
-        print(
-            f"shard {shard.spec}: {len(variants)} of {total} variants, "
-            f"expected ~{shard.expected_s / 60:.0f} min on a 2-core CPU"
-        )
+    settings = matrix.settings
+    try:
+        expected = estimate.estimate(variants, settings, baseline_id, pairs.worker_cap(settings))
+    except PairingError as exc:  # the run itself would refuse, before any work
+        print(f"no estimate: {exc}")
+        return
+    where = "" if shard.count == 1 else f"shard {shard.spec}: {len(variants)} of {total} variants, "
+    print(f"{where}expected ~{expected.total_s / 60:.1f} min on a 2-core CPU without a GPU:")
+    for line in estimate.describe(expected, settings):
+        print(f"  {line}")
 
 
 def _default_out_dir(matrix_name: str, shard: Shard) -> Path:

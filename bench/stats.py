@@ -251,6 +251,12 @@ Z975 = 1.959964
 NO_SPREAD = "no spread (1 repeat)"
 
 
+def _t975(df: float) -> float:
+    """t_{0.975, df}; a fractional df (Welch's) rounds down, which widens the interval a little."""
+    whole = max(1, math.floor(df))
+    return _T975[whole - 1] if whole <= len(_T975) else Z975
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with its 95% confidence interval."""
@@ -276,8 +282,7 @@ def expanded_alpha(n: int, df: int | None = None) -> float:
     if n < 2:
         raise ValueError("an interval needs at least two repeats")
     df = n - 1 if df is None else df
-    t = _T975[df - 1] if df <= len(_T975) else Z975
-    return 2 * _normal_cdf(-math.sqrt(n / (n - 1)) * t)
+    return 2 * _normal_cdf(-math.sqrt(n / (n - 1)) * _t975(df))
 
 
 def _interval(point: float, boot: np.ndarray, n: int, df: int | None = None) -> Interval:
@@ -448,9 +453,52 @@ def t_ratio_interval(log_ratios: Sequence[float]) -> Interval:
     if n < 2:
         raise ValueError("an interval needs at least two paired sets")
     mean = statistics.fmean(log_ratios)
-    t = _T975[n - 2] if n - 1 <= len(_T975) else Z975
-    half = t * statistics.stdev(log_ratios) / math.sqrt(n)
+    half = _t975(n - 1) * statistics.stdev(log_ratios) / math.sqrt(n)
     return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half))
+
+
+# --- Two runs' paired ratios --------------------------------------------------------------------
+#
+# Each paired run measured every arm against its own baseline on its own machine in its own hour,
+# so a machine twice as fast halves both and leaves the ratio. Two runs' ratios compare as a ratio
+# of ratios, (B's arm ÷ B's baseline) ÷ (A's arm ÷ A's baseline): its log is the difference of the
+# two runs' mean set log ratios. The runs' sets are independent samples of different sizes and
+# spreads (another machine, another hour), so the interval is Welch's t-interval on that
+# difference, df by Welch–Satterthwaite (B. L. Welch, "The generalization of 'Student's' problem
+# when several different population variances are involved", Biometrika 34, 1947).
+
+
+def welch_ratio_interval(logs_a: Sequence[float], logs_b: Sequence[float]) -> Interval:
+    """exp(mean(logs_b) − mean(logs_a)) with its 95% Welch t-interval: two independent samples."""
+    na, nb = len(logs_a), len(logs_b)
+    if na < 2 or nb < 2:
+        raise ValueError(f"a ratio of two runs' ratios needs two sets in each, got {na} and {nb}")
+    va, vb = statistics.variance(logs_a) / na, statistics.variance(logs_b) / nb
+    diff = statistics.fmean(logs_b) - statistics.fmean(logs_a)
+    if va + vb == 0:
+        return Interval(math.exp(diff), math.exp(diff), math.exp(diff))
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = _t975(df) * math.sqrt(va + vb)
+    return Interval(math.exp(diff), math.exp(diff - half), math.exp(diff + half))
+
+
+def ratio_of_ratios(base_a: Arm, arm_a: Arm, base_b: Arm, arm_b: Arm) -> Interval | None:
+    """(arm_b ÷ base_b) ÷ (arm_a ÷ base_a) from each run's own paired sets (Welch); None without
+    two paired sets in each run."""
+    logs_a, logs_b = set_log_ratios(base_a, arm_a)[0], set_log_ratios(base_b, arm_b)[0]
+    if len(logs_a) < 2 or len(logs_b) < 2:
+        return None
+    return welch_ratio_interval(logs_a, logs_b)
+
+
+def cross_run_floor(floor_a: float, floor_b: float) -> float:
+    """The noise floor of a ratio of two runs' ratios: √(f_A² + f_B²).
+
+    Each run's A/A distance from 1 is what re-measuring moved that run's ratios by; a ratio of
+    ratios carries both runs' such moves, independent of each other, so they add in quadrature
+    (more than either floor, less than their worst-case sum).
+    """
+    return math.hypot(floor_a, floor_b)
 
 
 def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:

@@ -96,3 +96,45 @@ def arm_records(
         variant_record(variant, r, [float(x) for x in t * rng.lognormal(0, 0.05, steps)])
         for r, t in enumerate(typical_ms)
     ]
+
+
+def paired_run(
+    arms_ms: dict[Variant, float],
+    *,
+    run_id: str,
+    sets: int = 6,
+    rounds: int = 8,
+    block_steps: int = 20,
+    machine: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Records of a paired run: every arm (first: the baseline) in each of `sets` sets.
+
+    In each set every arm's process has its own speed (2% CV), every round a machine speed all
+    arms share (10% CV: paired ratios cancel it) and every step 3% of its own; an arm's true step
+    is its `arms_ms` value. Rounds are separated by pauses, as an interleaved run's are.
+    """
+    rng = np.random.default_rng(seed)
+    ids = [v.id for v in arms_ms]
+    run = {**RUN, "id": run_id, "baseline": ids[0]}
+    out = []
+    for s in range(sets):
+        machine_speed = rng.lognormal(0, 0.10, rounds)
+        for v, true_ms in arms_ms.items():
+            process = true_ms * rng.lognormal(0, 0.02)
+            steps = [
+                float(x)
+                for r in range(rounds)
+                for x in process * machine_speed[r] * rng.lognormal(0, 0.03, block_steps)
+            ]
+            rec = variant_record(v, s, steps)
+            rec["run"], rec["machine"] = run, machine or MACHINE
+            rec["timing"]["pauses"] = [[r * block_steps, 0.5] for r in range(1, rounds)]
+            role = "baseline" if v.id == ids[0] else "control" if v.control else "arm"
+            rec["pairing"] = {
+                "set": f"g0-r{s}", "group": 0, "round": s, "extra": False, "role": role,
+                "arms": ids, "block_s": 0.1, "rounds": rounds, "turns": [0] * rounds,
+                "startup_s": 3.0, "set_s": 60.0,
+            }  # fmt: skip
+            out.append(rec)
+    return out

@@ -156,10 +156,25 @@ def test_cli_rejects_bad_input_before_running(capsys):
     assert "batch_size=-1: must be an integer in 1..60000" in capsys.readouterr().err
 
 
-def test_cli_list_prints_variants_without_running(capsys):
+def test_cli_list_prints_variants_without_running(capsys, monkeypatch):
+    from bench import envinfo
     from bench.cli import main
 
+    monkeypatch.setattr(envinfo, "available_memory_bytes", lambda: 16 * 2**30)  # the worker cap
     assert main(["run", "--profile", "default", "--list"]) == 0
     out = capsys.readouterr().out
     assert "bs32-per_epoch-float32-cpu\n" in out and "bs32-per_epoch-float32-gpu\n" in out
     assert "bs32-per_epoch-float32-cpu-control\n" in out
+    # Catches: --list printing the one-job-after-another model instead of the paired run's, or
+    # no estimate at all. The figure is the paired model's for this profile (bench.run.estimate).
+    from bench.plan.matrix import load_profile
+    from bench.run import estimate, pairs
+
+    matrix = load_profile("default")
+    variants = matrix.variants()
+    cap = pairs.worker_cap(matrix.settings)
+    expected = estimate.estimate(variants, matrix.settings, variants[0].id, cap)
+    assert f"expected ~{expected.total_s / 60:.1f} min on a 2-core CPU" in out
+    assert expected.minimum_sets and expected.extra_sets  # the stopping rule's sets are in it
+    assert f"until budget_s = {matrix.settings.budget_s:g} s of sets" in out
+    assert "start-ups side by side" in out

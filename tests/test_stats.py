@@ -76,3 +76,25 @@ def test_a_paired_interval_is_a_t_interval_over_sets_of_their_log_ratios():
     assert ci.hi == pytest.approx(math.exp(mean + 3.182 * sd / 2))
     with pytest.raises(ValueError, match="two paired sets"):
         stats.t_ratio_interval([0.1])
+
+
+def test_two_runs_ratios_compare_by_welchs_t_interval_on_their_set_log_ratios():
+    """Catches: a pooled (Student) df, sets of the two runs treated as paired, the sign flipped."""
+    a, b = [0.01, 0.03, -0.01, 0.02], [0.20, 0.25, 0.22]
+    ci = stats.welch_ratio_interval(a, b)
+    # means 0.0125 and 0.22333; variances 0.00029167 and 0.00063333; se² = 0.00029167/4 +
+    # 0.00063333/3 = 0.00028403; Welch-Satterthwaite df = 3.35, rounded down to 3: t = 3.182
+    half = 3.182 * math.sqrt(0.000284028)
+    assert ci.point == pytest.approx(math.exp(0.210833), rel=1e-5)
+    assert ci.lo == pytest.approx(math.exp(0.210833 - half), rel=1e-5)
+    assert ci.hi == pytest.approx(math.exp(0.210833 + half), rel=1e-5)
+    flipped = stats.welch_ratio_interval(b, a)
+    assert flipped.point == pytest.approx(1 / ci.point)
+    with pytest.raises(ValueError, match="two sets in each"):
+        stats.welch_ratio_interval(a, [0.2])
+
+
+def test_a_ratio_of_ratios_floor_adds_both_runs_floors_in_quadrature():
+    """Catches: the larger floor alone (one run's noise ignored) or the plain sum."""
+    assert stats.cross_run_floor(0.03, 0.04) == pytest.approx(0.05)
+    assert stats.cross_run_floor(0.0, 0.02) == pytest.approx(0.02)  # a run without a control

@@ -78,8 +78,18 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def expected_cost_s(variant: Variant, repeats: int = 1) -> float:
     """Rough seconds all repeats of a variant take, from its settings alone (see the constants)."""
+    return repeats * (JOB_START_S + backend_start_s(variant) + compute_s(variant))
+
+
+def backend_start_s(variant: Variant) -> float:
+    """Seconds a job spends before its steps run beyond JOB_START_S (torch.compile's compiling)."""
+    return BACKEND_COST[(variant.backend, compiled_on_cpu(variant))][2]
+
+
+def compute_s(variant: Variant) -> float:
+    """Rough seconds of one job's training steps, validation and final evaluation (no start-up)."""
     factor = STRATEGY_FACTOR[variant.strategy]
-    per_step, per_image, start = BACKEND_COST[(variant.backend, compiled_on_cpu(variant))]
+    per_step, per_image, _ = BACKEND_COST[(variant.backend, compiled_on_cpu(variant))]
     steps = variant.steps_per_epoch() * variant.epochs
     train = (
         per_step * steps * STEP_S + per_image * variant.train_images() * variant.epochs * IMAGE_S
@@ -88,7 +98,7 @@ def expected_cost_s(variant: Variant, repeats: int = 1) -> float:
     if variant.validation == "split":
         eval_images = TEST_IMAGES + int(TRAIN_IMAGES * variant.validation_split) * variant.epochs
     evaluate = per_step * eval_images * EVAL_IMAGE_S
-    return repeats * (JOB_START_S + start + factor * (train + evaluate))
+    return factor * (train + evaluate)
 
 
 def compiled_on_cpu(variant: Variant) -> bool:

@@ -1,0 +1,87 @@
+"""`run --list`'s estimate of a paired run: sets of arms starting side by side, turns, budget_s."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bench import records
+from bench.plan.settings import RunSettings
+from bench.plan.shard import compute_s
+from bench.plan.variant import Variant
+from bench.run import estimate
+
+REFERENCE = Path(__file__).parent.parent / "reports" / "reference" / "results.jsonl"
+BASE = Variant(batch_size=32, epochs=1)
+ARMS = [
+    BASE,
+    dataclasses.replace(BASE, control=True),
+    Variant(batch_size=512, epochs=1),
+    Variant(batch_size=32, validation="end_only", epochs=1),
+]
+NEW = Variant(batch_size=2048, epochs=1)
+
+
+def _estimate(arms, repeats=4, budget_s=0.0, cap=8):
+    settings = RunSettings(repeats=repeats, budget_s=budget_s)
+    return estimate.estimate(arms, settings, arms[0].id, cap)
+
+
+def test_the_constants_are_what_the_reference_records_give():
+    """Catches: a constant typed by hand, or left behind when the reference run is re-measured."""
+    derived = estimate.calibrate(records.read_records(REFERENCE))
+    assert derived["startup_s_per_arm"] == pytest.approx(estimate.STARTUP_S_PER_ARM, rel=0.01)
+    assert derived["turn_s_per_compute_s"] == pytest.approx(estimate.TURN_S_PER_COMPUTE_S, rel=0.01)
+    assert derived["probe_s"] == pytest.approx(estimate.PROBE_S, rel=0.01)
+
+
+def test_an_arm_costs_its_start_up_and_its_turns_in_every_set():
+    """Catches: start-ups counted once per run (or as one, though side by side on 2 cores they
+    share the cores), or turns taken as the longest arm's instead of adding up."""
+    before, after = _estimate(ARMS), _estimate([*ARMS, NEW])
+    per_set = estimate.STARTUP_S_PER_ARM + estimate.TURN_S_PER_COMPUTE_S * compute_s(NEW)
+    assert after.total_s - before.total_s == pytest.approx(4 * per_set)
+    assert (before.groups, after.groups) == ((4,), (5,))
+    assert _estimate(ARMS, repeats=6).sets_s == pytest.approx(1.5 * before.sets_s)
+
+
+def test_budget_s_adds_whole_sets_only_while_they_fit():
+    """Catches: extra sets that overrun budget_s, a budget counted on top of the minimum sets,
+    or a budget that cuts the minimum sets short."""
+    minimum = _estimate(ARMS)
+    one_set = minimum.set_s[0]
+    assert minimum.extra_sets == 0 and minimum.sets_s == pytest.approx(4 * one_set)
+    budget = 6.5 * one_set
+    extended = _estimate(ARMS, budget_s=budget)
+    assert extended.extra_sets == 2
+    assert extended.sets_s == pytest.approx(6 * one_set) and extended.sets_s <= budget
+    short = _estimate(ARMS, budget_s=2 * one_set)  # less than the minimum: the minimum still runs
+    assert (short.extra_sets, short.sets_s) == (0, pytest.approx(4 * one_set))
+    # a smaller cap splits the arms into groups, each carrying the baseline and control
+    split = _estimate(ARMS, cap=3)
+    assert split.groups == (3, 3)
+    assert split.sets_s > minimum.sets_s
+
+
+def test_the_default_runs_estimate_is_within_a_quarter_of_the_reference_run():
+    """Catches: a model that forgets the stopping rule's extra sets (4 sets: a third short) or
+    the start-ups side by side (the one-job-after-another model fell far short of this run)."""
+    recs = records.read_records(REFERENCE)
+    plan = recs[0]["run"]["plan"]
+    by_id = {r["variant_id"]: r["variant"] for r in records.variant_records(recs)}
+    variants = [Variant.from_dict(by_id[plan["baseline"]])]
+    variants += [Variant.from_dict(v) for vid, v in by_id.items() if vid != plan["baseline"]]
+    settings = RunSettings(**plan["settings"])
+    e = estimate.estimate(variants, settings, plan["baseline"], cap=8)
+    # the run's id is its start (UTC), its last record the end probe
+    started = datetime.strptime(recs[0]["run"]["id"].split("-", 1)[1] + "+0000", "%Y%m%d-%H%M%S%z")
+    measured_s = (datetime.fromisoformat(recs[-1]["created_utc"]) - started).total_seconds()
+    assert abs(e.total_s / measured_s - 1) <= 0.25
+    sets_s = sum(
+        {r["pairing"]["set"]: r["pairing"]["set_s"] for r in recs if r.get("pairing")}.values()
+    )
+    assert abs(e.sets_s / sets_s - 1) <= 0.25
+    assert e.skipped_gpu == 1  # its GPU arm was skipped there, and costs nothing here
