@@ -536,9 +536,12 @@ def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:
 class NoiseFloor:
     """This run's A/A control: the baseline against an identical second arm, interleaved."""
 
-    step: float  # |A2 ÷ A1 − 1| of the median step
+    step: float  # |A2 ÷ A1 − 1| of the median step (judges step and samples/s ratios)
     accuracy_pt: float  # |A2 − A1| of the mean test accuracy, in points
     comparison: Comparison
+    # |A2 ÷ A1 − 1| of training seconds per epoch: s/epoch ratios are judged against their own
+    # A/A difference, not the step's (an epoch adds the per-epoch overheads the step leaves out).
+    train_epoch: float = 0.0
 
 
 def noise_floor(a1: Arm, a2: Arm) -> NoiseFloor | None:
@@ -546,7 +549,12 @@ def noise_floor(a1: Arm, a2: Arm) -> NoiseFloor | None:
     c = compare_arms(a1, a2)
     if c is None:
         return None
-    return NoiseFloor(abs(c.step_ratio.point - 1), abs(c.accuracy_delta_pt.point), c)
+    return NoiseFloor(
+        abs(c.step_ratio.point - 1),
+        abs(c.accuracy_delta_pt.point),
+        c,
+        abs(c.train_epoch_ratio.point - 1),
+    )
 
 
 # The one verdict rule (docs/method.md, the report header): a difference is real only when its

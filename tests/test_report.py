@@ -284,6 +284,213 @@ def test_header_data_line_names_what_made_the_cache():
     )
 
 
+# --- The first screen (issue 29): the answer, then the findings, the method collapsed ----------
+
+REPORTS = Path(__file__).parent.parent / "reports"
+ALL_RUNS = [RECORDS, *(REPORTS / run / "results.jsonl" for run in COMMITTED)]
+
+
+def _rendered(results: Path) -> tuple[aggregate.RunSummary, list[str]]:
+    records = read_records(results)
+    return aggregate.summarize_run(records), markdown.render_markdown(records).splitlines()
+
+
+def _first_table(lines: list[str]) -> list[list[str]]:
+    """The cells of the first markdown table's body rows."""
+    start = next(i for i, x in enumerate(lines) if x.startswith("|"))
+    body = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        body.append([cell.strip() for cell in line.strip("|").split("|")])
+    return body
+
+
+# Catches: the method bullets back on top of the answer (the first screen was 16 header bullets),
+# the answer table or the A/A line moved below the findings, the method left uncollapsed.
+@pytest.mark.parametrize("results", ALL_RUNS, ids=lambda p: p.parent.name)
+def test_the_first_screen_is_the_answer_and_the_method_is_collapsed_below_the_findings(results):
+    _, lines = _rendered(results)
+    first = read_records(results)[0]
+    assert lines[0].startswith(f"# mnist-bench `{first['run']['profile']}` on ")
+    assert first["machine"]["cpu_model"] in lines[0] and first["created_utc"][:10] in lines[0]
+    table = next(i for i, x in enumerate(lines) if x.startswith("| what changed"))
+    aa = next(i for i, x in enumerate(lines) if x.startswith("**A/A control:**"))
+    findings_at = lines.index("## Findings")
+    run_bullet = next(i for i, x in enumerate(lines) if x.startswith("- **Run:**"))
+    opened = max(i for i, x in enumerate(lines[:run_bullet]) if x == "<details>")
+    closed = run_bullet + lines[run_bullet:].index("</details>")
+    assert 0 < table < aa < findings_at < opened < run_bullet < closed < lines.index("## Variants")
+    plot = [i for i, x in enumerate(lines) if x.startswith("![")]
+    assert aa < plot[0] < findings_at  # the main plot under the A/A line
+    assert not any(x.startswith("- **") for x in lines[:findings_at])  # no method bullet above
+
+
+# Catches: a hand list of axis names (a new axis would get no row), an axis value dropped
+# (e.g. a skipped one), a row whose verdict is not the one the run judged.
+@pytest.mark.parametrize("results", ALL_RUNS, ids=lambda p: p.parent.name)
+def test_every_axis_value_has_a_row_with_its_verdict_in_the_answer_table(results):
+    from bench.report.axes import question
+
+    summary, lines = _rendered(results)
+    entries = [e for axis in summary.comparisons.values() for e in axis]
+    rows = _first_table(lines)
+    assert [r[0] for r in rows] == [question(e) for e in entries]
+    for row, e in zip(rows, entries, strict=True):
+        if e["row"]["status"] != "ok":
+            assert row[1].startswith(e["row"]["status"])
+        elif e["comparison"] is not None:
+            assert e["step_verdict"] in row[1] and e["accuracy_verdict"] in row[3]
+
+
+def test_a_new_axis_gets_answer_rows_without_code_naming_it():
+    """Catches: questions looked up in a table of known axes, so an unknown axis breaks or
+    vanishes."""
+    summary = _summary()
+    (entry,) = summary.comparisons["precision"]
+    new = entry | {
+        "axis": "optimizer",
+        "value": "sgd",
+        "base": entry["base"] | {"optimizer": "adam"},
+    }
+    text = markdown.answer_section(dataclasses.replace(summary, comparisons={"optimizer": [new]}))
+    assert "| optimizer sgd instead of adam " in text
+    assert entry["step_verdict"] in text
+
+
+def _headline(text: str) -> str:
+    return text.split("## Variants", 1)[1].split("<details>", 1)[0]
+
+
+def _wide(text: str) -> str:
+    return text.split("All figures of every variant", 1)[1].split("</details>", 1)[0]
+
+
+# Catches: a column no variant filled kept in the headline ("–" or "not reached" in every row),
+# one dropped although a variant filled it, dropped from the wide table too, or dropped silently.
+def test_a_headline_column_no_variant_fills_leaves_with_a_finding_saying_why():
+    from bench.report.findings import findings
+
+    records = read_records(RECORDS)
+    text = markdown.render_markdown(records)
+    # No fixture record carries its own peak RSS; one variant reached 0.9.
+    assert "peak RSS MiB" not in _headline(text) and "peak RSS MiB" in _wide(text)
+    assert "time to 0.9 s" in _headline(text)
+    assert any("leaves out the peak RSS column" in f for f in findings(_summary()))
+    summary = dataclasses.replace(
+        _summary(), rows=[r | {"time_to_target_s": None} for r in _summary().rows]
+    )
+    assert "time to 0.9 s" not in markdown.headline_section(summary)
+    assert "time to 0.9 s" in markdown.full_table_section(summary)
+    assert any(
+        "No variant reached validation accuracy 0.9 within 2 epoch(s), so the Variants table "
+        "leaves out the time-to-0.9 column" in f
+        for f in findings(summary)
+    )
+    reference = markdown.render_markdown(read_records(REPORTS / "reference" / "results.jsonl"))
+    assert "peak RSS MiB" in _headline(reference)  # filled there: it stays
+
+
+# Catches: s/epoch ratios judged against the A/A step floor (the old code), or the step floor
+# taken from the s/epoch figure. Batch 500's s/epoch ratio is 0.88× [0.83–0.95]: below 1 − 0.10
+# it is not, below 1 − 0 it is.
+def test_s_per_epoch_ratios_are_judged_against_the_a_a_s_per_epoch_floor():
+    from bench.report.aggregate import judge_run
+
+    summary = _summary()
+    (big,) = [e for e in summary.comparisons["batch_size"] if e["row"]["status"] == "ok"]
+    train = big["comparison"].train_epoch_ratio
+    assert (round(train.lo, 2), round(train.hi, 2)) == (0.83, 0.95)
+
+    def train_verdict(step_floor, epoch_floor):
+        floor = stats.NoiseFloor(step_floor, 0.0, big["comparison"], epoch_floor)
+        judged = judge_run(dataclasses.replace(summary, floor=floor))
+        (entry,) = [e for e in judged.comparisons["batch_size"] if e["row"]["status"] == "ok"]
+        return entry["train_verdict"]
+
+    assert train_verdict(0.10, 0.0) == "faster"
+    assert train_verdict(0.0, 0.10).startswith("unresolved (±")
+
+
+def test_the_method_says_which_figures_the_target_and_each_floor_judge():
+    """Catches: the header claiming the target for step times alone while the code applies it to
+    samples/s and s/epoch too, or printing a floor other than the one the verdicts used."""
+    summary, lines = _rendered(REPORTS / "reference" / "results.jsonl")
+    (verdicts,) = [x for x in lines if x.startswith("- **Verdicts:**")]
+    f = summary.floor
+    assert "applies to the intervals of the step, samples/s and train s/epoch ratios" in verdicts
+    assert "never to accuracy" in verdicts
+    assert (
+        f"({100 * f.step:.1f}%, {100 * f.train_epoch:.1f}% and {f.accuracy_pt:.2f} pt here)"
+        in verdicts
+    )
+    assert f.train_epoch != f.step  # else the line could not tell which floor is which
+
+
+def _paired(recs: list[dict], group: str) -> list[dict]:
+    """The records as arms of paired sets `group`-r0, -r1, … (one block each)."""
+    return [r | {"pairing": {"set": f"{group}-r{r['repeat']}"}} for r in recs]
+
+
+def _throughput_finding(records: list[dict]) -> str:
+    from bench.report.findings import findings
+
+    (text,) = [f for f in findings(aggregate.summarize_run(records)) if "throughput" in f]
+    return text
+
+
+# Catches: "Highest throughput" claimed by point estimate when the first and the second are
+# within each other's noise, or compared by repeats run at different moments of a paired run.
+def test_the_throughput_ranking_names_a_winner_only_where_the_verdict_supports_one():
+    from bench.plan.variant import Variant
+    from tests.synthetic import arm_records
+
+    base = arm_records(Variant(batch_size=32), BASE_MS, seed=1)
+    fast = [0.5 * x for x in BASE_MS]
+
+    def arm(precision, typical, seed):
+        return arm_records(Variant(batch_size=32, precision=precision), typical, seed=seed)
+
+    close = _throughput_finding(
+        [*base, *arm("mixed_bfloat16", fast, 2), *arm("mixed_float16", fast, 3)]
+    )
+    assert close.startswith("Highest throughput by point estimate:")
+    assert "; not distinguishable from the runner-up `bs32-per_epoch-mixed_float16-cpu`" in close
+    apart = _throughput_finding(
+        [*base, *arm("mixed_bfloat16", fast, 2), *arm("mixed_float16", BASE_MS, 3)]
+    )
+    assert apart.startswith("Highest throughput: `bs32-per_epoch-mixed_bfloat16-cpu`")
+    assert (
+        " the runner-up `bs32-per_epoch-float32-cpu`'s (from repeats; higher throughput)" in apart
+    )
+    apart_sets = _throughput_finding(
+        [
+            *_paired(base, "g0"),
+            *_paired(arm("mixed_bfloat16", fast, 2), "g0"),
+            *_paired(arm("mixed_float16", [0.6 * x for x in BASE_MS], 3), "g1"),
+        ]
+    )
+    assert apart_sets.startswith("Highest throughput by point estimate:")
+    assert "never shared a paired set with it: not compared directly" in apart_sets
+
+
+def test_the_time_to_target_ranking_never_names_a_winner_it_cannot_judge():
+    """Catches: "Fastest to target" by median when two variants reached it, since time to target
+    has no interval."""
+    from bench.plan.variant import Variant
+    from bench.report.findings import findings
+    from tests.synthetic import variant_record
+
+    records = [
+        variant_record(Variant(batch_size=32, precision=p), r, [ms] * 50, accuracy=0.98)
+        for p, ms in (("float32", 2.0), ("mixed_bfloat16", 1.0))
+        for r in range(3)
+    ]
+    (text,) = [f for f in findings(aggregate.summarize_run(records)) if "0.97 validation" in f]
+    assert text.startswith("Shortest median time to 0.97 validation accuracy: `bs32-")
+    assert "neither is called faster" in text and "Fastest" not in text
+
+
 def test_the_committed_interleaving_bias_summary_regenerates_from_its_records():
     from tests.conftest import load_script
 

@@ -323,9 +323,15 @@ def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bo
 
 
 def judged(summary: RunSummary, base_id: str, row_id: str) -> Judgement:
-    """Row against base: the comparison (None without spread) and a verdict per figure."""
+    """Row against base: the comparison (None without spread) and a verdict per figure.
+
+    The target applies to the three time ratios; the floors: the A/A step difference to step and
+    samples/s ratios (samples/s is the batch ratio ÷ the step ratio), the A/A s/epoch difference to
+    s/epoch ratios, the A/A accuracy difference to accuracy (markdown's verdict line says so).
+    """
     floor = summary.floor
     step_floor = floor.step if floor else 0.0
+    epoch_floor = floor.train_epoch if floor else 0.0
     acc_floor = floor.accuracy_pt if floor else 0.0
     c = stats.compare_arms(summary.arms[base_id], summary.arms[row_id])
     target = summary.target
@@ -340,7 +346,7 @@ def judged(summary: RunSummary, base_id: str, row_id: str) -> Judgement:
             below="lower throughput",
         ),
         "train_verdict": stats.ratio_verdict(
-            c.train_epoch_ratio if c else None, step_floor, target=target
+            c.train_epoch_ratio if c else None, epoch_floor, target=target
         ),
         "accuracy_verdict": stats.difference_verdict(c.accuracy_delta_pt if c else None, acc_floor),
     }

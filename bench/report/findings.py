@@ -28,6 +28,7 @@ def findings(summary: RunSummary) -> list[str]:
         out += _wall_vs_median(base)
     out += _fastest_backend(summary, ok)
     out += _time_to_target(ok)
+    out += _no_peak_rss(ok)
     out += _noise(ok)
     out += _busy_probes(summary)
     out += contention_findings(summary.contention)
@@ -40,13 +41,13 @@ def _noise_floor(summary: RunSummary) -> list[str]:
     if floor is None:
         return []
     c = floor.comparison
-    how = "side by side in paired sets" if c.paired_sets else "interleaved"
+    how = "in the same paired sets" if c.paired_sets else "interleaved"
     seeds = "with its own seeds" if summary.control_own_seeds else "replaying the baseline's seeds"
     text = (
-        f"Noise floor (A/A control): the baseline measured twice in this run, {how}, {seeds}, "
-        f"differs by {100 * floor.step:.1f}% in median step (ratio "
-        f"{ratio_cell(c.step_ratio)}) and {floor.accuracy_pt:.2f} pt in mean test accuracy; "
-        "below, a difference is called real only when its whole interval lies beyond that."
+        f"Noise floor (A/A control): the baseline measured again {how}, {seeds}, "
+        f"differs by {100 * floor.step:.1f}% in median step ({ratio_cell(c.step_ratio)}), "
+        f"{100 * floor.train_epoch:.1f}% in s/epoch and {floor.accuracy_pt:.2f} pt in test "
+        "accuracy; a difference is real only when its whole interval clears that."
     )
     if c.step_ratio.excludes(1.0):
         text += (
@@ -57,27 +58,53 @@ def _noise_floor(summary: RunSummary) -> list[str]:
 
 
 def _throughput(summary: RunSummary, ok: list[dict[str, Any]], base: dict[str, Any]) -> list[str]:
-    best = max(ok, key=lambda r: r["samples_per_s"])
+    ranked = sorted(ok, key=lambda r: r["samples_per_s"], reverse=True)
+    best = ranked[0]
+    ahead, versus_next = _versus_runner_up(summary, ranked)
+    label = "Highest throughput" if ahead else "Highest throughput by point estimate"
     if best is base:
         return [
-            f"The baseline `{base['variant_id']}` has the highest throughput of all variants "
-            f"({base['samples_per_s']:,.0f} samples/s)."
+            f"{label}: the baseline `{base['variant_id']}` at {base['samples_per_s']:,.0f} "
+            f"samples/s{versus_next}."
         ]
     j = summary.versus_baseline[best["variant_id"]]
     c = j["comparison"]
     if c is None:
         return []
-    head = (
-        f"Highest throughput: `{best['variant_id']}` at {best['samples_per_s']:,.0f} samples/s, "
-        f"{ratio_cell(c.samples_ratio)} the baseline's {base['samples_per_s']:,.0f} "
-    )
-    verdict = j["throughput_verdict"]
-    if not stats.is_difference(verdict):
-        return [head + f"— {verdict} from the baseline."]
     return [
-        head + f"({verdict}); test accuracy {delta_cell(c.accuracy_delta_pt)} pt after "
-        f"{base['epochs']} epoch(s): {j['accuracy_verdict']}."
+        f"{label}: `{best['variant_id']}` at {best['samples_per_s']:,.0f} samples/s, "
+        f"{ratio_cell(c.samples_ratio)} the baseline's ({j['throughput_verdict']}){versus_next}; "
+        f"test accuracy {delta_cell(c.accuracy_delta_pt)} pt after {base['epochs']} epoch(s): "
+        f"{j['accuracy_verdict']}."
     ]
+
+
+def _versus_runner_up(summary: RunSummary, ranked: list[dict[str, Any]]) -> tuple[bool, str]:
+    """(whether the first of a throughput ranking is ahead of the second, a clause saying so).
+
+    Judged by the two arms' own comparison and the one verdict rule, paired where they shared
+    paired sets. Arms of a paired run that never shared a set are not compared directly (their
+    repeats ran at different moments), so neither is called ahead; nor is an arm of one repeat.
+    """
+    if len(ranked) < 2:
+        return True, ""
+    first, second = ranked[0], ranked[1]
+    name = f"the runner-up `{second['variant_id']}`"
+    j = judged(summary, second["variant_id"], first["variant_id"])
+    c = j["comparison"]
+    arms = summary.arms
+    paired_run = bool(arms[first["variant_id"]].sets or arms[second["variant_id"]].sets)
+    if c is None:
+        return False, f"; {name} has a single repeat: not compared"
+    if paired_run and c.paired_sets < 2:
+        return False, f"; {name} never shared a paired set with it: not compared directly"
+    how = "paired" if c.paired_sets else "from repeats"
+    verdict = j["throughput_verdict"]
+    if stats.is_difference(verdict):
+        return True, f" and {ratio_cell(c.samples_ratio)} {name}'s ({how}; {verdict})"
+    return False, (
+        f"; not distinguishable from {name}: {ratio_cell(c.samples_ratio)} ({how}; {verdict})"
+    )
 
 
 def _entry(comparisons: dict[str, list[dict[str, Any]]], axis: str, value: Any) -> Any:
@@ -99,7 +126,7 @@ def _validation_cost(
     train, val = base["train_s_per_epoch"], base["val_s_per_epoch"]
     text = (
         f"Per-epoch validation on the test set takes {val:.2f} s per epoch, "
-        f"{100 * val / train:.0f}% on top of {train:.2f} s of training (baseline `{base['variant_id']}`)"
+        f"{100 * val / train:.0f}% of the baseline's {train:.2f} s of training"
     )
     end_only = _entry(comparisons, "validation", "end_only")
     if end_only:
@@ -109,8 +136,8 @@ def _validation_cost(
         )
         if c is not None:
             text += (
-                f", and its training time per epoch is {ratio_cell(c.train_epoch_ratio)} the "
-                f"baseline's: {end_only['train_verdict']}"
+                f"; its training s/epoch is {ratio_cell(c.train_epoch_ratio)} the baseline's: "
+                f"{end_only['train_verdict']}"
             )
     return [text + "."]
 
@@ -134,7 +161,7 @@ def _mixed_precision(
             f"{ratio_cell(c.step_ratio)} of {base['precision']}'s ({row['step_ms']:.3f} vs "
             f"{base['step_ms']:.3f} ms at batch {base['batch_size']}; {verdict}); test accuracy "
             f"{delta_cell(c.accuracy_delta_pt)} pt ({entry['accuracy_verdict']}); parameter memory "
-            f"is unchanged ({row['param_bytes'] / 1024:.2f} KB) because the variables stay float32."
+            f"stays {row['param_bytes'] / 1024:.2f} KB: the variables stay float32."
         )
     return out
 
@@ -210,19 +237,43 @@ def _step_judged(summary: RunSummary, base: dict[str, Any], row: dict[str, Any])
 
 
 def _time_to_target(ok: list[dict[str, Any]]) -> list[str]:
-    reached = [r for r in ok if r["time_to_target_s"] is not None]
+    reached = sorted(
+        (r for r in ok if r["time_to_target_s"] is not None), key=lambda r: r["time_to_target_s"]
+    )
     if not ok:
         return []
     target = ok[0]["target_accuracy"]
     if not reached:
         most = max(r["epochs"] for r in ok)
-        return [f"No variant reached validation accuracy {target:g} within {most} epoch(s)."]
-    best = min(reached, key=lambda r: r["time_to_target_s"])
-    return [
-        f"Fastest to {target:g} validation accuracy: `{best['variant_id']}`, after "
+        return [
+            f"No variant reached validation accuracy {target:g} within {most} epoch(s), so the "
+            f"Variants table leaves out the time-to-{target:g} column (the wide table keeps it)."
+        ]
+    best = reached[0]
+    label = "Fastest to" if len(reached) == 1 else "Shortest median time to"
+    text = (
+        f"{label} {target:g} validation accuracy: `{best['variant_id']}`, after "
         f"{best['time_to_target_s']:.1f} s of training (median over the {best['reached_target']} "
         f"repeat(s) that reached it; validation time excluded; {len(reached)} of {len(ok)} "
         "variants reached it)."
+    )
+    if len(reached) == 1:
+        return [text]
+    nxt = reached[1]
+    # A time to target is a median of a few repeats' epoch-granular times, with no interval.
+    return [
+        text + f" The next, `{nxt['variant_id']}`, took {nxt['time_to_target_s']:.1f} s; time "
+        "to target has no interval in this report, so neither is called faster."
+    ]
+
+
+def _no_peak_rss(ok: list[dict[str, Any]]) -> list[str]:
+    if not ok or any(r["peak_rss_bytes"] for r in ok):
+        return []
+    return [
+        "No record of this run has the job process's own peak RSS (records made before "
+        "2026-11-26 read a figure that could be the runner's), so the Variants table leaves out "
+        "the peak RSS column (the wide table keeps it)."
     ]
 
 

@@ -11,10 +11,16 @@ import pandas as pd
 from bench import outputs, stats
 from bench.records import read_records
 from bench.report import aggregate
-from bench.report.axes import delta_cell, ratio_cell
+from bench.report.axes import answer_row, delta_cell, ratio_cell
 from bench.report.contention import contention_line
 from bench.report.findings import findings
-from bench.report.tables import display_row, headline_row, human_bytes, markdown_table
+from bench.report.tables import (
+    display_row,
+    filled_columns,
+    headline_row,
+    human_bytes,
+    markdown_table,
+)
 
 FORMATS = ("md", "csv", "json")
 PLOTS = (
@@ -72,8 +78,9 @@ def _floor_line(summary: aggregate.RunSummary) -> str:
     seeds = "with seeds of its own" if summary.control_own_seeds else "replaying its seeds"
     return (
         f"`{summary.control}` measures the baseline's configuration again, as an arm of its own "
-        f"{seeds}; the two differ by {100 * f.step:.1f}% in median step and "
-        f"{f.accuracy_pt:.2f} pt in test accuracy"
+        f"{seeds}; the two differ by {100 * f.step:.1f}% in median step, "
+        f"{100 * f.train_epoch:.1f}% in training seconds per epoch and {f.accuracy_pt:.2f} pt "
+        "in test accuracy"
     )
 
 
@@ -101,15 +108,35 @@ def _data_line(data: dict[str, Any]) -> str:
     return f"{where}, sha256 verified: {data['sha256_verified']}"
 
 
-def header(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
-    """When, what, where and how: the facts a reader needs before trusting any number below."""
-    return "\n".join(
-        [
-            "# mnist-bench report",
-            "",
-            *_provenance_lines(records, summary),
-            *_method_lines(summary.variant_records, summary.probe_records, summary),
-        ]
+def title(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+    """One line: the profile, the machine (GPUs first) and the day(s) of the run (UTC)."""
+    first = records[0]
+    machine = first["machine"]
+    probes = summary.probe_records
+    gpus = gpu_names(probes[0]["probe"] if probes else None)
+    cpu = f"{machine['cpu_model']} ({machine['cpu_cores']} cores)"
+    days = sorted({r["created_utc"][:10] for r in records})
+    when = days[0] if len(days) == 1 else f"{days[0]} → {days[-1]}"
+    return f"# mnist-bench `{first['run']['profile']}` on {', '.join([*gpus, cpu])}, {when}"
+
+
+def gpu_names(probe: dict[str, Any] | None) -> list[str]:
+    """The distinct GPUs the run's first probe saw, by any backend."""
+    if probe is None:
+        return []
+    by_backend = probe.get("gpus_by_backend") or {"tensorflow": probe["gpus"]}
+    return list(dict.fromkeys(name for names in by_backend.values() for name in names))
+
+
+def method_section(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+    """When, what, where and how, collapsed below the answer: provenance, then the method."""
+    lines = [
+        *_provenance_lines(records, summary),
+        *_method_lines(summary.variant_records, summary.probe_records, summary),
+    ]
+    return (
+        "<details>\n<summary>How this was measured: run, machine, versions, step time, sets, "
+        "intervals, verdicts</summary>\n\n" + "\n".join(lines) + "\n\n</details>"
     )
 
 
@@ -172,8 +199,7 @@ def _method_lines(
         )
         + "95% CIs from a seeded two-level bootstrap (repeats, then steps within each repeat), "
         "widened for few repeats (expanded percentile).",
-        f"- **Verdicts:** {stats.VERDICT_RULE}; the step-time target here is "
-        f"±{100 * summary.target:g}%.",
+        f"- **Verdicts:** {stats.VERDICT_RULE}. {_scope_line(summary)}",
         f"- **Noise floor:** {_floor_line(summary)}.",
         "- **Cross-check:** `wall ms/step` = training wall time of all epochs, less the first "
         "(trace) step, ÷ the remaining steps; it includes every per-step cost the median filters out.",
@@ -187,6 +213,24 @@ def _method_lines(
             else "."
         ),
     ]
+
+
+def _scope_line(summary: aggregate.RunSummary) -> str:
+    """Exactly which figures the target and each floor judge (aggregate.judged applies them)."""
+    f = summary.floor
+    floors = (
+        f"{100 * f.step:.1f}%, {100 * f.train_epoch:.1f}% and {f.accuracy_pt:.2f} pt here"
+        if f
+        else "all 0 here, without an A/A control"
+    )
+    return (
+        f"The target, ±{100 * summary.target:g}% here, applies to the intervals of the step, "
+        "samples/s and train s/epoch ratios (the stopping rule looks at the step ratios alone), "
+        "never to accuracy. The floor f is the A/A control's step ratio for step and samples/s "
+        "ratios (samples/s is the batch ratio ÷ the step ratio), its train s/epoch ratio for "
+        f"s/epoch ratios, and its accuracy difference for accuracy ({floors}). A variant's own "
+        "step time, time to target and memory get no verdict."
+    )
 
 
 def _pairing_lines(variants: list[dict[str, Any]]) -> list[str]:
@@ -255,6 +299,57 @@ def backends_line(variants: list[dict[str, Any]]) -> str:
     )
 
 
+def answer_section(summary: aggregate.RunSummary) -> str:
+    """The first screen's table: each axis value against the baseline, in words, with verdicts.
+
+    Rows come from summary.comparisons, so every axis value of every axis has one.
+    """
+    entries = [e for axis in summary.comparisons.values() for e in axis]
+    base = summary.row(summary.baseline)
+    if not entries or base is None:
+        return (
+            "No answer to give: the baseline did not run, or no variant differs from it in one "
+            "axis alone (the tables below have every variant)."
+        )
+    intro = (
+        f"Each row changes one thing from the baseline `{base['variant_id']}` "
+        f"({base['step_ms']:.3f} ms a step, {base['samples_per_s']:,.0f} samples/s, test "
+        f"accuracy {base['test_accuracy']:.4f} after {base['epochs']} epoch(s)). Ratios are "
+        "variant ÷ baseline with 95% intervals; a verdict calls a difference real only when its "
+        "whole interval clears the A/A noise floor."
+    )
+    return intro + "\n\n" + markdown_table(answer_row(e) for e in entries)
+
+
+def aa_line(summary: aggregate.RunSummary) -> str:
+    """One line on what the A/A control showed: whether its interval held 1, and the floors."""
+    control = next((r for r in summary.rows if r["control"]), None)
+    if control is None:
+        return (
+            "**A/A control:** none in this run, so every noise floor is 0 and nothing checks "
+            "that the intervals hold (`aa_control = true` in the profile's [run] adds one)."
+        )
+    floor = summary.floor
+    if floor is None:
+        why = "has a single repeat" if control["status"] == "ok" else f"is {control['status']}"
+        return (
+            f"**A/A control:** `{control['variant_id']}` {why}: no floor, verdicts are against 0."
+        )
+    c = floor.comparison
+    held = (
+        "**its interval excludes 1: the machine's speed changed during the run; treat every "
+        "verdict with care**"
+        if c.step_ratio.excludes(1.0)
+        else "its interval holds 1, as it should"
+    )
+    return (
+        "**A/A control:** the baseline measured again, as an arm of its own, read "
+        f"{ratio_cell(c.step_ratio)} in step time: {held}. Noise floors from it: "
+        f"{100 * floor.step:.1f}% for step and samples/s ratios, {100 * floor.train_epoch:.1f}% "
+        f"for s/epoch ratios, {floor.accuracy_pt:.2f} pt for test accuracy."
+    )
+
+
 def findings_section(summary: aggregate.RunSummary) -> str:
     items = findings(summary)
     return "## Findings\n\n" + (
@@ -265,14 +360,27 @@ def findings_section(summary: aggregate.RunSummary) -> str:
 def headline_section(summary: aggregate.RunSummary) -> str:
     """The columns people look for, one row per variant; the full table follows, collapsed."""
     # The baseline and a variant that did not run have no judgement against the baseline.
+    filled = filled_columns(summary.rows)
     rows = [
-        headline_row(row, summary.versus_baseline.get(row["variant_id"])) for row in summary.rows
+        headline_row(row, summary.versus_baseline.get(row["variant_id"]), **filled)
+        for row in summary.rows
     ]
     note = (
         "`step ms` is the typical median step with its 95% CI; `step vs baseline` is the ratio "
         "variant ÷ baseline with its CI and verdict; `test acc` is the mean over repeats (each its "
-        "own seed) ± their standard deviation. Time to target counts training time only, until "
-        "validation accuracy first reaches the target; the bracket says how many repeats reached it."
+        "own seed) ± their standard deviation."
+        + (
+            " Time to target counts training time only, until validation accuracy first reaches "
+            "the target; the bracket says how many repeats reached it."
+            if filled["time_to_target"]
+            else ""
+        )
+        + (
+            ""
+            if all(filled.values())
+            else " A column no variant filled is left out here (the findings say why); the wide "
+            "table keeps it."
+        )
     )
     return "## Variants\n\n" + markdown_table(rows) + "\n\n" + note
 
@@ -353,10 +461,16 @@ def plot_names(summary: aggregate.RunSummary) -> set[str]:
     return names
 
 
+def main_plot(available: set[str]) -> list[str]:
+    """The first plot, on the first screen under the answer (none when it has no data)."""
+    name, caption = PLOTS[0]
+    return [f"![{caption}]({name})"] if name in available else []
+
+
 def plots_section(available: set[str]) -> str:
-    """Links to the PNGs written beside REPORT.md."""
-    links = [f"![{title}]({name})" for name, title in PLOTS if name in available]
-    return "## Plots\n\n" + ("\n\n".join(links) if links else "Nothing to plot.")
+    """Links to the other PNGs written beside REPORT.md (the first is on the first screen)."""
+    links = [f"![{caption}]({name})" for name, caption in PLOTS[1:] if name in available]
+    return "## More plots\n\n" + ("\n\n".join(links) if links else "Nothing more to plot.")
 
 
 def model_section(summary: aggregate.RunSummary) -> str:
@@ -422,13 +536,20 @@ def render_markdown(records: list[dict[str, Any]]) -> str:
 
 
 def _render(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+    # The answer first (title, each axis value's verdict, the A/A control, the main plot), then
+    # the findings; how it was measured is collapsed below them, the details after that.
+    plots = plot_names(summary)
     sections = [
-        header(records, summary),
+        title(records, summary),
+        answer_section(summary),
+        aa_line(summary),
+        *main_plot(plots),
         findings_section(summary),
+        method_section(records, summary),
         headline_section(summary),
         full_table_section(summary),
         axes_section(summary),
-        plots_section(plot_names(summary)),
+        plots_section(plots),
         model_section(summary),
         curves_section(summary),
     ]

@@ -88,8 +88,18 @@ def variant_cell(row: dict[str, Any]) -> str:
     return f"{row['variant_id']} (A/A control)" if row["control"] else row["variant_id"]
 
 
-def headline_row(row: dict[str, Any], judgement: dict[str, Any] | None) -> dict[str, str]:
-    """The few columns people look for; fits GitHub's content width (checked in a browser)."""
+def headline_row(
+    row: dict[str, Any],
+    judgement: dict[str, Any] | None,
+    *,
+    time_to_target: bool = True,
+    peak_rss: bool = True,
+) -> dict[str, str]:
+    """The few columns people look for; fits GitHub's content width (checked in a browser).
+
+    ``time_to_target`` and ``peak_rss`` False leave those columns out: for a run where no variant
+    filled them (see ``filled_columns``), they would read "not reached" or "–" in every row.
+    """
     out = {"variant": variant_cell(row)}
     if row["status"] != "ok":
         return out | {"step ms [95% CI]": f"{row['status']}: {first_line(row['reason'], 60)}"}
@@ -106,9 +116,18 @@ def headline_row(row: dict[str, Any], judgement: dict[str, Any] | None) -> dict[
         "step vs baseline": versus,
         "samples/s": num(row["samples_per_s"], ",.0f"),
         "test acc (mean ± sd)": accuracy_cell(row),
-        f"time to {row['target_accuracy']:g} s": ttt_cell(row),
+        **({f"time to {row['target_accuracy']:g} s": ttt_cell(row)} if time_to_target else {}),
         "params KB": kib(row["param_bytes"]),
-        "peak RSS MiB": rss_cell(row),
+        **({"peak RSS MiB": rss_cell(row)} if peak_rss else {}),
+    }
+
+
+def filled_columns(rows: list[dict[str, Any]]) -> dict[str, bool]:
+    """Whether any variant has a time to target and a peak RSS: headline_row's optional columns."""
+    ok = [r for r in rows if r["status"] == "ok"]
+    return {
+        "time_to_target": any(r["time_to_target_s"] is not None for r in ok),
+        "peak_rss": any(r["peak_rss_bytes"] for r in ok),
     }
 
 
