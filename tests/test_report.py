@@ -226,7 +226,8 @@ def test_compare_uses_the_same_statistics_and_flags_a_real_slowdown():
     text = render_compare(records, _slowed(records, 2), "a", "b")
     line = _line(text, "bs100-per_epoch-float32-cpu-e2")
     assert "2.00× [" in line and "| slower" in line
-    same = render_compare(records, records, "a", "a")
+    # Bug caught: variants matched by position, not id. B holds A's records in reverse order.
+    same = render_compare(records, [records[0], *reversed(records[1:])], "a", "b")
     assert "no measurable difference" in _line(same, "bs100-per_epoch-float32-cpu-e2")
     assert "not comparable" in text  # failed/skipped variants are listed, not dropped
 
