@@ -7,6 +7,7 @@ exists for any of this.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,8 @@ def fail_bs200() -> dict[str, Any]:
 
 
 def hang() -> dict[str, Any]:
+    """Hang; first leave `hanging-PID` beside the job file, so a test knows this point was reached."""
+    Path(sys.argv[1]).with_name(f"hanging-{os.getpid()}").touch()
     time.sleep(3600)
     return {}
 

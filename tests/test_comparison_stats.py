@@ -7,11 +7,17 @@ times a log-normal process effect (CV ≈ BETWEEN), and its steps scatter log-no
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from bench import stats
 from bench.plan.variant import Variant
+from tests.conftest import REPO
 from tests.synthetic import variant_record
 
 RUNS = 200
@@ -120,11 +126,57 @@ def test_expanded_percentiles_widen_small_samples_and_approach_95_percent():
         stats.expanded_alpha(1)
 
 
-def test_intervals_are_reproducible_from_the_same_data():
-    rng = np.random.default_rng(7)
-    a = _arm(rng, "same", 1.0)
-    b = stats.Arm(a.label, a.batch_size, a.step_repeats, a.train_s_per_epoch, a.test_accuracy)
-    assert stats.step_interval(a) == stats.step_interval(b)
+_IN_A_FRESH_PROCESS = """
+import numpy as np
+from bench import stats
+from tests.test_comparison_stats import _arm
+rng = np.random.default_rng(7)
+a, b = _arm(rng, "same", 1.0), _arm(rng, "other", 1.1)
+print(repr((stats.step_interval(a), stats.compare_arms(a, b))))
+"""
+
+
+def test_intervals_are_the_same_in_every_process_that_renders_them():
+    """Bug: a bootstrap seeded from Python's salted hash() of the label, the clock or an unseeded
+    generator: the same records re-rendered in another process (a report regenerated, compare run
+    later) would print other intervals."""
+    shown = {
+        subprocess.run(
+            [sys.executable, "-c", _IN_A_FRESH_PROCESS],
+            cwd=REPO,
+            env=os.environ | {"PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(shown) == 1 and "Interval(" in next(iter(shown))
+
+
+def test_paired_sets_are_matched_by_id_whatever_order_they_were_read_in():
+    """Bug: sets paired by position instead of by set id; records merged or read in another order
+    would pair one set's blocks with another's and change the interval."""
+    a, b = _paired(np.random.default_rng(5), 1.05, "order")
+    reordered = dataclasses.replace(b, sets=dict(reversed(list(b.sets.items()))))
+    assert list(reordered.sets) != list(a.sets)
+    assert stats.compare_arms(a, reordered) == stats.compare_arms(a, b)
+
+
+def test_a_paired_ratio_known_by_construction():
+    """Bug: the ratio taken a ÷ b, or the samples/s ratio not the batch ratio over the step ratio.
+    Every block of b takes 1.25× a's in every set, so the ratio and both ends of its interval are 1.25."""
+    blocks = (2.0, 3.0, 2.5, 4.0)
+    sets_a = {f"r/{k}": stats.SetTimes(blocks, 5.0) for k in range(3)}
+    sets_b = {f"r/{k}": stats.SetTimes(tuple(1.25 * x for x in blocks), 6.25) for k in range(3)}
+    steps, acc = ((2.0, 3.0),) * 3, (0.95, 0.95, 0.95)
+    a = stats.Arm("a", 32, steps, (5.0,) * 3, acc, sets_a)
+    b = stats.Arm("b", 64, steps, (6.25,) * 3, acc, sets_b)
+    c = stats.compare_arms(a, b)
+    assert c is not None and c.paired_sets == 3
+    assert (c.step_ratio.point, c.step_ratio.lo, c.step_ratio.hi) == pytest.approx((1.25,) * 3)
+    assert c.train_epoch_ratio.point == pytest.approx(1.25)
+    assert c.samples_ratio.point == pytest.approx(2 / 1.25)  # twice the batch, 1.25× the step
 
 
 # --- Paired sets ----------------------------------------------------------------------------

@@ -225,6 +225,27 @@ def check_profiles(text: str) -> list[str]:
     ]
 
 
+# "1.23× [1.07–1.38]" and a verdict word in the same clause after it: right after a colon, or with
+# nothing in between that starts another figure, closes the parenthesis it sits in or ends the
+# clause ("1.99× and 1.15× [1.02–1.28]: JAX faster, torch slower" gives 1.15× no verdict).
+RATIO_CLAIM = re.compile(
+    r"(\d+\.\d+)× \[(\d+\.\d+)–(\d+\.\d+)\]"
+    r"(?=(?:: |[^×\[\]);.:]{0,25}?)\b(slower|faster|higher throughput|lower throughput)\b)"
+)
+ABOVE = ("slower", "higher throughput")
+
+
+def check_stated_verdicts(text: str) -> list[str]:
+    """A ratio a page calls slower/faster (or higher/lower throughput) has its whole interval
+    beyond 1; the run's own floor may ask for more, and the page must then say it (method.md)."""
+    problems = []
+    for m in RATIO_CLAIM.finditer(" ".join(text.split())):
+        lo, hi, word = float(m.group(2)), float(m.group(3)), m.group(4)
+        if (lo <= 1.0) if word in ABOVE else (hi >= 1.0):
+            problems.append(f"{m.group(0)} is called {word}, but its interval reaches 1")
+    return problems
+
+
 # --- the pages as they are ------------------------------------------------------------------
 
 
@@ -276,6 +297,28 @@ def test_every_docs_page_is_linked_from_the_readme():
 
 
 # --- each check can fail --------------------------------------------------------------------
+
+
+CLAIM_PAGES = [*PAGES, *sorted((REPO / "reports").glob("*/README.md"))]
+
+
+@pytest.mark.parametrize("page", CLAIM_PAGES, ids=_page_id)
+def test_ratios_called_slower_or_faster_have_intervals_beyond_1(page):
+    """Bug: a page calling a ratio slower or faster whose interval reaches 1 (typed by hand, or
+    kept from an older, point-only rule)."""
+    assert check_stated_verdicts(page.read_text(encoding="utf-8")) == []
+
+
+def test_verdict_check_catches_a_real_call_on_an_interval_that_reaches_1():
+    assert check_stated_verdicts("torch's 1.15× [0.98–1.28], slower.") != []
+    assert check_stated_verdicts("0.80× [0.69–1.02] at 512, faster") != []
+    assert check_stated_verdicts("12.43× [0.98–14.87] the baseline's 14,998 (higher throughput)")
+    assert check_stated_verdicts("| 0.27× [0.22–0.35] faster | 1.99× [1.49–2.54] slower |") == []
+    # A verdict that belongs to the next clause or figure is not this one's.
+    assert check_stated_verdicts("unresolved (0.95× [0.78–1.13]) and is faster here") == []
+    assert check_stated_verdicts("1.10× [0.80–1.48], 1.23× [1.07–1.38] slower") == []
+    assert check_stated_verdicts("1.15× [0.98–1.28]: JAX faster, torch slower") == []
+    assert check_stated_verdicts("1.15× [0.98–1.28]: slower") != []
 
 
 def test_link_check_catches_missing_files_images_anchors_and_escapes(tmp_path):
@@ -358,16 +401,22 @@ def test_findings_script_extracts_the_first_bullets_of_the_findings_section():
         script.current_block("no markers here")
 
 
-def test_the_verdict_rule_is_stated_once_in_the_words_the_code_uses():
-    # docs/method.md and every report header state the rule bench.stats applies; a header that
-    # kept the old point-only wording, or a method page that drifted, fails here.
+def test_the_verdict_rule_is_stated_in_the_words_the_code_uses_and_applied_as_stated():
+    """Bugs: docs/method.md keeping a condition the code's VERDICT_RULE no longer states, a report
+    header that types its own rule (or the old point-only wording) instead of VERDICT_RULE, or
+    ratio_verdict calling a point beyond the floor real while its interval reaches into it."""
     from bench import stats
     from bench.records import read_records
     from bench.report.markdown import render_markdown
 
+    condition = re.search(r"only when (.+?)(?: \(|;|$)", stats.VERDICT_RULE)
+    assert condition, "VERDICT_RULE no longer says 'only when …': update this test with it"
     method = " ".join((REPO / "docs" / "method.md").read_text().replace("**", "").split())
-    assert "only when its whole 95% interval lies beyond the noise floor" in method
-    assert "whole 95% interval lies beyond the noise floor" in stats.VERDICT_RULE
+    assert condition.group(1) in method, f"docs/method.md does not state {condition.group(1)!r}"
     report = render_markdown(read_records(REPO / "tests" / "fixtures" / "records.jsonl"))
     assert stats.VERDICT_RULE in report
     assert "excludes no change *and*" not in report
+    # What the stated condition means, for a ratio with a 5% floor: the point 1.10 lies beyond it
+    # in both cases; only the interval that clears 1.05 as a whole is called real.
+    assert stats.ratio_verdict(stats.Interval(1.10, 1.06, 1.14), 0.05) == "slower"
+    assert not stats.is_difference(stats.ratio_verdict(stats.Interval(1.10, 1.04, 1.16), 0.05))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from bench import envinfo, records
@@ -99,17 +100,38 @@ def test_the_probe_times_its_trials_on_tensorflow_else_torch_and_keeps_each_best
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "torch"])
-def test_a_probe_trial_times_a_real_matmul_at_a_plausible_rate(framework):
-    # Bugs caught: a trial that stops the clock before the device finished (it would time the
-    # dispatch alone: an impossible rate), a wrong FLOP count or time unit, or one that swallows
-    # its framework's error and returns None for a dtype every CPU supports.
+def test_a_probe_trial_times_a_materialised_matmul_and_counts_its_flops(framework, monkeypatch):
+    """Bugs: a trial whose timed call returns a device tensor, so the clock would stop at dispatch
+    (before the device finished); a wrong FLOP count or time unit; or a trial that swallows its
+    framework's error and returns None for a dtype every CPU supports."""
     if envinfo.missing_backend_modules(framework):
         pytest.skip(f"{framework} is not installed here: pip install 'mnist-bench[{framework}]'")
-    n = 1024
-    rate = peak.TRIALS[framework]("cpu", "float32", n, 0.05)
-    assert rate is not None
-    # Between a slow, loaded machine and ~250 GFLOP/s per core (AVX-512 FMA at 4 GHz).
-    assert 1e8 < rate < 2.5e11 * envinfo.usable_cores()
+    results = []
+
+    def best_time(run, budget_s):
+        results.append(run())  # the real matmul, once: what the clock would wait for
+        return 0.5
+
+    monkeypatch.setattr(peak, "_best_time", best_time)
+    n = 256
+    assert peak.TRIALS[framework]("cpu", "float32", n, 0.05) == 2 * n**3 / 0.5
+    (value,) = results
+    assert isinstance(value, float | np.floating), type(value)  # copied to the host
+    assert value > 0  # a sum of products of numbers in [0, 1)
+
+
+def test_best_time_is_the_fastest_timed_call_after_the_warm_up(monkeypatch):
+    """Bugs: the warm-up (trace) call timed, the mean or the last call taken instead of the
+    fastest, or fewer than 3 calls when the budget is spent."""
+    clock = SimpleNamespace(now=0.0)
+    durations = iter([0.125, 0.5, 0.25, 0.375, 0.3125])  # the first is the warm-up (exact binary)
+
+    def run():
+        clock.now += next(durations)
+
+    monkeypatch.setattr(peak, "time", SimpleNamespace(perf_counter=lambda: clock.now))
+    assert peak._best_time(run, budget_s=0.0) == 0.25  # 3 calls though the budget is spent
+    assert next(durations) == 0.3125  # and no fourth
 
 
 def test_gpu_memory_is_shown_in_mib_and_dashed_where_none_was_measured():

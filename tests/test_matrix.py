@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from pathlib import Path
 
 import pytest
@@ -48,17 +50,62 @@ def test_explicit_baseline_recentres_the_ablation():
     assert _ids(m) == ["bs64-per_epoch-float32-cpu", "bs32-per_epoch-float32-cpu"]
 
 
-def test_default_profile_covers_all_four_axes():
-    variants = load_profile("default").variants()
-    assert {v.batch_size for v in variants} == {32, 512, 2048}
-    assert {v.validation for v in variants} == {"per_epoch", "end_only"}
-    assert {v.precision for v in variants} == {"float32", "mixed_bfloat16"}
-    assert {v.device for v in variants} == {"cpu", "gpu"}
-    assert variants[0] == Variant(epochs=variants[0].epochs)  # the reference variant comes first
-    # ... and its A/A control arm right after it, side by side with everything else.
-    assert variants[1] == Variant(epochs=variants[0].epochs, control=True)
-    settings = load_profile("default").settings
-    assert settings.paired and settings.repeats >= 4 and settings.budget_s > 0
+@pytest.mark.parametrize("name", matrix.profile_names())
+def test_every_shipped_profile_expands_as_its_mode_says(name):
+    """Bugs: expansion that zips the axes instead of crossing them, an ablation that changes two
+    axes at once or drops a value, the baseline not first, two variants of one id (their records
+    would merge), a variant that could not be rebuilt from its record, or a control that is not
+    the baseline's twin right after it."""
+    m = load_profile(name)
+    variants = m.variants()
+    ids = [v.id for v in variants]
+    assert len(set(ids)) == len(ids)
+    assert all(Variant.from_dict(v.to_dict()) == v for v in variants)
+    if m.settings.aa_control:
+        assert variants[1] == dataclasses.replace(variants[0], control=True)
+    measured = [v for v in variants if not v.control]
+    assert [v for v in variants if v.control] == ([variants[1]] if m.settings.aa_control else [])
+    combos = [tuple(getattr(v, axis) for axis in m.axes) for v in measured]
+    if m.mode == "cross":
+        assert sorted(combos, key=repr) == sorted(itertools.product(*m.axes.values()), key=repr)
+        return
+    base = Variant(**m.baseline)
+    assert measured[0] == base
+    changed = [
+        {a: getattr(v, a) for a in m.axes if getattr(v, a) != getattr(base, a)} for v in measured
+    ]
+    assert changed[0] == {} and all(len(c) == 1 for c in changed[1:])  # one axis at a time
+    others = {(a, value) for a, values in m.axes.items() for value in values}
+    assert {next(iter(c.items())) for c in changed[1:]} == others - set(m.baseline.items())
+
+
+def test_default_profile_varies_each_of_its_four_axes_against_a_paired_control():
+    """Bugs: an axis of `nox -s bench`'s four (batch size, validation, precision, device) left
+    with a single value, so the run answers nothing about it; or the default run without the A/A
+    control and the paired sets its verdicts rest on."""
+    m = load_profile("default")
+    variants = m.variants()
+    for axis in ("batch_size", "validation", "precision", "device"):
+        assert len({getattr(v, axis) for v in variants}) >= 2, axis
+    assert m.settings.paired and m.settings.aa_control and variants[1].control
+    assert m.settings.repeats >= 2 and m.settings.budget_s > 0
+
+
+def test_expansion_keeps_one_variant_per_id_where_a_setting_does_not_apply():
+    """Bug: duplicates kept by dataclass equality instead of id; validation_split means nothing
+    to per_epoch, so its two per_epoch combinations are one job (and would share records)."""
+    m = build_matrix(
+        "t",
+        {
+            "matrix": {"mode": "cross"},
+            "axes": {"validation": ["per_epoch", "split"], "validation_split": [0.2, 0.3]},
+        },
+    )
+    assert _ids(m) == [
+        "bs32-per_epoch-float32-cpu",
+        "bs32-split-float32-cpu-vs0.2",
+        "bs32-split-float32-cpu-vs0.3",
+    ]
 
 
 def test_seed_profile_is_the_classic_run():
@@ -69,10 +116,6 @@ def test_seed_profile_is_the_classic_run():
         30,
         "float32",
     )
-
-
-def test_full_profile_is_the_cross_product():
-    assert len(load_profile("full").variants()) == 4 * 4 * 3 * 2
 
 
 def test_overrides_replace_axes_and_run_settings():

@@ -10,7 +10,10 @@ from bench import stats
 from bench.plan.pairing import PairingError, group_arms, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
+from bench.records import read_records
+from bench.report.aggregate import own_peak_rss
 from bench.run import pairs, runner
+from tests.conftest import REPO
 
 BASE = Variant(batch_size=32)
 CONTROL = dataclasses.replace(BASE, control=True)
@@ -54,11 +57,27 @@ def test_a_set_gives_the_shared_arms_their_own_repeat_and_the_control_its_own_se
     ]  # the control never replays the baseline's
 
 
-def test_the_worker_cap_follows_free_memory_unless_set():
-    gib = 2**30
-    assert pairs.worker_cap(RunSettings(), available_bytes=22 * gib) == 13  # (22 - 2) / 1.5
-    assert pairs.worker_cap(RunSettings(), available_bytes=3 * gib) == 2  # never fewer than 2
+def _measured_worker_rss_bytes() -> int:
+    """The largest peak RSS of a job in the reference run's records: a real TensorFlow worker."""
+    records = read_records(REPO / "reports" / "reference" / "results.jsonl")
+    return max(own_peak_rss(r) or 0 for r in records if r.get("status") == "ok")
+
+
+def test_the_worker_cap_fits_measured_workers_in_free_memory_unless_set():
+    """Bugs: a per-worker size or reserve in the wrong unit (MiB for GiB lets hundreds of workers
+    start; GiB twice makes it always 2), a cap that shrinks as memory grows, free memory ignored,
+    fewer than the 2 processes a pair needs, or a --set max_workers that memory overrides."""
+    rss, gib = _measured_worker_rss_bytes(), 2**30
+    assert 0.5 * gib < rss < 4 * gib  # the records hold a TensorFlow worker's size
+    free = [n * gib for n in range(1, 65)]
+    caps = [pairs.worker_cap(RunSettings(), available_bytes=b) for b in free]
+    assert caps == sorted(caps) and caps[0] >= 2  # more memory never means fewer; a pair at least
+    for b, cap in zip(free, caps, strict=True):
+        if cap > 2:  # the workers it allows fit, at the size they were measured, with room left
+            assert cap * rss + gib <= b, (b / gib, cap)
+    assert caps[-1] * rss > 64 * gib / 2  # and it uses the memory there is
     assert pairs.worker_cap(RunSettings(max_workers=5), available_bytes=3 * gib) == 5
+    assert pairs.worker_cap(RunSettings(max_workers=5), available_bytes=64 * gib) == 5
     with pytest.raises(PairingError, match="6 arms exceeds the cap of 5"):
         pairs.check_cap([(*OTHERS, BASE)], 5)
 

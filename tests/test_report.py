@@ -226,7 +226,8 @@ def test_compare_uses_the_same_statistics_and_flags_a_real_slowdown():
     text = render_compare(records, _slowed(records, 2), "a", "b")
     line = _line(text, "bs100-per_epoch-float32-cpu-e2")
     assert "2.00× [" in line and "| slower" in line
-    same = render_compare(records, records, "a", "a")
+    # Bug caught: variants matched by position, not id. B holds A's records in reverse order.
+    same = render_compare(records, [records[0], *reversed(records[1:])], "a", "b")
     assert "no measurable difference" in _line(same, "bs100-per_epoch-float32-cpu-e2")
     assert "not comparable" in text  # failed/skipped variants are listed, not dropped
 
@@ -240,20 +241,6 @@ def test_compare_says_when_runs_share_no_variants_and_when_machines_differ():
     text = render_compare(records, other, "a", "b")
     assert "share no variants" in text
     assert "cpu: ('AMD EPYC', 2) → ('Z', 2)" in text
-
-
-def test_plots_are_written_and_not_empty(tmp_path):
-    path = markdown.write_report(RECORDS, tmp_path)
-    names = {p.name for p in tmp_path.glob("*.png")}
-    assert names == {
-        "step_time_vs_batch.png",
-        "val_accuracy.png",
-        "time_to_target.png",
-        "train_vs_validation.png",
-    }
-    for name in names:
-        assert (tmp_path / name).stat().st_size > 10_000
-        assert f"]({name})" in path.read_text()
 
 
 COMMITTED = sorted(

@@ -23,7 +23,8 @@ machine that speeds up or slows down between rounds moves both). The change is
     ratio  R = median_i r_i               robust to a round that a neighbour process disturbed
     CI     distribution-free CI of the median (``median_ci``): [r_(k), r_(n+1−k)] of the sorted
            ratios, k the largest with binomial coverage >= LEVEL = 90 % (8 rounds: the 2nd
-           smallest and the 2nd largest ratio, 93.0 %); no resampling, no normality assumption
+           smallest to the 2nd largest of the 8 ratios, coverage 93.0%); no resampling, no
+           normality assumption
 
     spread s     1.4826 · MAD(r) / median(r): how much one pair's ratio scatters
 
@@ -98,9 +99,16 @@ CEILING = 0.20
 NOISE_LIMIT = 0.10
 NOISE_K = 3.0
 LEVEL = 0.90
-MIN_ROUNDS = 5  # the fewest whose min…max holds the median with >= LEVEL (5: 93.8 %)
-DEFAULT_ROUNDS = 8  # CI = 2nd smallest … 2nd largest ratio (93.0 %): one stray round cannot decide
-MAX_ROUNDS = 16  # rounds added when a row is too noisy stop here (CI = 4th … 13th, 92.3 %)
+# The CI at each round count, in ci_text's words (a test checks them against order_k):
+# the fewest rounds whose min…max holds the median with >= LEVEL: the smallest to the largest of
+# the 5 ratios, coverage 93.8%
+MIN_ROUNDS = 5
+# one stray round cannot decide: the 2nd smallest to the 2nd largest of the 8 ratios, coverage
+# 93.0%
+DEFAULT_ROUNDS = 8
+# rounds added when a row is too noisy stop here: the 5th smallest to the 5th largest of the 16
+# ratios, coverage 92.3%
+MAX_ROUNDS = 16
 BUDGET_S = 210.0  # seconds of rounds; with REF's environment (~30 s) the gate fits 5 minutes
 METRICS = ("median_ms", "wall_ms")
 # Steps per window of the wall figure in interleaved rounds (bench.run.ab_rounds.INTERLEAVE_EVERY steps
