@@ -345,6 +345,19 @@ def _check_section(record: dict[str, Any], name: str, where: str) -> None:
             )
 
 
+def _check_probe(record: dict[str, Any], where: str) -> None:
+    """A measured probe holds its fields; one that failed or hung holds its status and reason."""
+    probe = record["probe"]
+    if not isinstance(probe, dict) or probe.get("status", "ok") == "ok":
+        _check_section(record, "probe", where)
+        return
+    if probe["status"] not in PROBE_FAILURES or not isinstance(probe.get("reason"), str):
+        raise RecordError(
+            f"{where}: a probe that did not measure needs 'probe.status' {PROBE_FAILURES} and "
+            f"'probe.reason' (a string), got {_shown(probe)}"
+        )
+
+
 def _shown(value: Any) -> str:
     text = json.dumps(value) if not isinstance(value, float) else repr(value)
     return text if len(text) <= 40 else text[:39] + "…"
@@ -358,7 +371,7 @@ def _check_types(record: dict[str, Any], where: str) -> None:
     for name in ("run", "machine", "commit"):
         _check_section(record, name, where)
     if record["kind"] == "probe":
-        _check_section(record, "probe", where)
+        _check_probe(record, where)
         return
     if not isinstance(record["variant_id"], str):
         raise RecordError(f"{where}: 'variant_id' must be a string")
@@ -564,6 +577,15 @@ def variant_records(
 
 def probe_records(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r["kind"] == "probe"]
+
+
+# A machine probe whose process died or hung: its record says so, and the run went on.
+PROBE_FAILURES = ("failed", "timeout")
+
+
+def probe_ok(probe_record: dict[str, Any]) -> bool:
+    """Whether a probe record measured (records before probes had a status all did)."""
+    return probe_record["probe"].get("status", "ok") == "ok"
 
 
 def gpus_seen(probe_record: dict[str, Any]) -> dict[str, list[str]]:

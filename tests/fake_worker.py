@@ -7,7 +7,8 @@ writes the lines TensorFlow writes to stderr on import, which a record's reason 
 Modes: ``oom`` holds 64 MiB, then SIGKILLs itself (as the kernel's out-of-memory killer would);
 ``crash`` ends with a Python traceback and exit 1; ``turns`` speaks the turn protocol of a paired
 set's arm (``bench.run.turns``) and, for the job of batch size 200, is SIGKILLed in its first turn;
-``cluster`` is a multi_worker process: worker 1 is SIGKILLed, the others wait to be stopped.
+``cluster`` is a multi_worker process: worker 1 is SIGKILLed, the others wait to be stopped;
+``probe`` is the machine probe: SIGKILLed at the 'between' point, else a made-up measurement.
 """
 
 from __future__ import annotations
@@ -29,6 +30,16 @@ TF_NOISE = (
     "your machine, GPU will not be used.\n"
 )
 HELD_BYTES = 64 * 2**20
+# A machine probe's result (bench.measure.peak.machine_probe's fields), one made-up CPU trial.
+PROBE = {
+    "gpus": [],
+    "gpus_by_backend": {"tensorflow": []},
+    "framework": "tensorflow",
+    "matmul_n": 1024,
+    "matmul_sizes": [1024],
+    "trials": [{"device": "cpu", "dtype": "float32", "n": 1024, "flops_per_s": 1.0e10}],
+    "peak_flops_per_s": {"cpu": {"float32": 1.0e10}},
+}
 
 
 def _hold_memory() -> bytes:
@@ -69,6 +80,12 @@ def main(mode: str, job_path: str, result_path: str) -> int:
         return 1
     if mode == "turns":
         _turns(job, Path(result_path))
+        return 0
+    if mode == "probe":
+        if job["phase"] == "between":
+            _hold_memory()
+            _die_as_oom()
+        Path(result_path).write_text(json.dumps({"probe": PROBE}))
         return 0
     if mode == "cluster":
         index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import re
 import sys
 from pathlib import Path
@@ -24,8 +25,9 @@ from bench import cli, records
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.records import REASON_CHARS
-from bench.report import aggregate
+from bench.report import aggregate, markdown
 from bench.run import child, cluster, pairs, runner
+from bench.run.progress import probe_line
 from tests.fake_worker import TF_NOISE
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
@@ -284,3 +286,78 @@ def test_the_resume_hint_of_a_retrying_run_keeps_retrying(tmp_path):
     args = cli.build_parser().parse_args(argv)
     hint = cli.resume_command(args, tmp_path)
     assert hint.endswith(f"--out {tmp_path} --resume --retry-failed")
+
+
+# --- A machine probe that dies -----------------------------------------------------------------
+
+
+def _probed_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, resume: bool = False) -> Any:
+    """A paired run of two rounds (sets faked in this process) whose real probe processes are
+    ``tests.fake_worker probe``: killed by SIGKILL at the 'between' point."""
+    base = Variant(batch_size=100)
+    variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=200)]
+    ctx = dataclasses.replace(_ctx(repeats=2, aa_control=True, max_workers=3), baseline_id=base.id)
+    fake = FakeSets({})
+    monkeypatch.setattr(pairs, "run_set", fake)
+    lines: list[str] = []
+    out = tmp_path / "results.jsonl"
+    runner.run_plan(
+        ctx, variants, out, resume=resume, on_probe=lambda p: lines.append(probe_line(p))
+    )
+    return out, fake, lines
+
+
+def test_a_machine_probe_killed_midway_is_a_record_and_the_run_completes_its_sets(
+    monkeypatch, tmp_path
+):
+    # The bug: `run` stopped with exit 2, "machine probe failed: killed by SIGKILL", after the
+    # first round, though the probe only adds the machine's peak to the report.
+    _fake_worker(monkeypatch, child, "probe")
+    out, fake, lines = _probed_run(monkeypatch, tmp_path)
+    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]  # both rounds' sets ran
+    everything = records.read_records(out)  # the failed probe's record is a valid one
+    probes = [r["probe"] for r in records.probe_records(everything)]
+    assert [(p["phase"], p["status"]) for p in probes] == [
+        ("start", "ok"), ("between", "failed"), ("end", "ok"),
+    ]  # fmt: skip
+    _assert_oom_reason(probes[1]["reason"], rss=False)
+    assert lines[1].startswith("probe (between): failed: killed by SIGKILL (signal 9)")
+    summary = aggregate.summarize_run(everything)
+    assert summary.peaks == {("cpu", "float32"): 1.0e10}  # from the probes that measured
+    text = markdown.render_markdown(everything)
+    assert "The machine probe midway through the run failed (killed by SIGKILL (signal 9)" in text
+    assert "peak missing for that point" in text
+
+
+def test_a_start_probe_that_dies_stops_the_run_before_any_set_and_resume_probes_again(
+    monkeypatch, tmp_path
+):
+    # The start probe lists the GPUs that decide which variants can run. Catches: a run going on
+    # with no GPU list (every GPU variant then skipped as "no GPU visible"), or a resume reading
+    # the failed record as the start probe.
+    _fake_worker(monkeypatch, child, "oom")
+    with pytest.raises(runner.RunError, match="machine probe failed: killed by SIGKILL") as stop:
+        _probed_run(monkeypatch, tmp_path)
+    assert "stops before its first job; --resume probes again" in str(stop.value)
+    (failed,) = records.read_records(tmp_path / "results.jsonl")
+    assert failed["probe"]["status"] == "failed" and failed["probe"]["phase"] == "start"
+    _fake_worker(monkeypatch, child, "probe")
+    out, fake, _ = _probed_run(monkeypatch, tmp_path, resume=True)
+    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]
+    phases = [
+        (p["probe"]["phase"], p["probe"]["status"])
+        for p in records.probe_records(records.read_records(out))
+    ]
+    assert phases == [("start", "failed"), ("start", "ok"), ("between", "failed"), ("end", "ok")]
+
+
+def test_a_probe_record_that_did_not_measure_must_say_why(tmp_path):
+    # Catches: a probe record with neither measurement nor reason read as a valid one.
+    probe = next(r for r in _FIXTURE_RECORDS if r["kind"] == "probe")
+    bad = probe | {"probe": {"phase": "between", "status": "failed"}}
+    path = tmp_path / "results.jsonl"
+    with pytest.raises(records.RecordError, match=r"'probe\.reason'"):
+        records.append_record(path, bad)
+    path.write_text(json.dumps(bad) + "\n")
+    with pytest.raises(records.RecordError, match=r"'probe\.reason'"):
+        records.read_records(path)

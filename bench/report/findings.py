@@ -32,6 +32,7 @@ def findings(summary: RunSummary) -> list[str]:
     out += _noise(ok)
     out += _busy_probes(summary)
     out += contention_findings(summary.contention)
+    out += _failed_probes(summary)
     out += _not_run(summary.rows)
     return out
 
@@ -301,6 +302,24 @@ def _busy_probes(summary: RunSummary) -> list[str]:
         f"between its trials ({worst}): something else used the machine during the run. "
         "`% of peak` uses the best trial."
     ]
+
+
+def _failed_probes(summary: RunSummary) -> list[str]:
+    """One sentence per machine probe whose process failed or hung: its point has no peak."""
+    return [
+        f"The machine probe {PROBE_POINTS.get(p['phase'], p['phase'])} "
+        f"{'hung' if p['status'] == 'timeout' else 'failed'} ({first_line(p['reason'])}): "
+        "peak missing for that point; the run went on, and `% of peak` uses the probes that "
+        "measured."
+        for p in (rec["probe"] for rec in summary.failed_probes)
+    ]
+
+
+PROBE_POINTS = {
+    "start": "before the variants",
+    "between": "midway through the run",
+    "end": "after the variants",
+}
 
 
 def _not_run(rows: list[dict[str, Any]]) -> list[str]:

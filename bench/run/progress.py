@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.records import first_line, gpus_seen
+from bench.records import first_line, gpus_seen, probe_ok
 
 
 def _eta(elapsed_s: float, index: int, total: int) -> str:
@@ -34,6 +34,11 @@ def print_record(record: dict[str, Any], index: int, total: int, elapsed_s: floa
 
 def probe_line(probe: dict[str, Any]) -> str:
     p = probe["probe"]
+    if not probe_ok(probe):
+        return (
+            f"probe ({p['phase']}): {p['status']}: {first_line(p['reason'])}; "
+            "the run goes on without this point's peak"
+        )
     gpus = ", ".join(f"{b} {names or 'none'}" for b, names in gpus_seen(probe).items())
     peaks = ", ".join(
         f"{dev} {dt} {v / 1e9:.1f}"

@@ -2,7 +2,8 @@
 
 - ``default_ref``: the merge base of HEAD with ``origin/main`` (what a pull request is measured
   against); when that is missing or is HEAD itself (a build of main, where the merge base is the
-  commit under test), ``HEAD~1``.
+  commit under test), ``HEAD~1``. A shallow clone whose history stops short of the merge base has
+  no REF (never a HEAD~1 that is not the base); the gate then says to fetch the history.
 - ``checkout``: ``git worktree add --detach`` into a temporary folder, removed afterwards.
 - ``build_env``: a virtual environment with REF's own dependencies, so a PR that changes a pin is
   measured with each side's pins: ``uv venv`` + ``uv pip install`` (REF's ``requirements.lock`` when
@@ -73,11 +74,18 @@ def default_ref(cwd: Path | str | None = None) -> tuple[str, str] | None:
         base = git("merge-base", "HEAD", UPSTREAM, cwd=cwd)
         if base and base != head:
             return base, f"merge base of HEAD and {UPSTREAM}"
+        if base is None and is_shallow(cwd):
+            return None  # the base is beyond the fetched history: HEAD~1 would be a wrong REF
     parent = resolve("HEAD~1", cwd)
     if parent:
         why = "HEAD~1 (HEAD is on main)" if resolve(UPSTREAM, cwd) else f"HEAD~1 (no {UPSTREAM})"
         return parent, why
     return None
+
+
+def is_shallow(cwd: Path | str | None = None) -> bool:
+    """Whether this clone's history is cut short (``git clone --depth``, CI's default checkout)."""
+    return git("rev-parse", "--is-shallow-repository", cwd=cwd) == "true"
 
 
 def has_entry_point(commit: str, cwd: Path | str | None = None) -> bool:

@@ -178,16 +178,27 @@ def _check_plan(out_path: Path, existing: list[dict[str, Any]], plan: dict[str, 
 
 # When the machine is probed: its peak is the best trial, and the trials' spread shows load.
 PROBE_PHASES = ("start", "between", "end")
+PROBE_TIMEOUT_S = 600.0
 
 
 def probe_machine(
     ctx: RunContext, measure_peak: bool = True, phase: str = "start"
 ) -> dict[str, Any]:
-    """List the GPUs each backend sees and run matmul trials, in a child like every variant."""
-    result, _ = run_child({"kind": "probe", "measure_peak": measure_peak}, timeout_s=600)
-    if "probe" not in result:
-        raise RunError(f"machine probe failed: {result.get('reason')}")
-    return {**ctx.envelope("probe"), "probe": {**result["probe"], "phase": phase}}
+    """List the GPUs each backend sees and run matmul trials, in a child like every variant.
+
+    A probe that crashes, is killed (the out-of-memory killer) or hangs gives a record that says
+    so (``status`` failed or timeout, ``reason``), as a variant's job does: a probe only adds
+    context, so losing it must not cost the rest of the run.
+    """
+    job = {"kind": "probe", "measure_peak": measure_peak, "phase": phase}
+    result, _ = run_child(job, timeout_s=PROBE_TIMEOUT_S)
+    if "probe" in result:
+        probe = {**result["probe"], "status": "ok", "phase": phase}
+    else:
+        status = result.get("status")
+        status = status if status in records.PROBE_FAILURES else "failed"
+        probe = {"status": status, "reason": str(result.get("reason")), "phase": phase}
+    return {**ctx.envelope("probe"), "probe": probe}
 
 
 def skip_reason(variant: Variant, gpus: Mapping[str, Sequence[str]]) -> str | None:
@@ -421,16 +432,33 @@ class _Probes:
     ) -> None:
         self.ctx, self.out_path = ctx, out_path
         self.measure_peak, self.on_probe = measure_peak, on_probe
-        self.probed = {p["probe"].get("phase", "start"): p for p in records.probe_records(existing)}
+        # A phase whose probe failed is probed again on --resume: it costs seconds.
+        self.probed = {
+            p["probe"].get("phase", "start"): p
+            for p in records.probe_records(existing)
+            if records.probe_ok(p)
+        }
 
     def run(self, phase: str) -> None:
-        """Probe the machine unless the file has this phase (without peak trials: 'start' only)."""
+        """Probe the machine unless the file has this phase (without peak trials: 'start' only).
+
+        A failed probe is recorded and the run goes on, except at the start: that probe lists the
+        GPUs that decide which variants can run, and nothing is measured yet to lose.
+        """
         if phase in self.probed or not (phase == "start" or self.measure_peak):
             return
-        self.probed[phase] = probe_machine(self.ctx, self.measure_peak, phase)
-        records.append_record(self.out_path, self.probed[phase])
+        probed = probe_machine(self.ctx, self.measure_peak, phase)
+        records.append_record(self.out_path, probed)
         if self.on_probe:
-            self.on_probe(self.probed[phase])
+            self.on_probe(probed)
+        if records.probe_ok(probed):
+            self.probed[phase] = probed
+        elif phase == "start":
+            raise RunError(
+                f"machine probe failed: {probed['probe']['reason']}\nIt lists the GPUs that "
+                "decide which variants can run, so the run stops before its first job; "
+                "--resume probes again"
+            )
 
     def between(self) -> None:
         self.run("between")
