@@ -383,7 +383,9 @@ def arm(label: str, records: Sequence[Mapping[str, Any]]) -> Arm:
     """The Arm of a variant from its successful records (raw fields only)."""
     steps, train, acc = [], [], []
     sets: dict[str, SetTimes] = {}
-    for r in records:
+    # Repeat order, not file order: the bootstrap draws repeat by repeat, so the same records
+    # shuffled (a merge, a resumed run) must give the same interval.
+    for r in sorted(records, key=lambda r: (r["run"]["id"], r["repeat"])):
         spe = r["variant"].get("steps_per_execution", 1)
         timing, warmup = r["timing"], r["settings"]["warmup_steps"]
         pauses, short = timing.get("pauses", ()), short_last_call(r)

@@ -290,3 +290,18 @@ def test_a_short_arms_paired_ratio_does_not_move_with_where_its_partial_batch_fa
     for c in (fast, slow):
         assert not c.step_ratio.excludes(5.0)
         assert c.step_ratio.point == pytest.approx(5.0, rel=0.01)
+
+
+def test_an_arms_interval_does_not_depend_on_the_order_its_records_were_read_in():
+    """Bug caught: the bootstrap drew repeat by repeat in file order, so a merged or resumed file
+    holding the same records in another order rendered another interval (bs100: upper 2.344 vs
+    2.382)."""
+    from bench.records import read_records, variant_records
+
+    records = variant_records(read_records(REPO / "reports" / "reference" / "results.jsonl"))
+    baseline = records[0]["run"]["baseline"]
+    ok = [r for r in records if r["variant_id"] == baseline and r["status"] == "ok"]
+    assert len(ok) > 2
+    forward = stats.step_interval(stats.arm("x", ok))
+    backward = stats.step_interval(stats.arm("x", list(reversed(ok))))
+    assert forward == backward
