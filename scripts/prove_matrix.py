@@ -54,7 +54,7 @@ sys.path.insert(0, str(REPO))
 from bench import outputs, stats  # noqa: E402
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile  # noqa: E402
 from bench.plan.variant import Variant  # noqa: E402
-from bench.records import RecordError, read_records  # noqa: E402
+from bench.records import read_records  # noqa: E402
 from bench.report.aggregate import RunSummary, summarize_run  # noqa: E402
 from bench.run import progress, runner  # noqa: E402
 
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         matrix, names, campaign = prepare(args)
-    except (ValueError, MatrixError, runner.RunError, outputs.OutputError, RecordError) as exc:
+    except (ValueError, runner.RunError) as exc:  # MatrixError, OutputError, RecordError too
         parser.error(str(exc))
     from mnist_models.data import load_mnist  # after every check: it may download from PyPI
 
