@@ -52,17 +52,21 @@ def _probe(python: str | Path) -> tuple[str, str] | None:
 
     A pyenv shim for a version that is not selected exits non-zero; its answer is skipped.
     """
-    code = "import os, platform, sys; print(os.path.realpath(sys.executable), platform.python_version())"
+    code = (
+        "import os, platform, sys\n"
+        "print(os.path.realpath(sys.executable))\n"
+        "print(platform.python_version())"
+    )
     try:
         done = subprocess.run(
             [str(python), "-c", code], capture_output=True, text=True, timeout=60, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if done.returncode != 0 or len(done.stdout.split()) != 2:
+    lines = done.stdout.splitlines()  # one a line, as a path may hold spaces
+    if done.returncode != 0 or len(lines) != 2:
         return None
-    executable, version = done.stdout.split()
-    return executable, version
+    return lines[0], lines[1]
 
 
 def _interpreter(session: nox.Session) -> tuple[str, str]:
@@ -82,7 +86,7 @@ def _interpreter(session: nox.Session) -> tuple[str, str]:
     session.error(
         f"mnist-bench needs Python {', '.join(PYTHONS)} (those TensorFlow ships wheels for); nox "
         f"runs on {platform.python_version()} and no python{PYTHONS[0]} … python{PYTHONS[-1]} "
-        f"is on PATH. Install one, or let uv fetch one: `uvx --python {PYTHONS[-1]} nox -s ...`"
+        f"on PATH runs. Install one, or let uv fetch one: `uvx --python {PYTHONS[-1]} nox -s ...`"
     )
 
 
