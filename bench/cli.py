@@ -16,7 +16,7 @@ import shlex
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,7 @@ def _print_listing(
 
 def _default_out_dir(matrix_name: str, shard: Shard) -> Path:
     """reports/<profile>-<UTC stamp>[-shardIofN]: a new folder per run."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     suffix = f"-shard{shard.index}of{shard.count}" if shard.count > 1 else ""
     return Path("reports") / f"{Path(matrix_name).stem}-{stamp}{suffix}"
 

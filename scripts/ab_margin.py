@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -239,7 +239,7 @@ def _campaign(args: argparse.Namespace, out: Path, meta: dict[str, Any], runs: l
 
 
 def _save(out: Path, meta: dict[str, Any], runs: list[dict[str, Any]]) -> None:
-    meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+    meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     outputs.write_atomic(out / "results.json", json.dumps({"meta": meta, "runs": runs}, indent=1))
     outputs.write_atomic(out / "SUMMARY.md", render(runs, meta))
 
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "ref": _git("rev-parse", "HEAD"),
         "machine": f"{machine['cpu_model']}, {machine['cpu_cores']} cores",
         "versions": machine["versions"],
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rule": {"margin": ab_rule.MARGIN, "floor": ab_rule.FLOOR, "ceiling": ab_rule.CEILING},
     }
     runs: list[dict[str, Any]] = []

@@ -36,7 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +266,7 @@ def campaign_meta(
     """What results.json says about the campaign: machine, code, rounds and the rule judged by."""
     machine = envinfo.machine_info()
     return {
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{machine['cpu_model']}, {machine['cpu_cores']} cores",
         "versions": machine["versions"],
         "commit": envinfo.git_commit(REPO),
@@ -370,7 +370,7 @@ def _campaign(
             )
             runs.append(run)
             print(_run_line(run, i, args.runs), flush=True)
-            meta["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            meta["finished_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             # Atomic: a campaign killed mid-write must still --resume from its last run.
             outputs.write_atomic(
                 out / "results.json", json.dumps({"meta": meta, "runs": runs}, indent=1)

@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,7 @@ def _pct(values: list[float | None]) -> str:
 def render(summary: dict[str, Any], baseline: Path, rounds: int, extra: float) -> str:
     """SUMMARY.md: one table of outcomes, one of changes and slowdown factors."""
     lines = [
-        f"# Gate proof ({datetime.now(UTC).isoformat(timespec='seconds')})",
+        f"# Gate proof ({datetime.now(timezone.utc).isoformat(timespec='seconds')})",
         "",
         f"baseline `{baseline}`, {rounds} rounds per gate run, each run a fresh process; "
         f"slowdown adds {extra:g} × the fastest step after every step.",
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--runs {args.runs}, --extra {args.extra}: need runs >= 1 and extra > 0")
     if not baseline.is_file():
         parser.error(f"{baseline} does not exist: run `mnist-bench regress --update-baseline`")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else REPO / "reports" / f"gate-proof-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
     runs = []

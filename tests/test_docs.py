@@ -284,6 +284,8 @@ def test_readme_first_screen():
     assert len(text.encode()) <= README_MAX_BYTES, "move detail to docs/"
     head = text[: text.index("## Using the CLI")]
     assert "python3 -m pip install nox && nox -s bench" in head
+    # PEP 668 systems (Ubuntu 24.04, Debian 13) refuse the pip line; these run nox without it.
+    assert "pipx run nox -s bench" in head and "uvx nox -s bench" in head
     assert "nox -s tests" in head
     assert re.search(r"!\[[^\]]+\]\(reports/reference/[^)]+\.png\)", head)
     assert "(reports/reference/REPORT.md)" in head

@@ -15,10 +15,15 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import tomllib
+import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (pyproject.toml's dependencies)
+    import tomli as tomllib
 
 from bench.plan.settings import RunSettings
 from bench.plan.variant import FIELD_NAMES as AXES

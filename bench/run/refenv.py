@@ -140,10 +140,12 @@ class RefEnv:
     reused: bool
 
 
-def _fingerprint(tree: Path, commit: str) -> str:
+def _fingerprint(tree: Path, commit: str, python: str) -> str:
     lock = tree / LOCK_FILE
     digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16] if lock.is_file() else "none"
-    return f"{commit}:{digest}"
+    # The real interpreter: after nox rebuilds the working tree's env with another Python, REF's is
+    # rebuilt with it too, instead of the A/B comparing two Pythons.
+    return f"{commit}:{digest}:{os.path.realpath(python)}"
 
 
 def _run(cmd: list[str], log: Callable[[str], None]) -> None:
@@ -171,7 +173,7 @@ def build_env(
     start = time.perf_counter()
     bin_python = env_dir / "bin" / "python"
     stamp = env_dir / STAMP
-    fingerprint = _fingerprint(tree, commit)
+    fingerprint = _fingerprint(tree, commit, python)
     lock = tree / LOCK_FILE
     if bin_python.exists() and stamp.is_file():
         old = json.loads(stamp.read_text())
