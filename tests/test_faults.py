@@ -291,19 +291,24 @@ def test_the_resume_hint_of_a_retrying_run_keeps_retrying(tmp_path):
 # --- A machine probe that dies -----------------------------------------------------------------
 
 
-def _probed_run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, resume: bool = False) -> Any:
-    """A paired run of two rounds (sets faked in this process) whose real probe processes are
-    ``tests.fake_worker probe``: killed by SIGKILL at the 'between' point."""
+def _probed_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, resume: bool = False, retry: bool = False
+) -> Any:
+    """A paired run of two rounds (sets faked in this process) and one GPU variant, whose real probe
+    processes are ``tests.fake_worker probe`` (killed by SIGKILL at the 'between' point, no GPU)."""
     base = Variant(batch_size=100)
-    variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=200)]
+    variants = [
+        base, dataclasses.replace(base, control=True), Variant(batch_size=200), Variant(device="gpu"),
+    ]  # fmt: skip
     ctx = dataclasses.replace(_ctx(repeats=2, aa_control=True, max_workers=3), baseline_id=base.id)
     fake = FakeSets({})
     monkeypatch.setattr(pairs, "run_set", fake)
     lines: list[str] = []
     out = tmp_path / "results.jsonl"
     runner.run_plan(
-        ctx, variants, out, resume=resume, on_probe=lambda p: lines.append(probe_line(p))
-    )
+        ctx, variants, out, resume=resume, retry_failed=retry,
+        on_probe=lambda p: lines.append(probe_line(p)),
+    )  # fmt: skip
     return out, fake, lines
 
 
@@ -329,26 +334,32 @@ def test_a_machine_probe_killed_midway_is_a_record_and_the_run_completes_its_set
     assert "peak missing for that point" in text
 
 
-def test_a_start_probe_that_dies_stops_the_run_before_any_set_and_resume_probes_again(
+def test_a_start_probe_that_dies_is_a_record_the_cpu_sets_run_and_resume_retries_the_gpu_job(
     monkeypatch, tmp_path
 ):
-    # The start probe lists the GPUs that decide which variants can run. Catches: a run going on
-    # with no GPU list (every GPU variant then skipped as "no GPU visible"), or a resume reading
-    # the failed record as the start probe.
+    # The bug: a killed start probe ended the whole run (exit 2) before its first set. Also caught:
+    # a GPU job marked "skipped: no GPU visible" when the GPU list is unknown (a resume would then
+    # never run it), and a resume reading the failed record as the start probe.
     _fake_worker(monkeypatch, child, "oom")
-    with pytest.raises(runner.RunError, match="machine probe failed: killed by SIGKILL") as stop:
-        _probed_run(monkeypatch, tmp_path)
-    assert "stops before its first job; --resume probes again" in str(stop.value)
-    (failed,) = records.read_records(tmp_path / "results.jsonl")
-    assert failed["probe"]["status"] == "failed" and failed["probe"]["phase"] == "start"
+    out, fake, _ = _probed_run(monkeypatch, tmp_path)
+    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]  # the CPU arms' sets ran
+    everything = records.read_records(out)
+    (gpu_job,) = [r for r in records.variant_records(everything) if r["variant"]["device"] == "gpu"]
+    assert (gpu_job["status"], gpu_job["reason"]) == ("failed", runner.GPUS_UNKNOWN)
+    assert [p["probe"]["status"] for p in records.probe_records(everything)] == ["failed"] * 3
+    assert "peak missing for that point" in markdown.render_markdown(everything)
     _fake_worker(monkeypatch, child, "probe")
-    out, fake, _ = _probed_run(monkeypatch, tmp_path, resume=True)
-    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]
+    _probed_run(monkeypatch, tmp_path, resume=True, retry=True)
+    assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]  # nothing re-measured
+    latest = records.latest_attempts(records.variant_records(records.read_records(out)))
+    (gpu_job,) = [r for r in latest if r["variant"]["device"] == "gpu"]
+    assert gpu_job["status"] == "skipped" and "no GPU visible" in gpu_job["reason"]
     phases = [
         (p["probe"]["phase"], p["probe"]["status"])
         for p in records.probe_records(records.read_records(out))
     ]
-    assert phases == [("start", "failed"), ("start", "ok"), ("between", "failed"), ("end", "ok")]
+    assert phases[:4] == [("start", "failed"), ("between", "failed"), ("end", "failed"),
+                          ("start", "ok")]  # fmt: skip
 
 
 def test_a_probe_record_that_did_not_measure_must_say_why(tmp_path):

@@ -201,6 +201,25 @@ def probe_machine(
     return {**ctx.envelope("probe"), "probe": probe}
 
 
+# Why a GPU job did not run when the start probe, which lists the GPUs, failed: a fault to retry
+# (status failed), not a fact about the machine (skipped).
+GPUS_UNKNOWN = (
+    "not run: the start machine probe failed, so which GPUs this machine has is unknown; "
+    "`mnist-bench run --resume --retry-failed` probes again and runs it"
+)
+
+
+def not_run(variant: Variant, gpus: Mapping[str, Sequence[str]] | None) -> dict[str, str] | None:
+    """A job's status and reason when it does not run here; None when it runs.
+
+    ``gpus`` None: the start probe failed. CPU jobs still run; GPU jobs fail with GPUS_UNKNOWN.
+    """
+    if gpus is None and variant.device == "gpu":
+        return {"status": "failed", "reason": GPUS_UNKNOWN}
+    reason = skip_reason(variant, gpus or {})
+    return {"status": "skipped", "reason": reason} if reason else None
+
+
 def skip_reason(variant: Variant, gpus: Mapping[str, Sequence[str]]) -> str | None:
     """Why a variant cannot run on this machine, or None. The one place such checks live.
 
@@ -330,7 +349,7 @@ def run_jobs(
     jobs: Sequence[Job],
     out_path: Path,
     *,
-    gpus: Mapping[str, Sequence[str]],
+    gpus: Mapping[str, Sequence[str]] | None,
     on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
     numbering: tuple[int, int, float] | None = None,
 ) -> int:
@@ -341,9 +360,9 @@ def run_jobs(
     """
     before, total, started = numbering or (0, len(jobs), time.perf_counter())
     for index, job in enumerate(jobs, start=before + 1):
-        reason = skip_reason(job.variant, gpus)
-        if reason:
-            result, elapsed = {"status": "skipped", "reason": reason}, 0.0
+        result = not_run(job.variant, gpus)
+        if result:
+            elapsed = 0.0
         else:
             child_job = job_description(ctx, job)
             if job.variant.strategy == "multi_worker":
@@ -394,7 +413,8 @@ def run_plan(
     plan = _PlanRun(ctx, out_path, existing, retry_failed, on_record, on_set)
     probes = _Probes(ctx, out_path, existing, measure_peak, on_probe)
     probes.run("start")
-    gpus = records.gpus_seen(probes.probed["start"])
+    start = probes.probed.get("start")
+    gpus = records.gpus_seen(start) if start else None  # None: the start probe failed
     between = probes.between if ctx.settings.repeats > 1 else (lambda: None)
     if ctx.settings.paired:
         jobs = plan.paired(variants, gpus, between)
@@ -442,8 +462,8 @@ class _Probes:
     def run(self, phase: str) -> None:
         """Probe the machine unless the file has this phase (without peak trials: 'start' only).
 
-        A failed probe is recorded and the run goes on, except at the start: that probe lists the
-        GPUs that decide which variants can run, and nothing is measured yet to lose.
+        A failed probe is recorded and the run goes on; after a failed start probe, which lists
+        the GPUs, GPU jobs fail with ``GPUS_UNKNOWN`` (``not_run``) and CPU jobs run.
         """
         if phase in self.probed or not (phase == "start" or self.measure_peak):
             return
@@ -453,12 +473,6 @@ class _Probes:
             self.on_probe(probed)
         if records.probe_ok(probed):
             self.probed[phase] = probed
-        elif phase == "start":
-            raise RunError(
-                f"machine probe failed: {probed['probe']['reason']}\nIt lists the GPUs that "
-                "decide which variants can run, so the run stops before its first job; "
-                "--resume probes again"
-            )
 
     def between(self) -> None:
         self.run("between")
@@ -484,7 +498,7 @@ class _PlanRun:
     def unpaired(
         self,
         variants: Sequence[Variant],
-        gpus: Mapping[str, Sequence[str]],
+        gpus: Mapping[str, Sequence[str]] | None,
         between: Callable[[], None],
     ) -> list[Job]:
         """One job after another: the first half of the rounds, the 'between' probe, the rest."""
@@ -506,11 +520,11 @@ class _PlanRun:
     def paired(
         self,
         variants: Sequence[Variant],
-        gpus: Mapping[str, Sequence[str]],
+        gpus: Mapping[str, Sequence[str]] | None,
         between: Callable[[], None],
     ) -> list[Job]:
         """Skipped jobs first, then the paired sets, then the multi_worker jobs one by one."""
-        skipped = [v for v in variants if skip_reason(v, gpus)]
+        skipped = [v for v in variants if not_run(v, gpus)]
         pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
         separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
         plain = self.todo([*skipped, *separate])
