@@ -126,6 +126,21 @@ def test_a_contended_set_is_flagged_and_a_quiet_one_is_not():
     assert "over 3 set(s)" in line and ": 2 here." in line
 
 
+def test_two_merged_runs_sets_of_one_name_are_judged_apart():
+    """Bug caught: sets grouped by name alone, so a merged file's two runs' `g0-r0` (two machine
+    moments) became one set, and a quiet run's blocks diluted a starved run's."""
+    base, other = Variant(batch_size=32), Variant(batch_size=512)
+    quiet = [_arm(v, "g0-r0", _blocks(1.3, 0.0)) for v in (base, other)]
+    starved = [_arm(base, "g0-r0", _blocks(1.3, 0.0)), _arm(other, "g0-r0", _blocks(0.5, 0.0))]
+    for rec in starved:
+        rec["run"] = {**rec["run"], "id": "other-run"}
+    usages = {u.set_id: u for u in contention.set_usage([*quiet, *starved])}
+    assert len(usages) == 2
+    assert usages["other-run/g0-r0"].reasons == [f"`{other.id}` CPU ÷ wall 0.50"]
+    (quiet_id,) = set(usages) - {"other-run/g0-r0"}
+    assert usages[quiet_id].reasons == []
+
+
 def test_a_run_without_contention_or_block_records_adds_no_warning():
     """Bug caught: a warning (or a method line) for runs that recorded nothing to judge."""
     quiet = aggregate.summarize_run([_arm(Variant(), "g0-r0", _blocks(1.0, None))])

@@ -61,13 +61,21 @@ class SetUsage:
 
 
 def set_usage(variant_records: Iterable[dict[str, Any]]) -> list[SetUsage]:
-    """Every paired set whose arms recorded their blocks, in the order the records first name it."""
-    by_set: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    """Every paired set whose arms recorded their blocks, in the order the records first name it.
+
+    Sets are keyed by run too, as ``stats.arm`` keys them: two merged runs share set names, never a
+    machine moment. The run's id prefixes a set's name only when the records hold several runs.
+    """
+    by_set: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for rec in variant_records:
         blocks = rec.get("timing", {}).get("blocks") if rec["status"] == "ok" else None
         if rec.get("pairing") and blocks:
-            by_set[rec["pairing"]["set"]].append(rec)
-    return [_usage(set_id, recs) for set_id, recs in by_set.items()]
+            by_set[(rec["run"]["id"], rec["pairing"]["set"])].append(rec)
+    several_runs = len({run for run, _ in by_set}) > 1
+    return [
+        _usage(f"{run}/{name}" if several_runs else name, recs)
+        for (run, name), recs in by_set.items()
+    ]
 
 
 def _usage(set_id: str, recs: list[dict[str, Any]]) -> SetUsage:
