@@ -433,9 +433,10 @@ class Comparison:
 # reasonable time", 2013: the degrees of freedom come from the top level that varies).
 
 
-def set_log_ratios(a: Arm, b: Arm) -> tuple[list[float], list[float]]:
-    """(step, s/epoch) log ratios b ÷ a, one per paired set both arms ran in with a common block."""
-    steps, train = [], []
+def logs_by_run(a: Arm, b: Arm) -> dict[str, tuple[list[float], list[float]]]:
+    """Per run: (step, s/epoch) log ratios b ÷ a, one per paired set both arms ran in with a
+    common block."""
+    runs: dict[str, tuple[list[float], list[float]]] = {}
     for set_id in sorted(a.sets.keys() & b.sets.keys()):
         sa, sb = a.sets[set_id], b.sets[set_id]
         blocks = [
@@ -444,9 +445,39 @@ def set_log_ratios(a: Arm, b: Arm) -> tuple[list[float], list[float]]:
             if ya is not None and yb is not None
         ]
         if blocks:
+            steps, train = runs.setdefault(set_id.rsplit("/", 1)[0], ([], []))
             steps.append(median(blocks))
             train.append(math.log(sb.train_s_per_epoch / sa.train_s_per_epoch))
-    return steps, train
+    return runs
+
+
+def set_log_ratios(a: Arm, b: Arm) -> tuple[list[float], list[float]]:
+    """(step, s/epoch) log ratios b ÷ a, one per paired set, every run's sets together."""
+    runs = logs_by_run(a, b).values()
+    return [x for s, _ in runs for x in s], [x for _, t in runs for x in t]
+
+
+def paired_intervals(a: Arm, b: Arm) -> tuple[Interval, Interval, int] | None:
+    """(step, s/epoch) ratio intervals b ÷ a from paired sets, and how many sets; None with fewer
+    than two sets.
+
+    One run: a t-interval over its sets. Several runs (merged records): over the runs' mean log
+    ratios, df = runs - 1. A run's sets share its hour of the machine, and a compute-bound arm's
+    ratio to an overhead-bound one moves with the machine's throughput between runs more than
+    between sets (docs/method.md, "Between runs"), so the runs are the top level that varies.
+    """
+    runs = logs_by_run(a, b)
+    steps, train = set_log_ratios(a, b)
+    if len(steps) < 2:
+        return None
+    if len(runs) == 1:
+        return t_ratio_interval(steps), t_ratio_interval(train), len(steps)
+    means = [(statistics.fmean(s), statistics.fmean(t)) for s, t in runs.values()]
+    return (
+        t_ratio_interval([s for s, _ in means]),
+        t_ratio_interval([t for _, t in means]),
+        len(steps),
+    )
 
 
 def t_ratio_interval(log_ratios: Sequence[float]) -> Interval:
@@ -517,9 +548,9 @@ def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:
     df = n - 1  # not n_a + n_b - 2: with ~5 repeats the pooled df let 5.5% of A/A runs through
     acc_point = 100 * (statistics.fmean(b.test_accuracy) - statistics.fmean(a.test_accuracy))
     acc = _interval(acc_point, 100 * (b.accuracy_draws - a.accuracy_draws), n, df)
-    step_logs, train_logs = set_log_ratios(a, b) if paired else ([], [])
-    if len(step_logs) >= 2:
-        step, train = t_ratio_interval(step_logs), t_ratio_interval(train_logs)
+    pair = paired_intervals(a, b) if paired else None
+    if pair is not None:
+        step, train, sets = pair
     else:
         step = _interval(b.step_ms / a.step_ms, b.step_draws / a.step_draws, n, df)
         train = _interval(
@@ -528,10 +559,10 @@ def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:
             n,
             df,
         )
-        step_logs = []
+        sets = 0
     per_sample = b.batch_size / a.batch_size  # samples/s ratio = batch ratio ÷ step ratio
     samples = Interval(per_sample / step.point, per_sample / step.hi, per_sample / step.lo)
-    return Comparison(step, samples, train, acc, len(step_logs))
+    return Comparison(step, samples, train, acc, sets)
 
 
 @dataclass(frozen=True)

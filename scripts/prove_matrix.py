@@ -270,7 +270,22 @@ def save(out: Path, campaign: dict[str, Any]) -> None:
     """campaign.json, then SUMMARY.md from every finished run's records (atomic: a campaign killed
     mid-write still resumes from its last run)."""
     outputs.write_atomic(out / CAMPAIGN, json.dumps(campaign, indent=1) + "\n")
-    outputs.write_atomic(out / "SUMMARY.md", render(campaign, read_summaries(out, campaign)))
+    merged = merged_unchanged(out, campaign)
+    outputs.write_atomic(
+        out / "SUMMARY.md", render(campaign, read_summaries(out, campaign), merged)
+    )
+
+
+def merged_unchanged(out: Path, campaign: dict[str, Any]) -> RunSummary | None:
+    """The finished unchanged runs' records as one summary: the runs are its interval's units."""
+    names = [n for n, e in campaign["runs"].items() if e.get("finished_utc")]
+    records = [
+        r
+        for n in names
+        if scenario_of(n) == "unchanged"
+        for r in read_records(out / n / "results.jsonl")
+    ]
+    return summarize_run(records) if records else None
 
 
 def read_summaries(out: Path, campaign: dict[str, Any]) -> dict[str, RunSummary]:
@@ -351,7 +366,9 @@ def runs_of(summaries: Mapping[str, RunSummary], scenario: str) -> list[tuple[st
     return sorted(named, key=lambda pair: int(pair[0].rsplit("-", 1)[1]))
 
 
-def unchanged_section(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], list[Check]]:
+def unchanged_section(
+    runs: list[tuple[str, RunSummary]], merged: RunSummary | None = None
+) -> tuple[list[str], list[Check]]:
     """The unchanged runs: A/A per run, each variant's verdicts, disagreements, pooled coverage."""
     n = len(runs)
     aa = [aa_ratio(s) for _, s in runs]
@@ -367,7 +384,7 @@ def unchanged_section(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], li
         "",
     ]
     table, agree, disagreements = verdict_table(runs)
-    coverage, covered = coverage_table(runs)
+    coverage, covered = coverage_table(runs, merged)
     m = len(judged_variants([s for _, s in runs]))
     checks = [
         ("unchanged: A/A interval holds 1", aa_held, n, n),
@@ -402,19 +419,28 @@ def verdict_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int, l
     return lines, agree, explained
 
 
-def coverage_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int]:
-    """Per variant (the A/A control too): how many of the runs' intervals hold the pooled estimate;
-    and how many in all, the control's left out."""
+def coverage_table(
+    runs: list[tuple[str, RunSummary]], merged: RunSummary | None = None
+) -> tuple[list[str], int]:
+    """Per variant (the A/A control too): how many of the runs' intervals hold the pooled estimate,
+    and the interval of all runs' records together (the runs its units); how many hold it in all,
+    the control's left out."""
     summaries = [s for _, s in runs]
     lines = [
         f"Pooled estimate: the geometric mean of the unchanged runs' point ratios (n = {len(runs)}; "
         "each run weighs the same, whatever its number of paired sets). It is made from these same "
         "runs, so an interval holds it more easily than it would hold a truth measured elsewhere.",
         "",
-        "| variant | pooled | intervals holding it |",
-        "|---|--:|--:|",
+        "The runs together: all their records as one run, whose interval takes the runs as its "
+        "units (df = runs - 1), as `mnist-bench report` does for merged records.",
+        "",
+        "| variant | pooled | intervals holding it | the runs together [95% CI] |",
+        "|---|--:|--:|--:|",
     ]
     covered = 0
+    together = [aa_ratio(merged) if merged else None] + [
+        step_of(merged, v)[0] if merged else None for v in judged_variants(summaries)
+    ]
     control = ("A/A control", [aa_ratio(s) for s in summaries])
     rows = [(f"`{v}`", [step_of(s, v)[0] for s in summaries]) for v in judged_variants(summaries)]
     for i, (label, ratios) in enumerate([control, *rows]):
@@ -422,7 +448,7 @@ def coverage_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int]:
         held = sum(holds(r, centre) for r in ratios) if centre is not None else 0
         covered += held if i else 0
         shown = "–" if centre is None else f"{centre:.3f}×"
-        lines.append(f"| {label} | {shown} | {held} of {len(ratios)} |")
+        lines.append(f"| {label} | {shown} | {held} of {len(ratios)} | {ratio_text(together[i])} |")
     return [*lines, ""], covered
 
 
@@ -598,13 +624,17 @@ def runs_table(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) ->
     return lines
 
 
-def render(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> str:
+def render(
+    campaign: dict[str, Any],
+    summaries: Mapping[str, RunSummary],
+    merged: RunSummary | None = None,
+) -> str:
     """SUMMARY.md: the outcome against each target, then each scenario, then every run."""
     meta = campaign["meta"]
     unchanged, slowed, busy = (runs_of(summaries, s) for s in SCENARIOS)
     sections, checks = [], []
     if unchanged:
-        part = unchanged_section(unchanged)
+        part = unchanged_section(unchanged, merged)
         sections, checks = sections + part[0], checks + part[1]
     if slowed:
         part = slowed_section(slowed, unchanged, meta["arm"], meta["extra"])

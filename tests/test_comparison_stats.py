@@ -256,6 +256,35 @@ def test_a_paired_ratio_is_the_geometric_mean_of_the_sets_median_block_ratios():
     assert stats.compare_arms(a, b, paired=False).paired_sets == 0
 
 
+def test_merged_runs_are_the_units_of_the_interval_not_their_pooled_sets():
+    """Bug: sets of several runs pooled as one sample. The matrix proof measured batch 512 at
+    1.85x in one run and 2.03x in another, each run's sets tight around its own level: pooled,
+    the sets give a narrow interval between the two that holds neither run; with the runs as
+    units (df = runs - 1) it holds both."""
+    rng = np.random.default_rng(3)
+    base, other = {}, {}
+    for run, level in (("one", 1.85), ("two", 2.03)):
+        for k in range(10):
+            blocks = tuple(float(x) for x in rng.lognormal(0.7, 0.05, 30))
+            scatter = float(rng.lognormal(0.0, 0.01))
+            base[f"{run}/g0-r{k}"] = stats.SetTimes(blocks, 5.0)
+            other[f"{run}/g0-r{k}"] = stats.SetTimes(
+                tuple(level * scatter * x for x in blocks), 5.0 * level * scatter
+            )
+    steps, acc = ((2.0, 2.0),) * 20, (0.9,) * 20
+    a = stats.Arm("a", 32, steps, (5.0,) * 20, acc, base)
+    b = stats.Arm("b", 512, steps, (9.5,) * 20, acc, other)
+    c = stats.compare_arms(a, b)
+    assert c is not None and c.paired_sets == 20
+    assert not c.step_ratio.excludes(1.85) and not c.step_ratio.excludes(2.03)
+    pooled = stats.t_ratio_interval(stats.set_log_ratios(a, b)[0])  # what the bug would give
+    assert pooled.excludes(1.85) and pooled.excludes(2.03)
+    one = {k: v for k, v in other.items() if k.startswith("one/")}
+    alone = stats.compare_arms(a, dataclasses.replace(b, sets=one))
+    assert alone.step_ratio.point == pytest.approx(1.85, rel=0.01)  # one run: its own sets
+    assert stats.relative_half_width(alone.step_ratio) < 0.01
+
+
 def _short_arm_run(run: str, pauses_2048: list[list[float]]) -> tuple[stats.Arm, stats.Arm]:
     """Batch 32 and batch 2048 over 60,000 images in 5 paired sets; only the pauses differ by run.
 
