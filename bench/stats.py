@@ -251,7 +251,7 @@ Z975 = 1.959964
 NO_SPREAD = "no spread (1 repeat)"
 
 
-def _t975(df: float) -> float:
+def t975(df: float) -> float:
     """t_{0.975, df}; a fractional df (Welch's) rounds down, which widens the interval a little."""
     whole = max(1, math.floor(df))
     return _T975[whole - 1] if whole <= len(_T975) else Z975
@@ -282,7 +282,7 @@ def expanded_alpha(n: int, df: int | None = None) -> float:
     if n < 2:
         raise ValueError("an interval needs at least two repeats")
     df = n - 1 if df is None else df
-    return 2 * _normal_cdf(-math.sqrt(n / (n - 1)) * _t975(df))
+    return 2 * _normal_cdf(-math.sqrt(n / (n - 1)) * t975(df))
 
 
 def _interval(point: float, boot: np.ndarray, n: int, df: int | None = None) -> Interval:
@@ -486,7 +486,7 @@ def t_ratio_interval(log_ratios: Sequence[float]) -> Interval:
     if n < 2:
         raise ValueError("an interval needs at least two paired sets")
     mean = statistics.fmean(log_ratios)
-    half = _t975(n - 1) * statistics.stdev(log_ratios) / math.sqrt(n)
+    half = t975(n - 1) * statistics.stdev(log_ratios) / math.sqrt(n)
     return Interval(math.exp(mean), math.exp(mean - half), math.exp(mean + half))
 
 
@@ -511,7 +511,7 @@ def welch_ratio_interval(logs_a: Sequence[float], logs_b: Sequence[float]) -> In
     if va + vb == 0:
         return Interval(math.exp(diff), math.exp(diff), math.exp(diff))
     df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = _t975(df) * math.sqrt(va + vb)
+    half = t975(df) * math.sqrt(va + vb)
     return Interval(math.exp(diff), math.exp(diff - half), math.exp(diff + half))
 
 

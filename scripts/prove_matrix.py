@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import statistics
@@ -338,6 +339,33 @@ def judged_variants(summaries: list[RunSummary]) -> list[str]:
     return list(seen)
 
 
+def heterogeneity(comparisons: list[stats.Comparison | None]) -> str:
+    """Cochran's Q of the runs' paired log ratios (each weighed by its inverse variance, read
+    back from its t-interval) with its df: far above df, the runs differ by more than their sets
+    show."""
+    logs, weights = [], []
+    for c in comparisons:
+        if c is None or c.paired_sets < 2 or c.step_ratio.hi == c.step_ratio.lo:
+            continue
+        r = c.step_ratio
+        se = math.log(r.hi / r.lo) / (2 * stats.t975(c.paired_sets - 1))
+        logs.append(math.log(r.point))
+        weights.append(se**-2)
+    if len(logs) < 2:
+        return "–"
+    centre = sum(w * x for w, x in zip(weights, logs, strict=True)) / sum(weights)
+    q = sum(w * (x - centre) ** 2 for w, x in zip(weights, logs, strict=True))
+    return f"{q:.1f} ({len(logs) - 1})"
+
+
+def comparison_of(summary: RunSummary, variant: str | None) -> stats.Comparison | None:
+    """A variant's comparison with the baseline (None: the A/A control's)."""
+    if variant is None:
+        return summary.floor.comparison if summary.floor else None
+    judged = summary.versus_baseline.get(variant)
+    return judged["comparison"] if judged else None
+
+
 def pooled(ratios: list[stats.Interval | None]) -> float | None:
     """The geometric mean of the runs' point ratios (each run weighs the same)."""
     points = [r.point for r in ratios if r is not None]
@@ -434,13 +462,17 @@ def coverage_table(
         "The runs together: all their records as one run, whose interval takes the runs as its "
         "units (df = runs - 1), as `mnist-bench report` does for merged records.",
         "",
-        "| variant | pooled | intervals holding it | the runs together [95% CI] |",
-        "|---|--:|--:|--:|",
+        "Cochran's Q (df): the runs' ratios against their own intervals; far above its df, the "
+        'runs differ by more than their sets show (docs/method.md, "Between runs").',
+        "",
+        "| variant | pooled | intervals holding it | the runs together [95% CI] | Q (df) |",
+        "|---|--:|--:|--:|--:|",
     ]
     covered = 0
     together = [aa_ratio(merged) if merged else None] + [
         step_of(merged, v)[0] if merged else None for v in judged_variants(summaries)
     ]
+    variants = [None, *judged_variants(summaries)]
     control = ("A/A control", [aa_ratio(s) for s in summaries])
     rows = [(f"`{v}`", [step_of(s, v)[0] for s in summaries]) for v in judged_variants(summaries)]
     for i, (label, ratios) in enumerate([control, *rows]):
@@ -448,7 +480,10 @@ def coverage_table(
         held = sum(holds(r, centre) for r in ratios) if centre is not None else 0
         covered += held if i else 0
         shown = "–" if centre is None else f"{centre:.3f}×"
-        lines.append(f"| {label} | {shown} | {held} of {len(ratios)} | {ratio_text(together[i])} |")
+        q = heterogeneity([comparison_of(s, variants[i]) for s in summaries])
+        lines.append(
+            f"| {label} | {shown} | {held} of {len(ratios)} | {ratio_text(together[i])} | {q} |"
+        )
     return [*lines, ""], covered
 
 
