@@ -35,6 +35,7 @@ A dry run of the script itself, one set of three small arms per run (its numbers
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -62,6 +63,15 @@ from bench.run import progress, runner  # noqa: E402
 SCENARIOS = ("unchanged", "slowed", "busy")
 DEFAULT_ARM = "bs32-end_only-float32-cpu"
 EXTRA = 0.10  # the injected per-step cost: the slowed arm's ratio should move by 1 + EXTRA
+# The wait that costs EXTRA is measured apart from the matrix (bench.measure.ab_runs.injection_cost):
+# processes of CALIBRATION_EPOCHS epochs each, until the cost's interval holds EXTRA.
+CALIBRATION_PROCESSES, CALIBRATION_EPOCHS, CALIBRATION_TRIES = 4, 3, 4
+COST = (
+    "import json, sys\n"
+    "from bench.measure.ab_runs import injection_cost\n"
+    "from bench.plan.variant import Variant\n"
+    "print(json.dumps(injection_cost(Variant.from_dict(json.loads(sys.argv[1])), float(sys.argv[2]))))"
+)
 HOOK = "tests.arm_hooks:slow_one_arm"
 SLOW_ARM_ENV = "MNIST_BENCH_SLOW_ARM"  # read by tests.arm_hooks:slow_one_arm in each worker
 HALF_WIDTH_LIMIT = 0.05  # the busy run's target: every step ratio resolved within ±5%
@@ -176,23 +186,51 @@ def check_runs(
 # --- Measuring ----------------------------------------------------------------------------------
 
 
-def slow_arm_spec(arm: Variant) -> dict[str, Any]:
+def slow_arm_spec(arm: Variant, wait: float) -> dict[str, Any]:
     """What SLOW_ARM_ENV tells the hook: the arm's fields but its seed (each of its repeats gets a
-    seed of its own, so the workers' copies differ from the matrix's in that field only)."""
+    seed of its own, so the workers' copies differ from the matrix's in that field only), and the
+    calibrated wait, ExtraWork's `extra`."""
     fields = {k: v for k, v in arm.to_dict().items() if k != "seed"}
-    return {"arm": arm.id, "fields": fields, "extra": EXTRA}
+    return {"arm": arm.id, "fields": fields, "extra": wait}
+
+
+def injection_costs(arm: Variant, wait: float) -> list[float]:
+    """Log step-cost ratios of ExtraWork('uniform', wait) on `arm`, from fresh processes."""
+    variant = dataclasses.replace(arm, epochs=CALIBRATION_EPOCHS)
+    logs: list[float] = []
+    for _ in range(CALIBRATION_PROCESSES):
+        argv = [sys.executable, "-c", COST, json.dumps(variant.to_dict()), repr(wait)]
+        done = subprocess.run(argv, check=True, capture_output=True, text=True)
+        logs += json.loads(done.stdout.strip().splitlines()[-1])
+    return logs
+
+
+def calibrate(arm: Variant, target: float) -> dict[str, Any]:
+    """The wait that costs `target` per step by injection_cost's measure, and every try: the cost
+    grows in proportion to the wait, so each try scales the last wait by target ÷ its cost."""
+    wait, tries = target, []
+    for _ in range(CALIBRATION_TRIES):
+        cost = stats.t_ratio_interval(injection_costs(arm, wait))
+        tries.append({"wait": wait, "cost": cost.point - 1, "lo": cost.lo - 1, "hi": cost.hi - 1})
+        print(f"calibration: wait {wait:.4f} costs {ratio_text(cost)}", flush=True)
+        if not cost.excludes(1 + target):
+            return {"wait": wait, "tries": tries}
+        wait *= target / (cost.point - 1)
+    raise RuntimeError(f"no wait cost {target:.0%} in {CALIBRATION_TRIES} tries: {tries}")
 
 
 @contextmanager
-def scenario_conditions(scenario: str, arm: Variant | None) -> Iterator[dict[str, Any]]:
+def scenario_conditions(
+    scenario: str, arm: Variant | None, wait: float
+) -> Iterator[dict[str, Any]]:
     """The scenario's conditions for the length of one run: the slowed arm's variable, or a busy
     loop on one core; yields what the campaign records about them. Undone however the run ends."""
     if scenario == "slowed":
         if arm is None:
             raise MatrixError("a slowed run needs its arm, a variant of the matrix")
-        os.environ[SLOW_ARM_ENV] = json.dumps(slow_arm_spec(arm))
+        os.environ[SLOW_ARM_ENV] = json.dumps(slow_arm_spec(arm, wait))
         try:
-            yield {"hook": HOOK, "arm": arm.id, "extra": EXTRA}
+            yield {"hook": HOOK, "arm": arm.id, "extra": EXTRA, "wait": wait}
         finally:
             del os.environ[SLOW_ARM_ENV]
         return
@@ -208,7 +246,9 @@ def scenario_conditions(scenario: str, arm: Variant | None) -> Iterator[dict[str
         hog.wait()
 
 
-def measure_run(name: str, matrix: Matrix, arm: str, out: Path, resume: bool) -> dict[str, Any]:
+def measure_run(
+    name: str, matrix: Matrix, meta: dict[str, Any], out: Path, resume: bool
+) -> dict[str, Any]:
     """One run of the campaign, its report rendered: what campaign.json records about it."""
     from bench.report.markdown import write_report  # pandas and matplotlib: only when measuring
 
@@ -223,8 +263,9 @@ def measure_run(name: str, matrix: Matrix, arm: str, out: Path, resume: bool) ->
         plan=runner.plan_of(variants, matrix.settings),
         hook=HOOK if scenario == "slowed" else None,
     )
-    slowed = next((v for v in variants if v.id == arm), None)
-    with scenario_conditions(scenario, slowed) as conditions:
+    slowed = next((v for v in variants if v.id == meta["arm"]), None)
+    wait = meta["calibration"]["wait"] if meta.get("calibration") else 0.0
+    with scenario_conditions(scenario, slowed, wait) as conditions:
         runner.run_plan(
             ctx,
             variants,
@@ -254,7 +295,11 @@ def run_campaign(
         save(out, campaign)
         start = time.perf_counter()
         try:
-            entry.update(measure_run(name, matrix, campaign["meta"]["arm"], out, resume))
+            if scenario_of(name) == "slowed" and not campaign["meta"].get("calibration"):
+                arm = next(v for v in matrix.variants() if v.id == campaign["meta"]["arm"])
+                campaign["meta"]["calibration"] = calibrate(arm, campaign["meta"]["extra"])
+                save(out, campaign)
+            entry.update(measure_run(name, matrix, campaign["meta"], out, resume))
             entry["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
         except Exception as exc:  # a run that cannot go on is reported; the others still run
             entry["error"] = f"{type(exc).__name__}: {exc}"
@@ -487,14 +532,34 @@ def coverage_table(
     return [*lines, ""], covered
 
 
+def calibration_lines(calibration: Mapping[str, Any] | None, extra: float) -> list[str]:
+    """How the wait was sized to cost `extra`, each try with its measured cost [95% CI]."""
+    if not calibration:
+        return [
+            f"The wait: {extra:.2f} × each step's own time, not calibrated (a campaign from before "
+            "the calibration step).",
+            "",
+        ]
+    tries = "; ".join(
+        f"{t['wait']:.4f} costs {t['cost']:+.1%} [{t['lo']:+.1%} to {t['hi']:+.1%}]"
+        for t in calibration["tries"]
+    )
+    return [
+        f"The wait: {calibration['wait']:.4f} × each step's own time, sized apart from the matrix "
+        f"to cost {extra:.0%} a step (bench.measure.ab_runs.injection_cost: one process, the wait "
+        f"on in every other chunk of steps, {CALIBRATION_PROCESSES} processes of "
+        f"{CALIBRATION_EPOCHS} epochs a try). Tries: {tries}.",
+        "",
+    ]
+
+
 def slowed_section(
     runs: list[tuple[str, RunSummary]],
     unchanged: list[tuple[str, RunSummary]],
-    arm: str,
-    extra: float,
+    meta: Mapping[str, Any],
 ) -> tuple[list[str], list[Check]]:
     """The slowed runs: the arm against its unchanged ratio × (1 + extra), then the other verdicts."""
-    n = len(runs)
+    n, arm, extra = len(runs), meta["arm"], meta["extra"]
     base = pooled([step_of(s, arm)[0] for _, s in unchanged])
     expected = None if base is None else base * (1 + extra)
     told = (
@@ -505,9 +570,9 @@ def slowed_section(
     lines = [
         f"## Slowed: `{arm}` +{extra:.0%} per step, {n} run{'s' * (n != 1)}",
         "",
+        *calibration_lines(meta.get("calibration"), extra),
         f"Expected step ratio: its pooled unchanged ratio × {1 + extra:.2f} = {told}. Slowed ÷ "
-        "unchanged: the point ratios of the runs made one after the other (slowed-i after "
-        "unchanged-i).",
+        "unchanged-i: the two runs' point ratios.",
         "",
         "| run | step ratio [95% CI] | verdict | unchanged-i | slowed ÷ unchanged | holds expected |",
         "|---|--:|---|--:|--:|---|",
@@ -618,7 +683,7 @@ def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) ->
     wall_s = sum(entry.get("wall_s", 0.0) for entry in campaign["runs"].values())
     sets = "".join(f" --set {o}" for o in meta["sets"])
     return [
-        f"Profile `{meta['profile']}`{sets}; runs in turn: unchanged and slowed, then busy. "
+        f"Profile `{meta['profile']}`{sets}; the runs in the order of the Runs table below. "
         f"Machine: {distinct(machines)}; {distinct(versions)}; code: {distinct(commits)}.",
         "",
         f"Records from {times[0] if times else '–'} to {times[-1] if times else '–'}; the runs took "
@@ -672,7 +737,7 @@ def render(
         part = unchanged_section(unchanged, merged)
         sections, checks = sections + part[0], checks + part[1]
     if slowed:
-        part = slowed_section(slowed, unchanged, meta["arm"], meta["extra"])
+        part = slowed_section(slowed, unchanged, meta)
         sections, checks = sections + part[0], checks + part[1]
     if busy:
         part = busy_section(busy)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -182,6 +183,26 @@ def test_stall_injection_sleeps_every_n_steps_for_extra_times_n_median_steps(clo
         work.on_train_batch_end(0)
     # Median own step of each window ≈ 2 ms (+ clock ticks): 0.1 × 4 × 2 ms = 0.8 ms per stall.
     assert clock.slept == pytest.approx([0.0008, 0.0008], rel=0.05)
+
+
+def test_the_calibration_waits_in_every_other_chunk_and_prices_each_pair(clock):
+    """Bugs: the wait on in every chunk (no step to compare with), or a chunk's steps read across
+    the chunk edge, so the calibrated wait would be sized on a mixture."""
+    from bench.measure.ab_runs import _EveryOtherChunk, chunk_costs
+
+    work = _EveryOtherChunk(0.5, chunk=4)
+    waited = []
+    for _ in range(16):
+        work.on_train_batch_begin(0)
+        clock.now += 0.002
+        before = clock.now
+        work.on_train_batch_end(0)
+        waited.append(clock.now - before > 0.0009)
+    assert waited == [False] * 4 + [True] * 4 + [False] * 4 + [True] * 4
+    # Steps of 2 ms off and 2.2 ms on, chunk by chunk: each (off, on) pair after warm-up is +10%.
+    steps = [0.0022 if i // 5 % 2 else 0.002 for i in range(40)]
+    stamps = list(itertools.accumulate([0.0, *steps]))
+    assert chunk_costs(stamps, 5) == pytest.approx([math.log(1.1)] * 3)
 
 
 def test_injection_spec_is_checked():

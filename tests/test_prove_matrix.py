@@ -8,6 +8,7 @@ import json
 import os
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -249,7 +250,7 @@ def test_an_arm_not_in_the_profile_is_refused(tmp_path, capsys, no_data):
 
 def test_the_busy_loop_dies_with_a_failed_run():
     """Bug: a run that raises leaves the busy loop spinning on a core for every later run."""
-    with pytest.raises(RuntimeError), pm.scenario_conditions("busy", None) as conditions:
+    with pytest.raises(RuntimeError), pm.scenario_conditions("busy", None, 0.0) as conditions:
         pid = conditions["busy_pid"]
         os.kill(pid, 0)  # spinning while the run runs
         raise RuntimeError("the run failed")
@@ -259,10 +260,10 @@ def test_the_busy_loop_dies_with_a_failed_run():
 
 def test_only_the_slowed_runs_name_an_arm_to_the_hook():
     """The variable the hook reads is set for a slowed run only, and gone after it."""
-    with pm.scenario_conditions("slowed", END):
-        assert json.loads(os.environ[pm.SLOW_ARM_ENV]) == pm.slow_arm_spec(END)
+    with pm.scenario_conditions("slowed", END, 0.087):
+        assert json.loads(os.environ[pm.SLOW_ARM_ENV]) == pm.slow_arm_spec(END, 0.087)
     assert pm.SLOW_ARM_ENV not in os.environ
-    with pm.scenario_conditions("unchanged", None) as conditions:
+    with pm.scenario_conditions("unchanged", None, 0.0) as conditions:
         assert conditions == {} and pm.SLOW_ARM_ENV not in os.environ
 
 
@@ -276,18 +277,41 @@ def test_the_hook_slows_the_named_arm_only(tmp_path, monkeypatch):
 
     job = tmp_path / "job.json"
     monkeypatch.setattr("sys.argv", ["worker", str(job), "result.json"])
-    with pm.scenario_conditions("slowed", END):
+    with pm.scenario_conditions("slowed", END, 0.087):
         # A worker's copy carries its repeat's seed: still the arm (bug: matching on the id,
         # which names a seed other than the matrix's, slowed nothing).
         job.write_text(json.dumps({"variant": {**END.to_dict(), "seed": 3}}))
         (callback,) = hooks.slow_one_arm()["callbacks"]
-        assert isinstance(callback, ExtraWork) and callback.extra == pm.EXTRA
+        assert (
+            isinstance(callback, ExtraWork) and callback.extra == 0.087
+        )  # the calibrated wait, not the cost
         for other in (BASE, CONTROL, BIG):
             job.write_text(json.dumps({"variant": {**other.to_dict(), "seed": 3}}))
             assert hooks.slow_one_arm() == {}
     with pytest.raises(RuntimeError, match=pm.SLOW_ARM_ENV):
         hooks.slow_one_arm()
     assert not [m for m in _imports_of(REPO / "tests" / "arm_hooks.py") if m.startswith("tests")]
+
+
+def test_the_wait_is_scaled_until_its_cost_holds_the_target(monkeypatch):
+    """Bugs: the wait taken as its own cost (a wait also slows the next step, so 0.10 costs more);
+    the scaling inverted; a wait kept whose measured cost excludes the target."""
+    import math
+
+    priced = []
+
+    def costs(arm, wait):  # every step after a wait pays 15% more than the wait: cost 1.15 x wait
+        priced.append(wait)
+        return [math.log(1 + 1.15 * wait) + d for d in (-0.002, 0.0, 0.002)]
+
+    monkeypatch.setattr(pm, "injection_costs", costs)
+    calibration = pm.calibrate(END, 0.10)
+    assert priced[0] == 0.10 and len(priced) >= 2
+    assert 1.15 * calibration["wait"] == pytest.approx(0.10, abs=0.002)
+    assert calibration["tries"][-1]["lo"] <= 0.10 <= calibration["tries"][-1]["hi"]
+    monkeypatch.setattr(pm, "injection_costs", lambda arm, wait: [0.5, 0.51, 0.49])
+    with pytest.raises(RuntimeError, match="no wait cost 10%"):
+        pm.calibrate(END, 0.10)
 
 
 def _imports_of(path: Path) -> set[str]:
@@ -331,7 +355,7 @@ def test_the_campaign_skips_finished_runs_and_resumes_a_failed_one(tmp_path, mon
     campaign; a finished run measured again; a partial run restarted over its records)."""
     calls: list[tuple[str, bool]] = []
 
-    def fake_run(name, matrix, arm, out, resume):
+    def fake_run(name, matrix, meta, out, resume):
         calls.append((name, resume))
         if name == "slowed-1" and len(calls) < 4:
             raise RuntimeError("machine probe failed")
@@ -342,15 +366,21 @@ def test_the_campaign_skips_finished_runs_and_resumes_a_failed_one(tmp_path, mon
         return {"scenario": pm.scenario_of(name)}
 
     monkeypatch.setattr(pm, "measure_run", fake_run)
+    sized = []
+    monkeypatch.setattr(
+        pm, "calibrate", lambda arm, target: sized.append(arm) or {"wait": 0.09, "tries": []}
+    )
+    matrix = SimpleNamespace(variants=lambda: [BASE, END])
     names = pm.schedule(1, pm.SCENARIOS)
     kept = {"meta": pm.campaign_meta(pm._parser().parse_args([])), "runs": {}}
-    assert pm.run_campaign(names, kept, None, tmp_path, False) == ["slowed-1"]
+    assert pm.run_campaign(names, kept, matrix, tmp_path, False) == ["slowed-1"]
     stored = json.loads((tmp_path / "campaign.json").read_text())
     assert stored["runs"]["slowed-1"]["error"] == "RuntimeError: machine probe failed"
     assert not stored["runs"]["slowed-1"].get("finished_utc")
     assert stored["runs"]["busy-1"]["finished_utc"]  # the failure did not end the campaign
     assert "unchanged-1" in (tmp_path / "SUMMARY.md").read_text()
     resumed = pm.load_campaign(tmp_path, kept["meta"])
-    assert pm.run_campaign(names, resumed, None, tmp_path, True) == []
+    assert pm.run_campaign(names, resumed, matrix, tmp_path, True) == []
+    assert sized == [END]  # sized once, before the first slowed run; kept on resume
     assert calls[3:] == [("slowed-1", True)]
     assert json.loads((tmp_path / "campaign.json").read_text())["runs"]["slowed-1"]["attempts"] == 2

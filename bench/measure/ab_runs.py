@@ -7,7 +7,9 @@ that entry point keeps calling it.
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import platform
 import statistics
@@ -207,3 +209,40 @@ def run_request(
         "inject": inject,
         "runs": out,
     }
+
+
+class _EveryOtherChunk(ExtraWork):
+    """ExtraWork 'uniform' after the steps of every other chunk of `chunk` steps; every batch end's
+    perf_counter() stamp (taken before the wait)."""
+
+    def __init__(self, extra: float, chunk: int) -> None:
+        super().__init__("uniform", extra)
+        self.chunk = chunk
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self.stamps.append(time.perf_counter())
+        if (len(self.stamps) - 1) // self.chunk % 2:
+            super().on_train_batch_end(batch, logs)
+
+
+def injection_cost(variant: Variant, extra: float, chunk: int = 50) -> list[float]:
+    """What ExtraWork('uniform', extra) costs a step, measured apart from the paired matrix: one
+    process trains `variant` with the wait on in every other chunk of steps (``chunk_costs``). A
+    wait also slows the step after it, so the cost is not `extra` itself: scripts/prove_matrix.py
+    sizes the wait by this measure."""
+    work = _EveryOtherChunk(extra, chunk)
+    run_variant(variant, load_mnist(), callbacks=[work])
+    return chunk_costs(work.stamps, chunk)
+
+
+def chunk_costs(stamps: Sequence[float], chunk: int) -> list[float]:
+    """Per (off, on) pair of chunks of steps, log(median step on ÷ median step off), from the batch
+    ends' stamps; chunks 0 and 1 are warm-up. Step i, stamps[i] to stamps[i + 1], holds the wait
+    after batch i and the next batch, which that wait slows: its chunk is batch i's."""
+    steps = [b - a for a, b in itertools.pairwise(stamps)]
+    medians = [
+        statistics.median(steps[k * chunk + 1 : (k + 1) * chunk - 1])
+        for k in range(len(steps) // chunk)
+    ]
+    return [math.log(medians[k + 1] / medians[k]) for k in range(2, len(medians) - 1, 2)]
