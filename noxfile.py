@@ -123,8 +123,7 @@ def _shared_env(session: nox.Session) -> dict[str, str]:
                 external=True,
             )
             # uv writes no .pyc by default (pip does), and PYTHONDONTWRITEBYTECODE=1 machines never
-            # cache one: every job's fresh process then compiled TensorFlow's sources again
-            # (`import tensorflow` 13-16 s instead of ~5 s on the 2-core dev machine).
+            # cache one: every job's fresh process would compile TensorFlow's sources again.
             pip = [uv, "pip", "install", "--compile-bytecode", "--python", str(python)]
         else:
             if not python.exists():

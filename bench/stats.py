@@ -183,8 +183,9 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
 
     Step times: each callback interval spread over ``steps_per_execution`` steps; the first
     ``warmup_steps`` steps (at least the first, tracing call), an interleaved run's block-opening
-    steps and each epoch's partial last batch (``short_last_call``) are left out of the summary. The wall cross-check is all training wall time but the trace
-    call (and the waits for the machine, which the clock left out), over all steps but that one.
+    steps and each epoch's partial last batch (``short_last_call``) are left out of the summary.
+    The wall cross-check is all training wall time but the trace call (and the waits for the
+    machine, which the clock left out), over all steps but that one.
     """
     variant, timing = record["variant"], record["timing"]
     spe = variant.get("steps_per_execution", 1)
@@ -222,22 +223,12 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- Comparisons: intervals and verdicts ------------------------------------------------------
 #
-# The repeat (a fresh process) is the unit that varies between measurements: its median step
-# moves with the process' memory layout, thread placement and the machine's load. Steps within a
-# repeat vary too, much less. So every interval comes from a two-level (hierarchical) bootstrap:
-# resample the repeats, then the steps within each resampled repeat, and recompute the statistic.
-#
-# The statistic is the geometric mean over repeats of each repeat's median step. The median keeps
-# a repeat's pauses (GC, neighbours) out; the geometric mean across the 3-7 repeats a run can afford
-# is far more efficient than their median (at 5 repeats and 8% CV, a true 1.3x was called in 98%
-# of simulated runs against 83% for the median of medians), and ratios of it are natural.
-#
-# With so few repeats, plain percentile intervals are too narrow (~85% instead of 95% at n=5).
-# Hesterberg's "expanded percentile" interval widens the percentiles by the factor
-# sqrt(n/(n-1)) * t_df/z that turns a plug-in standard error into a t-interval (T. Hesterberg,
-# "What Teachers Should Know About the Bootstrap", Am. Stat. 69(4), 2015, sec. 5), with n and
-# df = n-1 of the arm with fewer repeats. tests/test_comparison_stats.py checks coverage, power
-# and false alarms on simulated runs.
+# Why each choice (docs/method.md, "Intervals"): the repeat (a fresh process) is the unit that
+# varies, so unpaired intervals are a two-level bootstrap (repeats, then steps within each) of the
+# geometric mean over repeats of each repeat's median step; with 3-7 repeats the percentiles are
+# widened to a t-interval, Hesterberg's "expanded percentile" interval (T. Hesterberg, "What
+# Teachers Should Know About the Bootstrap", Am. Stat. 69(4), 2015, sec. 5), n and df = n-1 of the
+# arm with fewer repeats. tests/test_comparison_stats.py checks coverage, power and false alarms.
 
 CONFIDENCE = 0.95
 BOOTSTRAP_DRAWS = 1000
@@ -423,14 +414,10 @@ class Comparison:
 
 # --- Paired sets --------------------------------------------------------------------------------
 #
-# In a paired set every arm is one process and the arms take turns in blocks of training, every
-# round each live arm one block in a fresh order (bench.run.pairs). Block k of every arm ran in
-# round k, so arm b's block-k median over arm a's is a ratio of two measurements taken on the same
-# machine within a second of each other. A set's ratio is the median of those block ratios (a
-# block a neighbour disturbed cannot move it). The sets are the independent units (each a fresh
-# set of processes, so process-to-process variation is in their scatter): the interval is a
-# t-interval on the sets' log ratios, df = sets - 1 (Kalibera & Jones, "Rigorous benchmarking in
-# reasonable time", 2013: the degrees of freedom come from the top level that varies).
+# Block k of every arm ran in round k of its set (bench.run.pairs), so a set's ratio is the median
+# of its block ratios, and the sets are the independent units: a t-interval on their log ratios,
+# df = sets - 1 (Kalibera & Jones, "Rigorous benchmarking in reasonable time", 2013; docs/method.md,
+# "Paired sets").
 
 
 def logs_by_run(a: Arm, b: Arm) -> dict[str, tuple[list[float], list[float]]]:
@@ -492,13 +479,10 @@ def t_ratio_interval(log_ratios: Sequence[float]) -> Interval:
 
 # --- Two runs' paired ratios --------------------------------------------------------------------
 #
-# Each paired run measured every arm against its own baseline on its own machine in its own hour,
-# so a machine twice as fast halves both and leaves the ratio. Two runs' ratios compare as a ratio
-# of ratios, (B's arm ÷ B's baseline) ÷ (A's arm ÷ A's baseline): its log is the difference of the
-# two runs' mean set log ratios. The runs' sets are independent samples of different sizes and
-# spreads (another machine, another hour), so the interval is Welch's t-interval on that
-# difference, df by Welch–Satterthwaite (B. L. Welch, "The generalization of 'Student's' problem
-# when several different population variances are involved", Biometrika 34, 1947).
+# (B's arm ÷ B's baseline) ÷ (A's arm ÷ A's baseline): a machine twice as fast leaves each run's
+# ratio alone. The runs' sets are independent samples of different sizes and spreads, so the
+# interval is Welch's t-interval on the difference of their mean log ratios (B. L. Welch,
+# Biometrika 34, 1947; docs/reports.md, "mnist-bench compare").
 
 
 def welch_ratio_interval(logs_a: Sequence[float], logs_b: Sequence[float]) -> Interval:
@@ -545,7 +529,7 @@ def compare_arms(a: Arm, b: Arm, *, paired: bool = True) -> Comparison | None:
     n = min(a.n, b.n)
     if n < 2:
         return None
-    df = n - 1  # not n_a + n_b - 2: with ~5 repeats the pooled df let 5.5% of A/A runs through
+    df = n - 1  # not n_a + n_b - 2: the pooled df lets too many A/A runs through (docs/method.md)
     acc_point = 100 * (statistics.fmean(b.test_accuracy) - statistics.fmean(a.test_accuracy))
     acc = _interval(acc_point, 100 * (b.accuracy_draws - a.accuracy_draws), n, df)
     pair = paired_intervals(a, b) if paired else None

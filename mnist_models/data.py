@@ -252,7 +252,7 @@ def save_cache(arrays: dict[str, np.ndarray], path: Path, origin: str | None = N
 
 
 def cache_origin(path: Path) -> str | None:
-    """The source a cache file was made from, if it says (caches before 2026-11-26 do not)."""
+    """The source a cache file was made from, if it says (older caches do not)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             if ORIGIN_KEY not in npz.files:

@@ -1,17 +1,9 @@
-"""What interleaving does to step times: the same process in short blocks and in long ones.
+"""Make reports/interleave-bias: what short blocks cost, the same processes in short and long blocks.
 
-    MNIST_BENCH_CACHE=.cache python scripts/interleave_bias.py --sets 8 --out reports/interleave-bias
+    MNIST_BENCH_CACHE=.cache python scripts/interleave_bias.py --sets 10 --out reports/interleave-bias
     python scripts/interleave_bias.py --summarize reports/interleave-bias   # SUMMARY.md from records
 
-Each paired set runs two fresh processes of one variant (batch 32, per-epoch validation, 3 epochs,
-CPU, float32; the second with seed 1) through the matrix's engine. The driver sets each round's
-block length: ``--cycle`` rounds of short blocks (``--short``, the matrix's block_s), then one
-round of a long block (``--long``), over and over, so both processes spend as long in each regime
-and both regimes see the same minute of the machine. Per process, the ratio median step in short
-blocks ÷ median step in long blocks (each block's opening step and the warm-up left out, as
-everywhere) is what the shorter blocks cost; a set's ratio is the geometric mean of its two
-processes', and the bias is the geometric mean over sets with a 95% t-interval over sets.
-The records (``results.jsonl``, one per process) are raw; the summary is a pure function of them.
+The design and what the ratio means: docs/method.md, "What interleaving costs".
 """
 
 from __future__ import annotations
@@ -121,14 +113,10 @@ def summary(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cell(ci: stats.Interval) -> str:
-    return f"{ci.point:.3f} [{ci.lo:.3f}–{ci.hi:.3f}]"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="reports/interleave-bias")
-    parser.add_argument("--sets", type=int, default=8)
+    parser.add_argument("--sets", type=int, default=10)
     parser.add_argument("--short", type=float, default=DEFAULT_BLOCK_S, help="short block, s")
     parser.add_argument("--long", type=float, default=1.0, help="long block, s")
     parser.add_argument("--cycle", type=int, default=10, help="short rounds per long one")

@@ -1,12 +1,10 @@
-"""Copy the reference run's headline findings into README.md, so nobody types them by hand.
+"""Copy the reference report's first findings into README.md, so nobody types them by hand.
 
-    python scripts/readme_findings.py            # rewrite the README's findings block
-    python scripts/readme_findings.py --check    # exit 1 if the block differs from the report
+    python3 scripts/readme_findings.py            # rewrite the README's findings block
+    python3 scripts/readme_findings.py --check    # exit 1 if the block differs from the report
 
-The block is everything between the markers ``<!-- findings:start -->`` and
-``<!-- findings:end -->`` in README.md: a note that it is generated, then the first COUNT bullet
-lines of the ``## Findings`` section of reports/reference/REPORT.md, verbatim. Re-run it whenever
-the reference report is re-rendered (tests/test_docs.py fails until then). Standard library only.
+The block lies between ``<!-- findings:start -->`` and ``<!-- findings:end -->``; rerun after
+reports/reference/REPORT.md is re-rendered (tests/test_docs.py fails until then). Standard library only.
 """
 
 from __future__ import annotations
@@ -51,11 +49,6 @@ def extract_findings(report: str, count: int = COUNT) -> list[str]:
     return bullets[:count]
 
 
-def render_block(bullets: Sequence[str]) -> str:
-    """The text between the markers (each marker on its own line)."""
-    return "\n".join([NOTE, *bullets])
-
-
 def current_block(readme: str) -> str:
     """What the README holds between its markers now."""
     lines = readme.splitlines()
@@ -77,7 +70,8 @@ def replace_block(readme: str, block: str) -> str:
 
 
 def expected_block(report: str, count: int = COUNT) -> str:
-    return render_block(extract_findings(report, count))
+    """The text the markers should hold: the generated-file note, then the report's findings."""
+    return "\n".join([NOTE, *extract_findings(report, count)])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

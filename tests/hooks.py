@@ -13,8 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from mnist_models.data import load_mnist
 from tests.conftest import CACHE
 
@@ -46,28 +44,3 @@ def hang() -> dict[str, Any]:
     Path(sys.argv[1]).with_name(f"hanging-{os.getpid()}").touch()
     time.sleep(3600)
     return {}
-
-
-def slow_1_3() -> dict[str, Any]:
-    """A real 1.3x per-step slowdown: busy-waits 0.3x the typical step after every step."""
-    return {"callbacks": [SlowSteps(0.3)]}
-
-
-class SlowSteps(keras.callbacks.Callback):
-    """After 30 steps, busy-wait `extra` x their median after every step (CPU-bound, like work)."""
-
-    def __init__(self, extra: float) -> None:
-        super().__init__()
-        self.extra, self.seen, self.wait_s = extra, [], 0.0
-        self.last: float | None = None
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        now = time.perf_counter()
-        if self.wait_s == 0.0 and self.last is not None:
-            self.seen.append(now - self.last)
-            if len(self.seen) == 30:
-                self.wait_s = self.extra * sorted(self.seen[10:])[10]
-        end = now + self.wait_s
-        while time.perf_counter() < end:
-            pass
-        self.last = time.perf_counter()

@@ -35,7 +35,7 @@ class Baton(keras.callbacks.Callback):
     train-end wait, mid-training waits left out: the epochs (steps, validation, their callbacks).
     What fit does before its first turn (its dataset and train function, side by side with the
     other arms' start-ups) and after its last wait (Keras's end of fit, in the turn of the final
-    evaluate; it sometimes took tens of seconds in reports/reference) fall outside it.
+    evaluate) fall outside it.
     """
 
     def __init__(

@@ -14,10 +14,8 @@ def peak_rss() -> tuple[int, str]:
     """(peak resident bytes of this process since it was exec'd, how that was read).
 
     Not ru_maxrss where /proc exists: Linux carries the parent's high-water mark across fork + exec
-    into the child's ru_maxrss, so every job reported the runner's RSS whenever the runner was the
-    bigger (1,638 MiB for every variant of the 2026-11-26 reference; a bare `python -c` child of a
-    process holding 500 MiB reports 527 MiB). VmHWM in /proc/self/status belongs to the address
-    space exec created. Elsewhere, ru_maxrss: bytes on macOS, KiB on other Unixes.
+    into the child's ru_maxrss; VmHWM in /proc/self/status belongs to the address space exec
+    created. Elsewhere, ru_maxrss: bytes on macOS, KiB on other Unixes.
     """
     status = Path("/proc/self/status")
     if status.is_file():

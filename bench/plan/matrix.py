@@ -27,7 +27,7 @@ else:  # Python 3.10: the same parser, from PyPI (pyproject.toml's dependencies)
 
 from bench.plan.settings import RunSettings
 from bench.plan.variant import FIELD_NAMES as AXES
-from bench.plan.variant import Variant, VariantError, check_field, shown
+from bench.plan.variant import Variant, VariantError, check_field, is_int, shown
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 MODES = ("cross", "ablation")
@@ -185,21 +185,17 @@ def _check_field(where: str, axis: str, value: Any) -> None:
         raise MatrixError(f"{where}: {exc}") from None
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "repeats": (
-        lambda v: _is_int(v) and 1 <= v <= MAX_REPEATS,
+        lambda v: is_int(v) and 1 <= v <= MAX_REPEATS,
         f"an integer >= 1 and <= {MAX_REPEATS}",
     ),
     "warmup_steps": (
-        lambda v: _is_int(v) and 0 <= v <= MAX_WARMUP_STEPS,
+        lambda v: is_int(v) and 0 <= v <= MAX_WARMUP_STEPS,
         f"an integer >= 0 and <= {MAX_WARMUP_STEPS}",
     ),
     "target_accuracy": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
@@ -214,7 +210,7 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
         f"a number of seconds >= 0.001 and <= {MAX_BLOCK_S:g}",
     ),
     "max_workers": (
-        lambda v: _is_int(v) and 0 <= v <= MAX_WORKERS,
+        lambda v: is_int(v) and 0 <= v <= MAX_WORKERS,
         f"an integer >= 0 (0: as memory allows) and <= {MAX_WORKERS}",
     ),
     "target_halfwidth": (

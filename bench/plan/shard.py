@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.plan.variant import Variant
+from bench.plan.variant import Variant, shown
 from mnist_models.spec import TEST_IMAGES, TRAIN_IMAGES
 
 _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*", re.ASCII)
@@ -25,10 +25,9 @@ _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*", re.ASCII)
 # specs are bounded before they become numbers, so a huge one never allocates or loops.
 MAX_SHARDS = 10_000
 
-# Expected-cost model in seconds of a 2-core CPU, rounded from the job times of the default (3 epochs)
-# and distribute profiles on the project's dev machine: median error ~15%, enough to rank and balance
-# jobs; it never predicts a figure. A job pays process start, TensorFlow import and the trace once,
-# then per step a fixed cost plus one per image, then its validation and final evaluation passes.
+# Expected-cost model in seconds of a 2-core CPU, rounded from the dev machine's job times: enough to
+# rank and balance jobs, never a figure a report shows. A job pays process start, TensorFlow import
+# and the trace once, then per step a fixed cost plus one per image, then its evaluation passes.
 JOB_START_S = 5.5
 STEP_S = 0.0015
 IMAGE_S = 0.000005
@@ -37,11 +36,8 @@ EVAL_IMAGE_S = 0.00003
 # multi_worker, doing it between processes over gRPC) costs more than the replicas add on a CPU.
 STRATEGY_FACTOR = {"default": 1.0, "mirrored": 2.5, "multi_worker": 8.0}
 # Other Keras backends relative to TensorFlow, keyed by (backend, compiled) as jit_compile resolves on
-# a CPU: (factor on the per-step costs, factor on the per-image cost, extra seconds per job). Rough,
-# from one-epoch runs on the same 2-core machine type (Keras 3.15.1, jax 0.10.2, torch 2.15), not
-# yet from a backends profile: JAX's jitted step costs ~0.3-0.65x TensorFlow's (batch 32-512),
-# op-by-op JAX tens of times more, eager torch ~6.7 ms at batch 32 (TensorFlow ~1.7 ms in the
-# reference run), and torch.compile spends 20-50 s compiling before steps about as fast as TF's.
+# a CPU: (factor on the per-step costs, factor on the per-image cost, extra seconds per job), rough,
+# from one-epoch runs on the same machine type; torch.compile's extra is its compiling.
 BACKEND_COST = {
     ("tensorflow", False): (1.0, 1.0, 0.0),
     ("tensorflow", True): (1.0, 1.0, 0.0),
@@ -56,23 +52,19 @@ class ShardError(ValueError):
     """A --shard spec or a merge is invalid; the message names the value or the files."""
 
 
-def _shown(text: str) -> str:
-    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
-
-
 def parse_shard(text: str) -> tuple[int, int]:
     """'2/4' → (2, 4); errors say what is wrong with the spec."""
     match = _SHARD.fullmatch(text)
     if not match:
-        raise ShardError(f"--shard {_shown(text)}: expected I/N (this is shard I of N), e.g. 1/4")
+        raise ShardError(f"--shard {shown(text)}: expected I/N (this is shard I of N), e.g. 1/4")
     digits = len(str(MAX_SHARDS))
     if any(len(g.lstrip("0")) > digits for g in match.groups()):
-        raise ShardError(f"--shard {_shown(text)}: N can be at most {MAX_SHARDS}")
+        raise ShardError(f"--shard {shown(text)}: N can be at most {MAX_SHARDS}")
     index, count = int(match[1]), int(match[2])
     if count < 1 or not 1 <= index <= count:
-        raise ShardError(f"--shard {_shown(text)}: need 1 <= I <= N, got I={index}, N={count}")
+        raise ShardError(f"--shard {shown(text)}: need 1 <= I <= N, got I={index}, N={count}")
     if count > MAX_SHARDS:
-        raise ShardError(f"--shard {_shown(text)}: N can be at most {MAX_SHARDS}")
+        raise ShardError(f"--shard {shown(text)}: N can be at most {MAX_SHARDS}")
     return index, count
 
 

@@ -138,13 +138,14 @@ def shown(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (TOML and JSON give both)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _integer(name: str, lo: int, hi: int) -> Any:
     def check(v: Any) -> None:
-        if not _is_int(v) or not lo <= v <= hi:
+        if not is_int(v) or not lo <= v <= hi:
             raise VariantError(f"{name}={shown(v)}: must be an integer >= {lo} and <= {hi}")
 
     return check
@@ -159,7 +160,7 @@ def _choice(name: str, choices: tuple[str, ...]) -> Any:
 
 
 def _check_batch_size(v: Any) -> None:
-    if not _is_int(v) or not 0 < v <= TRAIN_IMAGES:
+    if not is_int(v) or not 0 < v <= TRAIN_IMAGES:
         raise VariantError(f"batch_size={shown(v)}: must be an integer in 1..{TRAIN_IMAGES}")
 
 
