@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import platform
 import shlex
@@ -24,15 +25,15 @@ from typing import Any
 from bench import __version__, outputs, records
 from bench.gate import ab_rule, stored_rule
 from bench.outputs import OutputError
+from bench.plan.grouping import PairingError
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
-from bench.plan.pairing import PairingError
 from bench.plan.shard import Shard, ShardError, parse_shard, select_shard
 from bench.plan.variant import Variant, VariantError
 from bench.records import RecordError, RecordWarning, read_records
 from bench.report.compare import render_compare
 from bench.report.markdown import check_report_outputs, write_report
 from bench.run import estimate, pairs, progress, runner
-from bench.run.runner import RunError
+from bench.run.resume import RunError, plan_of
 from mnist_models.data import MnistDataError, MnistDataWarning, load_mnist
 
 EXIT_USAGE = 2
@@ -105,20 +106,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 0
     out_dir = Path(args.out) if args.out else _default_out_dir(matrix.name, shard)
     results = out_dir / "results.jsonl"
-    # Everything that can be checked is checked here, before the data and the machine probe.
     outputs.check_dir_writable(out_dir)
-    plan = runner.plan_of(all_variants, matrix.settings)
-    runner.records_to_resume(results, resume=args.resume, shard=shard.spec, plan=plan)
-    runner.check_pairing(variants, matrix.settings)
-    if not args.no_report:  # a resumed run re-renders its own report
-        check_report_outputs(
-            results,
-            out_dir,
-            force=args.resume,
-            advice="it is another run's report: choose another --out, or pass --no-report",
-        )
-    data = load_mnist(args.data)  # fetch and verify once, before any child starts
-    print(f"data: {data.source} ({data.location})")
     ctx = runner.RunContext(
         run_id=out_dir.name,
         profile=matrix.name,
@@ -126,9 +114,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         data_path=args.data,
         baseline_id=all_variants[0].id,  # expand() puts the baseline (or first combination) first
         shard=shard.spec,
-        plan=plan,
+        plan=plan_of(all_variants, matrix.settings),
     )
-    print(f"{len(variants)} variants x {matrix.settings.repeats} repeats -> {results}")
+    heading = f"{len(variants)} variants x {matrix.settings.repeats} repeats -> {results}"
     try:
         runner.run_plan(
             ctx,
@@ -136,6 +124,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             results,
             resume=args.resume,
             retry_failed=args.retry_failed,
+            on_ready=functools.partial(_ready, args, out_dir, heading),
             on_record=progress.print_record,
             on_probe=lambda p: print(progress.probe_line(p)),
             on_set=lambda line: print(line, flush=True),
@@ -149,9 +138,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\ninterrupted: {kept}; continue with: {resume_command(args, out_dir)}")
         return EXIT_INTERRUPTED
     if not args.no_report:
-        path = write_report(results, out_dir, force=True)  # checked above, before the run
+        path = write_report(results, out_dir, force=True)  # checked before the run (_ready)
         print(f"report: {path}")
     return 0
+
+
+def _ready(args: argparse.Namespace, out_dir: Path, heading: str) -> None:
+    """`run` once run_plan has checked the file and the paired sets: the report's paths, then the
+    data (fetched and verified once, before any child starts)."""
+    if not args.no_report:  # a resumed run re-renders its own report
+        check_report_outputs(
+            out_dir / "results.jsonl",
+            out_dir,
+            force=args.resume,
+            advice="it is another run's report: choose another --out, or pass --no-report",
+        )
+    data = load_mnist(args.data)
+    print(f"data: {data.source} ({data.location})")
+    print(heading)
 
 
 def _print_listing(

@@ -58,7 +58,8 @@ from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile
 from bench.plan.variant import Variant  # noqa: E402
 from bench.records import read_records  # noqa: E402
 from bench.report.aggregate import RunSummary, summarize_run  # noqa: E402
-from bench.run import progress, runner  # noqa: E402
+from bench.run import pairs, progress, runner  # noqa: E402
+from bench.run.resume import plan_of  # noqa: E402
 
 SCENARIOS = ("unchanged", "slowed", "busy")
 DEFAULT_ARM = "bs32-end_only-float32-cpu"
@@ -260,7 +261,7 @@ def measure_run(
         profile=matrix.name,
         settings=matrix.settings,
         baseline_id=variants[0].id,
-        plan=runner.plan_of(variants, matrix.settings),
+        plan=plan_of(variants, matrix.settings),
         hook=HOOK if scenario == "slowed" else None,
     )
     slowed = next((v for v in variants if v.id == meta["arm"]), None)
@@ -786,7 +787,7 @@ def prepare(args: argparse.Namespace) -> tuple[Matrix, list[str], dict[str, Any]
     matrix = load_matrix(args.profile, args.set or [])
     if "slowed" in scenarios:
         check_arm(matrix, args.arm)
-    runner.check_pairing(matrix.variants(), matrix.settings)
+    pairs.check_pairing(matrix.variants(), matrix.settings)
     out = Path(args.out)
     meta = campaign_meta(args)
     campaign: dict[str, Any] = {"meta": meta, "runs": {}}
@@ -795,7 +796,7 @@ def prepare(args: argparse.Namespace) -> tuple[Matrix, list[str], dict[str, Any]
             raise ValueError(f"{out} holds a campaign already; pass --resume, or give a new --out")
         campaign = load_campaign(out, meta)
     names = schedule(args.runs, scenarios)
-    plan = runner.plan_of(matrix.variants(), matrix.settings)
+    plan = plan_of(matrix.variants(), matrix.settings)
     check_runs(out, names, campaign["runs"], plan, args.resume)
     return matrix, names, campaign
 

@@ -23,7 +23,7 @@ from bench.plan.variant import BACKENDS, Variant, VariantError
 from bench.records import read_records
 from bench.report import aggregate, markdown
 from bench.report.axes import axis_comparisons
-from bench.run import runner
+from bench.run import runner, skips
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
@@ -100,11 +100,11 @@ def test_backend_not_installed_is_skipped_with_the_reason(monkeypatch):
     monkeypatch.setattr(
         envinfo.importlib.util, "find_spec", lambda name: None if name == "torch" else object()
     )
-    reason = runner.skip_reason(Variant(backend="torch"), {})
+    reason = skips.skip_reason(Variant(backend="torch"), {})
     assert reason == (
         "backend torch is not installed here (no module torch); pip install 'mnist-bench[torch]'"
     )
-    assert runner.skip_reason(Variant(backend="jax"), {}) is None
+    assert skips.skip_reason(Variant(backend="jax"), {}) is None
 
 
 @pytest.mark.parametrize(
@@ -125,19 +125,18 @@ def test_backend_not_installed_is_skipped_with_the_reason(monkeypatch):
 )
 def test_combinations_a_backend_cannot_run_are_skipped(variant, needle, monkeypatch):
     monkeypatch.setattr(envinfo, "missing_backend_modules", lambda backend: [])
-    assert needle in str(runner.skip_reason(variant, {"tensorflow": ["GPU:0"]}))
+    assert needle in str(skips.skip_reason(variant, {"tensorflow": ["GPU:0"]}))
 
 
 def test_tf_only_skips_do_not_apply_to_jax_data_parallel(monkeypatch):
     monkeypatch.setattr(envinfo, "missing_backend_modules", lambda backend: [])
     assert (
-        runner.skip_reason(Variant(backend="jax", strategy="mirrored", jit_compile=True), {})
-        is None
+        skips.skip_reason(Variant(backend="jax", strategy="mirrored", jit_compile=True), {}) is None
     )
     # "auto" resolves to no XLA under a tf.distribute strategy, so it runs.
-    assert runner.skip_reason(Variant(strategy="mirrored", jit_compile="auto"), {}) is None
+    assert skips.skip_reason(Variant(strategy="mirrored", jit_compile="auto"), {}) is None
     assert "XLA cannot compile" in str(
-        runner.skip_reason(Variant(strategy="mirrored", jit_compile=True), {})
+        skips.skip_reason(Variant(strategy="mirrored", jit_compile=True), {})
     )
 
 

@@ -14,7 +14,7 @@ from bench import records
 from bench.measure import distribute
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant, VariantError
-from bench.run import cluster, runner
+from bench.run import cluster, runner, skips
 from tests import hooks
 
 
@@ -52,20 +52,20 @@ def test_ids_checks_and_batch_semantics():
 
 def test_gpu_strategies_need_enough_gpus():
     two = Variant(device="gpu", strategy="mirrored", replicas=2)
-    assert "needs 2, tensorflow sees 1" in str(runner.skip_reason(two, {"tensorflow": ["GPU:0"]}))
-    assert runner.skip_reason(two, {"tensorflow": ["GPU:0", "GPU:1"]}) is None
-    assert runner.skip_reason(Variant(strategy="multi_worker"), {}) is None  # CPU workers
+    assert "needs 2, tensorflow sees 1" in str(skips.skip_reason(two, {"tensorflow": ["GPU:0"]}))
+    assert skips.skip_reason(two, {"tensorflow": ["GPU:0", "GPU:1"]}) is None
+    assert skips.skip_reason(Variant(strategy="multi_worker"), {}) is None  # CPU workers
 
 
 def test_combinations_known_to_fail_are_skipped_with_the_error():
     spe = Variant(strategy="mirrored", steps_per_execution=4)
-    assert "You must feed a value for placeholder" in str(runner.skip_reason(spe, {}))
+    assert "You must feed a value for placeholder" in str(skips.skip_reason(spe, {}))
     xla = Variant(strategy="multi_worker", jit_compile=True)
-    assert "not yet implemented for CPU devices" in str(runner.skip_reason(xla, {}))
-    assert runner.skip_reason(Variant(steps_per_execution=4, jit_compile=True), {}) is None
+    assert "not yet implemented for CPU devices" in str(skips.skip_reason(xla, {}))
+    assert skips.skip_reason(Variant(steps_per_execution=4, jit_compile=True), {}) is None
     gpu_xla = Variant(device="gpu", strategy="mirrored", jit_compile=True)
     assert (
-        runner.skip_reason(gpu_xla, {"tensorflow": ["GPU:0", "GPU:1"]}) is None
+        skips.skip_reason(gpu_xla, {"tensorflow": ["GPU:0", "GPU:1"]}) is None
     )  # XLA collectives exist on GPU
 
 

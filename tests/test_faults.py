@@ -26,7 +26,7 @@ from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.records import REASON_CHARS
 from bench.report import aggregate, markdown
-from bench.run import child, cluster, pairs, runner
+from bench.run import child, cluster, pairs, runner, skips
 from bench.run.progress import probe_line
 from tests.fake_worker import TF_NOISE
 
@@ -145,32 +145,19 @@ def test_a_reason_names_any_signal_and_keeps_within_the_record_limit():
 # --- --resume --retry-failed --------------------------------------------------------------------
 
 
-class FakeJobs:
-    """``run_child`` in this process: a job's status from `script` (ok when not in it), once."""
-
-    def __init__(self, script: dict[tuple[int, int], str]) -> None:
-        self.script, self.ran = dict(script), []
-
-    def __call__(self, job: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], float]:
-        if job["kind"] == "probe":
-            return {"probe": {"gpus": [], "peak_flops_per_s": {}, "matmul_n": 8}}, 0.0
-        key = (job["variant"]["batch_size"], job["repeat"])
-        self.ran.append(key)
-        return _result(self.script.pop(key, "ok")), 1.0
-
-
 class FakeSets:
-    """``pairs.run_set`` in this process: in set `id`, the arm of batch size `script[id]` fails."""
+    """``pairs.run_set`` in this process: in set `id`, the arm of batch size `script[id][0]` ends
+    with status `script[id][1]`, once."""
 
-    def __init__(self, script: dict[str, int]) -> None:
+    def __init__(self, script: dict[str, tuple[int, str]]) -> None:
         self.script, self.ran = dict(script), []
 
     def __call__(self, pset: pairs.PairedSet, job_of: Any, settings: RunSettings) -> Any:
         self.ran.append((pset.id, [a.variant.batch_size for a in pset.arms]))
-        failing = self.script.pop(pset.id, None)
+        failing, status = self.script.pop(pset.id, (None, "ok"))
         outcomes = {
             arm.variant.id: pairs.ArmOutcome(
-                _result("failed" if arm.variant.batch_size == failing else "ok"), 0.5, 1.0, [k]
+                _result(status if arm.variant.batch_size == failing else "ok"), 0.5, 1.0, [k]
             )
             for k, arm in enumerate(pset.arms)
         }
@@ -183,39 +170,28 @@ def _result(status: str) -> dict[str, Any]:
     return {"status": status, "reason": f"killed by SIGKILL (test: {status})"}
 
 
-def test_resume_retry_failed_reruns_only_failed_and_timed_out_jobs_keeping_the_old_lines(
-    monkeypatch, tmp_path
-):
-    fake = FakeJobs({(100, 0): "failed", (200, 1): "timeout", (200, 0): "diverged"})
-    monkeypatch.setattr(runner, "run_child", fake)
-    ctx = _ctx(repeats=2, paired=False)
-    variants = [Variant(batch_size=100), Variant(batch_size=200)]
-    out = tmp_path / "results.jsonl"
-    runner.run_plan(ctx, variants, out, measure_peak=False)
+def test_retry_failed_reruns_only_sets_with_a_failed_or_timed_out_arm(monkeypatch, tmp_path):
+    """Catches: a plain --resume rerunning faults, a diverged arm (a result, not a fault) retried,
+    a timed-out one left alone, or a retry that runs again once every fault was retried ok."""
+    script = {"g0-r0": (200, "timeout"), "g0-r1": (200, "diverged")}
+    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, script)
     first = out.read_text()
-    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
-    assert out.read_text() == first  # plain --resume: a failed job is done
     fake.ran.clear()
-    again = runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
-    assert [(j.variant.batch_size, j.repeat) for j in again] == [(100, 0), (200, 1)]
-    assert fake.ran == [(100, 0), (200, 1)]  # not the diverged one: a result, not a fault
-    assert out.read_text().startswith(first)  # the failures stay, as history
-    everything = records.read_records(out)
-    assert len(records.variant_records(everything, all_attempts=True)) == 6
-    latest = {
-        (r["variant"]["batch_size"], r["repeat"]): r["status"]
-        for r in records.variant_records(everything)
-    }
-    assert latest == {(100, 0): "ok", (100, 1): "ok", (200, 0): "diverged", (200, 1): "ok"}
-    rows = {row["variant_id"]: row for row in aggregate.summarize_run(everything).rows}
-    assert rows[variants[0].id]["status"] == "ok"
-    assert rows[variants[0].id]["repeats"] == rows[variants[0].id]["repeats_ok"] == 2
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
+    assert out.read_text() == first and fake.ran == []  # plain --resume: a faulty set is done
+    runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
+    assert [s for s, _ in fake.ran] == ["g0-r0"]  # not g0-r1: diverged is a result
+    latest = {(r["variant"]["batch_size"], r["pairing"]["set"]): r["status"]
+              for r in records.variant_records(records.read_records(out))}  # fmt: skip
+    assert latest[(200, "g0-r0")] == "ok" and latest[(200, "g0-r1")] == "diverged"
     fake.ran.clear()
     runner.run_plan(ctx, variants, out, resume=True, retry_failed=True, measure_peak=False)
     assert fake.ran == []  # every fault was retried ok: nothing left to retry
 
 
-def _paired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: dict[str, int]) -> Any:
+def _paired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: dict[str, tuple[int, str]]
+) -> Any:
     base = Variant(batch_size=100)
     variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=200)]
     ctx = dataclasses.replace(_ctx(repeats=2, aa_control=True, max_workers=3), baseline_id=base.id)
@@ -227,7 +203,7 @@ def _paired(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: dict[str, i
 
 
 def test_retrying_a_failed_arm_of_a_paired_set_reruns_its_whole_set(monkeypatch, tmp_path):
-    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": 200})
+    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": (200, "failed")})
     assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]
     first = out.read_text()
     fake.ran.clear()
@@ -244,7 +220,7 @@ def test_retrying_a_failed_arm_of_a_paired_set_reruns_its_whole_set(monkeypatch,
 
 
 def test_a_failed_set_beyond_the_minimum_is_rerun_whole_with_its_own_arms(monkeypatch, tmp_path):
-    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": 200})
+    ctx, variants, out, fake = _paired(tmp_path, monkeypatch, {"g0-r1": (200, "failed")})
     fake.ran.clear()
     # As a run of one minimum round sees it, g0-r1 is a set its stopping rule added.
     one_round = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, repeats=1))
@@ -262,8 +238,6 @@ def test_retry_failed_without_resume_is_a_usage_error_before_any_work(
     capsys, monkeypatch, tmp_path
 ):
     out = tmp_path / "r"
-    with pytest.raises(runner.RunError, match="needs --resume"):
-        runner.run_plan(_ctx(), [Variant()], out / "results.jsonl", retry_failed=True)
 
     def refuse(*_: Any, **__: Any) -> None:
         raise AssertionError("got past the usage check")
@@ -345,7 +319,7 @@ def test_a_start_probe_that_dies_is_a_record_the_cpu_sets_run_and_resume_retries
     assert [s for s, _ in fake.ran] == ["g0-r0", "g0-r1"]  # the CPU arms' sets ran
     everything = records.read_records(out)
     gpu_jobs = [r for r in records.variant_records(everything) if r["variant"]["device"] == "gpu"]
-    assert [(r["status"], r["reason"]) for r in gpu_jobs] == [("failed", runner.GPUS_UNKNOWN)] * 2
+    assert [(r["status"], r["reason"]) for r in gpu_jobs] == [("failed", skips.GPUS_UNKNOWN)] * 2
     assert [p["probe"]["status"] for p in records.probe_records(everything)] == ["failed"] * 3
     assert "peak missing for that point" in markdown.render_markdown(everything)
     _fake_worker(monkeypatch, child, "probe")

@@ -12,7 +12,7 @@ from bench.measure import peak
 from bench.plan.variant import Variant
 from bench.report.markdown import gpu_line
 from bench.report.tables import gpu_cell
-from bench.run import runner
+from bench.run import skips
 
 
 @pytest.fixture
@@ -22,17 +22,17 @@ def installed(monkeypatch):
 
 def test_a_gpu_variant_runs_only_on_a_backend_that_sees_a_gpu(installed):
     seen = {"tensorflow": [], "jax": ["NVIDIA H200"], "torch": ["NVIDIA H200"]}
-    assert runner.skip_reason(Variant(backend="jax", device="gpu"), seen) is None
-    assert runner.skip_reason(Variant(backend="torch", device="gpu"), seen) is None
-    assert "no GPU visible to TensorFlow" in str(runner.skip_reason(Variant(device="gpu"), seen))
+    assert skips.skip_reason(Variant(backend="jax", device="gpu"), seen) is None
+    assert skips.skip_reason(Variant(backend="torch", device="gpu"), seen) is None
+    assert "no GPU visible to TensorFlow" in str(skips.skip_reason(Variant(device="gpu"), seen))
     # A backend the probe did not list (not installed there) sees no GPU either.
     assert "no GPU visible to torch" in str(
-        runner.skip_reason(Variant(backend="torch", device="gpu"), {"jax": ["A100"]})
+        skips.skip_reason(Variant(backend="torch", device="gpu"), {"jax": ["A100"]})
     )
     # CPU variants never depend on the GPU list.
-    assert runner.skip_reason(Variant(backend="jax"), {}) is None
+    assert skips.skip_reason(Variant(backend="jax"), {}) is None
     assert "not been verified" in str(
-        runner.skip_reason(Variant(backend="jax", device="gpu", strategy="mirrored"), seen)
+        skips.skip_reason(Variant(backend="jax", device="gpu", strategy="mirrored"), seen)
     )
 
 

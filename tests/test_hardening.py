@@ -21,7 +21,7 @@ from bench import cli, outputs, records
 from bench.plan.matrix import MatrixError, load_profile
 from bench.plan.settings import RunSettings
 from bench.records import RecordError, RecordWarning
-from bench.run import runner
+from bench.run import resume, runner
 from mnist_models import data as mdata
 from mnist_models.data import MnistDataWarning, load_mnist
 from tests.conftest import REPO
@@ -180,7 +180,7 @@ def _write_run(path: Path, settings: RunSettings, profile: str = "quick") -> Non
         profile=profile,
         settings=settings,
         baseline_id=variants[0].id,
-        plan=runner.plan_of(variants, settings),
+        plan=resume.plan_of(variants, settings),
         commit={"id": None, "dirty": None},
     )
     probe = {**ctx.envelope("probe"), "probe": {"gpus": [], "peak_flops_per_s": {}, "matmul_n": 8}}
@@ -230,11 +230,11 @@ def test_ctrl_c_before_the_first_record_says_so_and_resume_starts_fresh(
     assert not (out / "results.jsonl").exists()
     # --resume on a missing, empty or blank file starts fresh.
     results = out / "results.jsonl"
-    assert runner.records_to_resume(results, resume=True, shard="1/1") == []
+    assert resume.records_to_resume(results, resume=True, shard="1/1") == []
     for content in ("", "\n\n  \n"):
         results.parent.mkdir(exist_ok=True)
         results.write_text(content)
-        assert runner.records_to_resume(results, resume=True, shard="1/1") == []
+        assert resume.records_to_resume(results, resume=True, shard="1/1") == []
 
 
 # --- Tracebacks instead of one clear error ---------------------------------------------------
@@ -460,7 +460,7 @@ def test_garbage_in_the_middle_is_still_an_error(tmp_path):
 def test_resume_after_a_truncated_line_cuts_it_and_appends_cleanly(tmp_path):
     path, _ = _truncated(tmp_path)
     with pytest.warns(RecordWarning):
-        kept = runner.records_to_resume(path, resume=True, shard="1/1")
+        kept = resume.records_to_resume(path, resume=True, shard="1/1")
     assert kept == records.read_records(FIXTURE)
     assert path.read_bytes() == FIXTURE.read_bytes()  # the half line is gone, the rest intact
     records.append_record(path, kept[-1])

@@ -7,12 +7,12 @@ import dataclasses
 import pytest
 
 from bench import stats
-from bench.plan.pairing import PairingError, group_arms, set_id, shared_repeat
+from bench.plan.grouping import PairingError, group_arms, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.records import read_records
 from bench.report.aggregate import own_peak_rss
-from bench.run import pairs, runner
+from bench.run import pairs, resume, runner
 from tests.conftest import REPO
 
 BASE = Variant(batch_size=32)
@@ -30,7 +30,7 @@ def test_every_group_carries_the_shared_arms_and_the_others_are_dealt_evenly():
     assert all(g[0] is BASE and g[1] is CONTROL for g in groups)
     assert group_arms([BASE, CONTROL], OTHERS, cap=7) == [(BASE, CONTROL, *OTHERS)]
     assert group_arms([BASE], [], cap=2) == [(BASE,)]
-    with pytest.raises(PairingError, match="cannot hold the 2 shared arm"):
+    with pytest.raises(PairingError, match=r"cannot hold the 2 shared arm.*max_workers to 3"):
         group_arms([BASE, CONTROL], OTHERS, cap=2)
 
 
@@ -129,6 +129,6 @@ def test_a_resumed_run_keeps_the_groups_its_first_sets_recorded():
         return {"kind": "variant", "variant_id": arms[0].id, "pairing": pairing}
 
     existing = [rec(0, 0, [BASE, CONTROL, OTHERS[2], OTHERS[0]]), rec(0, 1, [BASE, OTHERS[0]])]
-    groups = runner.recover_groups(existing, [BASE, CONTROL], OTHERS, cap=4)
+    groups = resume.recover_groups(existing, [BASE, CONTROL], OTHERS, cap=4)
     assert groups[0] == (BASE, CONTROL, OTHERS[2], OTHERS[0])  # as recorded, not as today's cap
     assert [v.batch_size for g in groups[1:] for v in g] == [32, 32, 128, 512, 32, 32, 1024]

@@ -57,17 +57,13 @@ def test_a_small_matrix_records_ok_skipped_and_per_strategy_fields(tmp_path):
 
 @pytest.mark.slow  # starts real workers that train
 def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(tmp_path):
-    out = tmp_path / "results.jsonl"
     cases = {"fail": (100, 300), "diverge": (200, 300), "hang": (400, 8), "small": (500, 300)}
+    got = {}
     for hook, (batch_size, timeout_s) in cases.items():
-        runner.run_plan(
-            _ctx(f"tests.hooks:{hook}", timeout_s, paired=False),
-            [Variant(batch_size=batch_size)],
-            out,
-            resume=True,
-            measure_peak=False,
-        )
-    got = {key[0].split("-")[0]: r for key, r in _by_id(out).items()}
+        out = tmp_path / f"{hook}.jsonl"  # each its own run: a set of one arm, with its own hook
+        ctx = _ctx(f"tests.hooks:{hook}", timeout_s)
+        runner.run_plan(ctx, [Variant(batch_size=batch_size)], out, measure_peak=False)
+        got.update({key[0].split("-")[0]: r for key, r in _by_id(out).items()})
     assert (
         got["bs100"]["status"] == "failed" and "injected failure (test)" in got["bs100"]["reason"]
     )
@@ -78,17 +74,16 @@ def test_failures_divergence_and_timeouts_become_records_and_the_matrix_goes_on(
 
 @pytest.mark.slow  # starts real workers that train
 def test_resume_reruns_nothing_already_recorded(tmp_path):
+    """Catches: a resumed run measuring a recorded set again, or rewriting what the file holds."""
     out = tmp_path / "results.jsonl"
     variants = [Variant(batch_size=500), Variant(batch_size=1000)]
-    ctx = _ctx("tests.hooks:small", repeats=2, paired=False)  # jobs one by one (paired: below)
-    first = runner.run_plan(ctx, variants[:1], out, measure_peak=False)  # an "interrupted" run
-    assert len(first) == 2
+    ctx = _ctx("tests.hooks:small", repeats=2, block_s=0.02)
+    stopped = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, repeats=1))
+    runner.run_plan(stopped, variants, out, measure_peak=False)  # as if stopped after g0-r0
     before = out.read_text()
-    second = runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
-    assert [(j.variant.id, j.repeat) for j in second] == [
-        ("bs1000-per_epoch-float32-cpu", 0),
-        ("bs1000-per_epoch-float32-cpu", 1),
-    ]
+    sets: list[str] = []
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False, on_set=sets.append)
+    assert [s.split(":")[0] for s in sets] == ["set g0-r1"]
     assert out.read_text().startswith(before)  # nothing recorded was lost or rewritten
     assert len(_by_id(out)) == 4
 
@@ -163,7 +158,7 @@ def test_a_real_worker_killed_mid_training_is_recorded_with_sigkill_not_tensorfl
     # The bug: its reason was TensorFlow's first stderr line ("WARNING: All log messages before
     # absl::InitializeLog() is called …") behind "exited with code -9".
     out = tmp_path / "results.jsonl"
-    ctx = _ctx("tests.fault_hooks:sigkill_mid_training", paired=False)
+    ctx = _ctx("tests.fault_hooks:sigkill_mid_training")
     runner.run_jobs(ctx, [runner.Job(Variant(batch_size=100), 0)], out, gpus={})
     (record,) = _by_id(out).values()
     assert record["status"] == "failed"

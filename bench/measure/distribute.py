@@ -47,7 +47,7 @@ def make_strategy(variant: Variant) -> Any:
     if variant.backend != "tensorflow":
         raise StrategyError(
             f"strategy {variant.strategy!r} is not available on the {variant.backend} backend "
-            "(bench.run.runner.skip_reason skips it)"
+            "(bench.run.skips.skip_reason skips it)"
         )
     import tensorflow as tf
 

@@ -1,6 +1,6 @@
 """The GPUs each installed Keras backend can see: listed, nothing run on them.
 
-A GPU variant runs only on a backend that sees a GPU (``bench.run.runner.skip_reason``), so a
+A GPU variant runs only on a backend that sees a GPU (``bench.run.skips.skip_reason``), so a
 machine where only TensorFlow lacks CUDA still measures JAX or torch there, and none runs on CPU
 by accident. Each backend is imported here only if installed; the probe runs in its own process.
 """

@@ -204,7 +204,6 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
         f"a finite number > 0 and <= {MAX_TIMEOUT_S:g} (a week)",
     ),
     "aa_control": (lambda v: isinstance(v, bool), "true or false"),
-    "paired": (lambda v: isinstance(v, bool), "true or false"),
     "block_s": (
         lambda v: _is_number(v) and 0.001 <= v <= MAX_BLOCK_S,
         f"a number of seconds >= 0.001 and <= {MAX_BLOCK_S:g}",

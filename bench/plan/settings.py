@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from bench.stats import DEFAULT_TARGET_HALFWIDTH
+
 # Steps of epoch 1 left out of the step statistics (tracing, allocator and cache warm-up).
 DEFAULT_WARMUP_STEPS = 10
 DEFAULT_TARGET_ACCURACY = 0.97  # AlgoPerf's MNIST validation target
@@ -12,7 +14,6 @@ DEFAULT_TARGET_ACCURACY = 0.97  # AlgoPerf's MNIST validation target
 # a block held in reports/reference and the command that counts them); the block-length bias is
 # measured in reports/interleave-bias.
 DEFAULT_BLOCK_S = 0.1
-DEFAULT_TARGET_HALFWIDTH = 0.03  # a step ratio is resolved when its 95% interval reaches <= ±3%
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,7 @@ class RunSettings:
     # this run's noise floor (bench.stats.noise_floor).
     aa_control: bool = False
     # Single-process arms run side by side in paired sets, taking turns in blocks of `block_s`
-    # seconds (bench.run.pairs); false: one whole job after another, as before paired sets.
-    paired: bool = True
+    # seconds (bench.run.pairs).
     block_s: float = DEFAULT_BLOCK_S
     # Workers alive at once (a set's arms); 0: as many as the machine's free memory holds.
     max_workers: int = 0

@@ -1,7 +1,7 @@
 """How long a run is expected to take on the 2-core dev machine, from its plan alone (``run --list``).
 
-Paired (the default), as ``runner.PairedRun`` runs it: the single-process arms are dealt into
-groups (``pairs.split_arms``, ``pairing.group_arms`` under the worker cap), and a set is one fresh
+As ``runner.PairedRun`` runs it: the single-process arms are dealt into
+groups (``pairs.split_arms``, ``grouping.group_arms`` under the worker cap), and a set is one fresh
 process per arm of its group. The arms start together and share the cores while they import
 TensorFlow, load the data and build the model, so a set's start-up takes about arms ×
 STARTUP_S_PER_ARM; then they take turns, one arm training at a time, so their turns add up, each
@@ -11,7 +11,6 @@ the unresolved arms while the sets' seconds stay within `budget_s`. The estimate
 stays unresolved, the most the rule can add: whole-group sets while one more fits the budget.
 multi_worker arms run one job after another afterwards (``shard.expected_cost_s``), GPU arms are
 skipped on a CPU-only machine, and the machine is probed before, between and after.
-Unpaired runs: every job one after another (``shard.expected_cost_s``), and the probes.
 """
 
 from __future__ import annotations
@@ -24,14 +23,14 @@ from datetime import datetime
 from typing import Any
 
 from bench import records
-from bench.plan.pairing import group_arms, runs_in_one_process
+from bench.plan.grouping import group_arms, runs_in_one_process
 from bench.plan.settings import RunSettings
 from bench.plan.shard import backend_start_s, compute_s, expected_cost_s
 from bench.plan.variant import Variant
 from bench.run import pairs
 
-# From the reference run's records (the default profile in paired sets on the 2-core dev machine,
-# 2026-12-02), as `calibrate` derives them:
+# From the reference run's records (the default profile in paired sets on the 2-core dev machine),
+# as `calibrate` derives them:
 #   python -c "from bench import records; from bench.run.estimate import calibrate;
 #              print(calibrate(records.read_records('reports/reference/results.jsonl')))"
 # gave startup_s_per_arm 3.44, turn_s_per_compute_s 2.48, probe_s 7.0;
@@ -47,13 +46,13 @@ class Estimate:
     """A run's expected seconds, and the parts they come from."""
 
     total_s: float
-    groups: tuple[int, ...] = ()  # arms of each group's set (paired)
+    groups: tuple[int, ...] = ()  # arms of each group's set
     set_s: tuple[float, ...] = ()  # one set of each group, start-ups and turns
     startup_s: tuple[float, ...] = ()  # the start-up part of each group's set
     minimum_sets: int = 0  # repeats × groups
     extra_sets: int = 0  # whole-group sets the stopping rule can add within budget_s
     sets_s: float = 0.0  # all those sets
-    jobs: int = 0  # jobs run one after another (multi_worker arms; every job when unpaired)
+    jobs: int = 0  # multi_worker jobs, run one after another
     jobs_s: float = 0.0
     probes_s: float = 0.0
     skipped_gpu: int = 0  # GPU variants a CPU-only machine skips (not counted)
@@ -87,11 +86,6 @@ def estimate(
     gpu = [v for v in variants if v.device == "gpu"]
     cpu = [v for v in variants if v.device != "gpu"]
     probes = PROBE_S * (2 + (settings.repeats > 1))  # start, between (with 2+ rounds), end
-    if not settings.paired:
-        jobs_s = sum(expected_cost_s(v, settings.repeats) for v in cpu)
-        jobs = len(cpu) * settings.repeats
-        return Estimate(jobs_s + probes, jobs=jobs, jobs_s=jobs_s, probes_s=probes,
-                        skipped_gpu=len(gpu))  # fmt: skip
     separate = [v for v in cpu if not runs_in_one_process(v)]
     shared, others = pairs.split_arms([v for v in cpu if runs_in_one_process(v)], baseline_id)
     groups = group_arms(shared, others, cap)
@@ -163,8 +157,7 @@ def describe(e: Estimate, settings: RunSettings) -> list[str]:
             f"{e.minimum_sets} sets for repeats = {settings.repeats}, {more}: ~{e.sets_s:.0f} s"
         )
     if e.jobs:
-        which = "multi_worker jobs" if settings.paired else "jobs"
-        lines.append(f"{e.jobs} {which} one after another: ~{e.jobs_s:.0f} s")
+        lines.append(f"{e.jobs} multi_worker jobs one after another: ~{e.jobs_s:.0f} s")
     lines.append(f"machine probes: ~{e.probes_s:.0f} s")
     if e.skipped_gpu:
         lines.append(

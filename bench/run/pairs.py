@@ -1,7 +1,7 @@
 """Paired sets: a matrix's single-process arms side by side, taking turns in blocks. No TensorFlow.
 
 A set is one fresh process per arm (the baseline, its A/A control and the others of one group,
-``bench.plan.pairing``). All of them start together and import, load and build side by side; once
+``bench.plan.grouping``). All of them start together and import, load and build side by side; once
 every one is ready, they take turns through the engine (``bench.run.turns``): every round gives
 every live arm one block of about ``block_s`` seconds of training, in a freshly shuffled order, one
 arm training at a time. Each arm still runs its whole ``model.fit`` (epochs, validation) and its
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import envinfo, stats
-from bench.plan.pairing import PairingError, set_id, shared_repeat
+from bench.plan.grouping import PairingError, group_arms, runs_in_one_process, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.run import turns
@@ -41,7 +41,7 @@ SHARED_DEVICE_ENV = {"TF_FORCE_GPU_ALLOW_GROWTH": "true", "XLA_PYTHON_CLIENT_PRE
 
 
 @dataclass(frozen=True)
-class Arm:
+class SetArm:
     """One arm of a set: the variant, its repeat number (and so its seed) and its role."""
 
     variant: Variant
@@ -51,12 +51,12 @@ class Arm:
 
 @dataclass(frozen=True)
 class PairedSet:
-    """One set: which group, which round of that group, and its arms (shared ones first)."""
+    """One set: which group, its repeat number in that group, and its arms (shared ones first)."""
 
     id: str
     group: int
-    round: int
-    arms: tuple[Arm, ...]
+    repeat: int
+    arms: tuple[SetArm, ...]
 
 
 def worker_cap(settings: RunSettings, available_bytes: int | None = None) -> int:
@@ -87,21 +87,21 @@ def split_arms(
 
 def make_set(
     group: int,
-    round_index: int,
+    repeat: int,
     variants: Sequence[Variant],
     *,
     baseline_id: str | None,
     groups: int,
     shard: str = "1/1",
 ) -> PairedSet:
-    """The set of `variants` (a group, or a subset of it) for one round of that group."""
+    """The set of `variants` (a group, or a subset of it) for one repeat of that group."""
     arms = []
     for v in variants:
         role = role_of(v, baseline_id)
         # A shared arm is in every group's sets: a repeat number (and seed) of its own in each.
-        repeat = round_index if role == "arm" else shared_repeat(round_index, group, groups)
-        arms.append(Arm(v, repeat, role))
-    return PairedSet(set_id(group, round_index, shard), group, round_index, tuple(arms))
+        own = repeat if role == "arm" else shared_repeat(repeat, group, groups)
+        arms.append(SetArm(v, own, role))
+    return PairedSet(set_id(group, repeat, shard), group, repeat, tuple(arms))
 
 
 @dataclass
@@ -116,7 +116,7 @@ class ArmOutcome:
 
 def run_set(
     pset: PairedSet,
-    job_of: Callable[[Arm], dict[str, Any]],
+    job_of: Callable[[SetArm], dict[str, Any]],
     settings: RunSettings,
     *,
     block_of: Callable[[int, str], float | None] | None = None,
@@ -216,15 +216,15 @@ def _result(path: Any, end: ArmEnd | None, timeout_s: float) -> dict[str, Any]:
 
 
 def pairing_section(
-    pset: PairedSet, arm: Arm, outcome: ArmOutcome, set_s: float, rounds: int, block_s: float,
+    pset: PairedSet, arm: SetArm, outcome: ArmOutcome, set_s: float, rounds: int, block_s: float,
     minimum: int,
 ) -> dict[str, Any]:  # fmt: skip
     """The record's 'pairing' section: which set, with whom, in which turns."""
     return {
         "set": pset.id,
         "group": pset.group,
-        "round": pset.round,
-        "extra": pset.round >= minimum,  # a set the stopping rule added after the minimum
+        "round": pset.repeat,  # the record's name for the set's repeat number
+        "extra": pset.repeat >= minimum,  # a set the stopping rule added after the minimum
         "role": arm.role,
         "arms": [a.variant.id for a in pset.arms],
         "block_s": block_s,
@@ -293,3 +293,12 @@ def check_cap(groups: Sequence[Sequence[Variant]], cap: int) -> None:
     biggest = max((len(g) for g in groups), default=0)
     if biggest > cap:
         raise PairingError(f"a paired set of {biggest} arms exceeds the cap of {cap} workers")
+
+
+def check_pairing(variants: Sequence[Variant], settings: RunSettings) -> None:
+    """PairingError before any work if the matrix's paired sets cannot be formed under the cap."""
+    if not variants:
+        return
+    shared, others = split_arms([v for v in variants if runs_in_one_process(v)], variants[0].id)
+    cap = worker_cap(settings)
+    check_cap(group_arms(shared, others, cap), cap)

@@ -1,31 +1,37 @@
 """Runs a plan of variants, each repeat in its own child process, appending one record per job.
 
-What a run measures is stamped on its file so that ``--resume`` only ever continues the same run:
-``plan_of`` describes the whole matrix (every variant id, sorted, and the baseline) and the run
-settings; every record of the run carries its hash as ``run.fingerprint``, and the run's probe
-record (the file's first) carries the description itself as ``run.plan``, so a mismatch can be
-named (``records_to_resume``).
+Single-process arms run side by side in paired sets (``bench.run.pairs``); multi_worker arms,
+several processes each, cannot take turns and run one job after another. Resuming is
+``bench.run.resume``; why a job does not run here is ``bench.run.skips``.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import envinfo, records, stats
-from bench.plan.pairing import group_arms, runs_in_one_process, set_id
+from bench.plan.grouping import runs_in_one_process, set_id
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.run import pairs
 from bench.run.child import REPO_ROOT, run_child
 from bench.run.cluster import run_workers
+from bench.run.resume import (
+    RETRIED,
+    RunError,
+    done_jobs,
+    fingerprint,
+    records_to_resume,
+    recover_groups,
+)
+from bench.run.skips import not_run
+
+OnRecord = Callable[[dict[str, Any], int, int, float], None]
 
 # The A/A control is the baseline's configuration with seeds of its own: repeat r of the control
 # is seeded seed + r + this, never one of the baseline's.
@@ -68,114 +74,6 @@ class RunContext:
         return records.envelope(kind, run, self.machine, self.commit)
 
 
-class RunError(RuntimeError):
-    """The run cannot start or continue; the message says why and what to do."""
-
-
-def plan_of(variants: Sequence[Variant], settings: RunSettings) -> dict[str, Any]:
-    """What a run measures: every variant of the whole matrix (all shards), baseline, settings."""
-    return {
-        "variants": sorted(v.id for v in variants),
-        "baseline": variants[0].id if variants else None,
-        "settings": asdict(settings),
-    }
-
-
-def fingerprint(plan: dict[str, Any]) -> str:
-    """A short hash of a plan_of() description."""
-    return hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _listed(ids: Sequence[str], limit: int = 3) -> str:
-    more = f" and {len(ids) - limit} more" if len(ids) > limit else ""
-    return ", ".join(ids[:limit]) + more
-
-
-def plan_difference(stored: dict[str, Any], current: dict[str, Any]) -> str:
-    """What differs between the plan in a file and this command's, in words."""
-    parts = []
-    old_settings, new_settings = stored.get("settings") or {}, current["settings"]
-    for key in sorted(set(old_settings) | set(new_settings)):
-        if old_settings.get(key) != new_settings.get(key):
-            parts.append(
-                f"{key} is {old_settings.get(key)!r} there, {new_settings.get(key)!r} here"
-            )
-    old_ids, new_ids = set(stored.get("variants") or []), set(current["variants"])
-    if old_ids - new_ids:
-        parts.append(f"variants only there: {_listed(sorted(old_ids - new_ids))}")
-    if new_ids - old_ids:
-        parts.append(f"variants only here: {_listed(sorted(new_ids - old_ids))}")
-    if not parts and stored.get("baseline") != current["baseline"]:
-        parts.append(f"baseline is {stored.get('baseline')} there, {current['baseline']} here")
-    return "; ".join(parts) or "the plans differ"
-
-
-def _has_content(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            return any(chunk.strip() for chunk in iter(lambda: fh.read(65536), b""))
-    except OSError as exc:
-        raise RunError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-
-
-def records_to_resume(
-    out_path: Path, *, resume: bool, shard: str, plan: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
-    """The records a run continues from: none for a new, missing or empty file.
-
-    Refuses (RunError) a file with records unless resuming, and when resuming, records of
-    another shard or, where `plan` is given, of another matrix or settings (naming the
-    difference). An incomplete last line (a writer stopped mid-line) is cut off with a warning
-    before anything is appended. Called before the data is loaded, and again by run_plan.
-    """
-    if out_path.is_dir():
-        raise RunError(f"{out_path} is a directory; the results file must be a file")
-    if not out_path.exists() or not _has_content(out_path):
-        return []
-    if not resume:
-        raise RunError(
-            f"{out_path} already holds records; pass --resume to continue it, "
-            "or --out to write elsewhere"
-        )
-    existing = records.read_records_or_none(out_path)
-    other = {r["run"].get("shard", "1/1") for r in existing} - {shard}
-    if other:
-        raise RunError(
-            f"{out_path} holds records of shard {sorted(other)[0]}, not {shard}; "
-            "resume each shard into its own --out"
-        )
-    if plan is not None and existing:
-        _check_plan(out_path, existing, plan)
-    if records.drop_incomplete_tail(out_path):
-        warnings.warn(
-            f"{out_path}: cut off the incomplete last line before appending",
-            records.RecordWarning,
-            stacklevel=2,
-        )
-    return existing
-
-
-def _check_plan(out_path: Path, existing: list[dict[str, Any]], plan: dict[str, Any]) -> None:
-    stamps = {r["run"].get("fingerprint") for r in existing}
-    if stamps == {None}:
-        warnings.warn(
-            f"{out_path}: its records do not say which matrix they belong to (written before "
-            "runs recorded it); cannot check that this command continues the same one",
-            records.RecordWarning,
-            stacklevel=1,  # one place, so it shows once though the check runs twice
-        )
-        return
-    if stamps == {fingerprint(plan)}:
-        return
-    stored: dict[str, Any] = next(
-        (r["run"]["plan"] for r in records.probe_records(existing) if r["run"].get("plan")), {}
-    )
-    raise RunError(
-        f"{out_path} belongs to a run of another matrix or settings ({plan_difference(stored, plan)}); "
-        "resume it with the command that started it, or give a new --out"
-    )
-
-
 # When the machine is probed: its peak is the best trial, and the trials' spread shows load.
 PROBE_PHASES = ("start", "between", "end")
 PROBE_TIMEOUT_S = 600.0
@@ -199,102 +97,6 @@ def probe_machine(
         status = status if status in records.PROBE_FAILURES else "failed"
         probe = {"status": status, "reason": str(result.get("reason")), "phase": phase}
     return {**ctx.envelope("probe"), "probe": probe}
-
-
-# Why a GPU job did not run when the start probe, which lists the GPUs, failed: a fault to retry
-# (status failed), not a fact about the machine (skipped).
-GPUS_UNKNOWN = (
-    "not run: the start machine probe failed, so which GPUs this machine has is unknown; "
-    "`mnist-bench run --resume --retry-failed` probes again and runs it"
-)
-
-
-def not_run(variant: Variant, gpus: Mapping[str, Sequence[str]] | None) -> dict[str, str] | None:
-    """A job's status and reason when it does not run here; None when it runs.
-
-    ``gpus`` None: the start probe failed. CPU jobs still run; GPU jobs fail with GPUS_UNKNOWN.
-    """
-    if gpus is None and variant.device == "gpu":
-        return {"status": "failed", "reason": GPUS_UNKNOWN}
-    reason = skip_reason(variant, gpus or {})
-    return {"status": "skipped", "reason": reason} if reason else None
-
-
-def skip_reason(variant: Variant, gpus: Mapping[str, Sequence[str]]) -> str | None:
-    """Why a variant cannot run on this machine, or None. The one place such checks live.
-
-    ``gpus``: backend → the GPUs it sees (``records.gpus_seen``); a backend absent from it sees none.
-    """
-    missing = envinfo.missing_backend_modules(variant.backend)
-    if missing:
-        return (
-            f"backend {variant.backend} is not installed here (no module {', '.join(missing)}); "
-            f"pip install 'mnist-bench[{variant.backend}]'"
-        )
-    if variant.backend != "tensorflow":
-        reason = _backend_skip_reason(variant)
-        if reason:
-            return reason
-    on_tf = variant.backend == "tensorflow"
-    seen = list(gpus.get(variant.backend, []))
-    if variant.device == "gpu" and not seen:
-        return f"no GPU visible to {_LISTED_BY[variant.backend]} on this machine"
-    if variant.device == "gpu" and variant.replicas_in_sync > len(seen):
-        return (
-            f"{variant.strategy} over {variant.replicas} GPUs needs {variant.replicas}, "
-            f"{variant.backend} sees {len(seen)} on this machine"
-        )
-    # Both seen failing with Keras 3.15 / TensorFlow 2.21; measuring them would only record the error.
-    if variant.strategy != "default" and variant.steps_per_execution > 1 and on_tf:
-        return (
-            "steps_per_execution > 1 under a tf.distribute strategy fails inside Keras' multi-step "
-            "loop (InvalidArgumentError: You must feed a value for placeholder tensor "
-            "'while/cond/Placeholder')"
-        )
-    if (
-        on_tf
-        and variant.strategy != "default"
-        and variant.jit_compile is True  # "auto" resolves to no XLA under a strategy
-        and variant.device == "cpu"
-    ):
-        return (
-            "XLA cannot compile a strategy's cross-device work on CPU (multi_worker: 'Collectives "
-            "are not yet implemented for CPU devices when compiling with XLA'; mirrored over "
-            "logical CPUs: variables on another device)"
-        )
-    return None
-
-
-# How each backend was asked for its GPUs (bench.measure.gpus), quoted when it saw none.
-_LISTED_BY = {
-    "tensorflow": "TensorFlow (tf.config.list_physical_devices('GPU') is empty)",
-    "jax": "JAX (jax.devices('gpu') has none)",
-    "torch": "torch (torch.cuda.device_count() is 0)",
-}
-
-
-def _backend_skip_reason(variant: Variant) -> str | None:
-    """Combinations of a non-TensorFlow backend this harness cannot run, and why."""
-    name = variant.backend
-    if variant.device == "gpu" and variant.strategy != "default":
-        return f"{variant.strategy} over GPUs on the {name} backend has not been verified here"
-    if variant.strategy == "multi_worker":
-        return (
-            "multi_worker is tf.distribute.MultiWorkerMirroredStrategy, which only the tensorflow "
-            f"backend has (Keras' multi-process distribution on {name} is not wired here)"
-        )
-    if variant.strategy == "mirrored" and name != "jax":
-        return (
-            "mirrored is tf.distribute.MirroredStrategy on tensorflow and keras.distribution."
-            f"DataParallel on jax; Keras 3.15 has no keras.distribution backend for {name} "
-            "(keras/src/backend/ has distribution_lib for jax and tensorflow only)"
-        )
-    if name == "torch" and variant.steps_per_execution > 1:
-        return (
-            "the torch backend refuses it (ValueError: `steps_per_execution` must be 1 with the "
-            f"PyTorch backend. Received: steps_per_execution={variant.steps_per_execution})"
-        )
-    return None
 
 
 def job_seed(variant: Variant, repeat: int) -> int:
@@ -350,16 +152,11 @@ def run_jobs(
     out_path: Path,
     *,
     gpus: Mapping[str, Sequence[str]] | None,
-    on_record: Callable[[dict[str, Any], int, int, float], None] | None = None,
-    numbering: tuple[int, int, float] | None = None,
-) -> int:
-    """Run jobs in order, appending each record as it finishes; returns how many ran.
-
-    ``numbering`` = (jobs before these, jobs in all, their start time) for progress lines when a
-    plan runs its jobs in parts.
-    """
-    before, total, started = numbering or (0, len(jobs), time.perf_counter())
-    for index, job in enumerate(jobs, start=before + 1):
+    on_record: OnRecord | None = None,
+) -> None:
+    """Run plain jobs (skipped, multi_worker) in order, appending each record as it finishes."""
+    started = time.perf_counter()
+    for index, job in enumerate(jobs, start=1):
         result = not_run(job.variant, gpus)
         if result:
             elapsed = 0.0
@@ -374,13 +171,7 @@ def run_jobs(
         record = variant_record(ctx, job, result, elapsed)
         records.append_record(out_path, record)
         if on_record:
-            on_record(record, index, total, time.perf_counter() - started)
-    return len(jobs)
-
-
-OnRecord = Callable[[dict[str, Any], int, int, float], None]
-# What ``--retry-failed`` runs again: faults of the job's process, not results (diverged, skipped).
-RETRIED = ("failed", "timeout")
+            on_record(record, index, len(jobs), time.perf_counter() - started)
 
 
 def run_plan(
@@ -391,52 +182,51 @@ def run_plan(
     resume: bool = False,
     retry_failed: bool = False,
     measure_peak: bool = True,
+    on_ready: Callable[[], None] | None = None,
     on_record: OnRecord | None = None,
     on_probe: Callable[[dict[str, Any]], None] | None = None,
     on_set: Callable[[str], None] | None = None,
 ) -> list[Job]:
     """Run every (variant, repeat) not yet in out_path, probing the machine before, between and after.
 
-    Paired (the default, ``settings.paired``): single-process arms run in paired sets
-    (``bench.run.pairs``), the minimum `repeats` rounds of sets, then more while ``next_set`` asks;
-    multi_worker arms, which are several processes each, run one job after another afterwards.
-    Unpaired: one job after another. The first half of the rounds runs after the 'start' probe,
-    the rest after 'between', and an 'end' probe closes the run; a resumed run skips the probes it
-    has. Without peak trials (measure_peak=False) only the 'start' probe runs, for the GPU list.
-    With `retry_failed` (only with `resume`), jobs whose latest attempt failed or timed out run
-    again: a plain job alone, an arm of a paired set with its whole set (``done_jobs``).
-    Returns the plain jobs it ran (skipped and multi_worker ones; all of them when unpaired).
+    The one place a run is checked: the file (``records_to_resume``) and the paired sets
+    (``pairs.check_pairing``), before `on_ready` (where the CLI loads the data) and any probe.
+    Single-process arms run in paired sets, `repeats` sets of each group, then more while
+    ``pairs.next_set`` asks; multi_worker arms, which cannot take turns, run one job after another
+    afterwards. The 'between' probe runs after the first half of the repeats and an 'end' probe
+    closes the run; a resumed run skips the probes it has. Without peak trials
+    (measure_peak=False) only the 'start' probe runs, for the GPU list. With `retry_failed`, jobs
+    whose latest attempt failed or timed out run again: a plain job alone, an arm of a paired set
+    with its whole set. Returns the plain jobs it ran (skipped and multi_worker ones).
     """
-    if retry_failed and not resume:
-        raise RunError("--retry-failed needs --resume: it reruns the failed jobs of a run's --out")
     existing = records_to_resume(out_path, resume=resume, shard=ctx.shard, plan=ctx.plan)
-    plan = _PlanRun(ctx, out_path, existing, retry_failed, on_record, on_set)
+    pairs.check_pairing(variants, ctx.settings)
+    if on_ready:
+        on_ready()
     probes = _Probes(ctx, out_path, existing, measure_peak, on_probe)
     probes.run("start")
     start = probes.probed.get("start")
     gpus = records.gpus_seen(start) if start else None  # None: the start probe failed
-    between = probes.between if ctx.settings.repeats > 1 else (lambda: None)
-    if ctx.settings.paired:
-        jobs = plan.paired(variants, gpus, between)
-    else:
-        jobs = plan.unpaired(variants, gpus, between)
+    skipped = [v for v in variants if not_run(v, gpus)]
+    pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
+    separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
+    done = done_jobs(existing, retry_failed=retry_failed)
+    plain = [
+        j
+        for j in jobs_for([*skipped, *separate], ctx.settings.repeats)
+        if (j.variant.id, j.repeat) not in done
+    ]
+    run = functools.partial(run_jobs, ctx, out_path=out_path, gpus=gpus, on_record=on_record)
+    run([j for j in plain if j.variant in skipped])
+    sets = PairedRun(
+        ctx, out_path, existing, pairable, on_record, on_set, retry_failed=retry_failed
+    )
+    sets.run_minimum(probes.between if ctx.settings.repeats > 1 else (lambda: None))
+    sets.retry_extra_sets()
+    sets.run_until_resolved()
+    run([j for j in plain if j.variant in separate])
     probes.run("end")
-    return jobs
-
-
-def done_jobs(
-    existing: Sequence[dict[str, Any]], *, retry_failed: bool = False
-) -> set[tuple[str, int]]:
-    """(variant id, repeat) of every job a resumed run does not run again.
-
-    A job is one (variant, repeat) of the file's run and shard (``records.job_key``); it is done
-    once it has a record, unless `retry_failed` and its latest attempt failed or timed out.
-    """
-    return {
-        (r["variant_id"], r["repeat"])
-        for r in records.variant_records(existing)
-        if not (retry_failed and r["status"] in RETRIED)
-    }
+    return plain
 
 
 class _Probes:
@@ -478,82 +268,6 @@ class _Probes:
         self.run("between")
 
 
-@dataclass
-class _PlanRun:
-    """The steps of ``run_plan`` between its probes: which jobs run, in which order."""
-
-    ctx: RunContext
-    out_path: Path
-    existing: Sequence[dict[str, Any]]
-    retry_failed: bool
-    on_record: OnRecord | None
-    on_set: Callable[[str], None] | None
-
-    def todo(self, variants: Sequence[Variant]) -> list[Job]:
-        """Every repeat of `variants`, interleaved, less the jobs the file has done."""
-        done = done_jobs(self.existing, retry_failed=self.retry_failed)
-        jobs = jobs_for(variants, self.ctx.settings.repeats)
-        return [j for j in jobs if (j.variant.id, j.repeat) not in done]
-
-    def unpaired(
-        self,
-        variants: Sequence[Variant],
-        gpus: Mapping[str, Sequence[str]] | None,
-        between: Callable[[], None],
-    ) -> list[Job]:
-        """One job after another: the first half of the rounds, the 'between' probe, the rest."""
-        jobs = self.todo(variants)
-        half = -(-self.ctx.settings.repeats // 2)
-        parts = [[j for j in jobs if j.repeat < half], [j for j in jobs if j.repeat >= half]]
-        started, before = time.perf_counter(), 0
-        for first, part in zip((True, False), parts, strict=True):
-            if not first:
-                between()
-            numbering = (before, len(jobs), started)
-            run_jobs(
-                self.ctx, part, self.out_path, gpus=gpus, on_record=self.on_record,
-                numbering=numbering,
-            )  # fmt: skip
-            before += len(part)
-        return jobs
-
-    def paired(
-        self,
-        variants: Sequence[Variant],
-        gpus: Mapping[str, Sequence[str]] | None,
-        between: Callable[[], None],
-    ) -> list[Job]:
-        """Skipped jobs first, then the paired sets, then the multi_worker jobs one by one."""
-        skipped = [v for v in variants if not_run(v, gpus)]
-        pairable = [v for v in variants if v not in skipped and runs_in_one_process(v)]
-        separate = [v for v in variants if v not in skipped and not runs_in_one_process(v)]
-        plain = self.todo([*skipped, *separate])
-        run = functools.partial(
-            run_jobs, self.ctx, out_path=self.out_path, gpus=gpus, on_record=self.on_record
-        )
-        run([j for j in plain if j.variant in skipped])
-        sets = PairedRun(
-            self.ctx, self.out_path, self.existing, pairable, self.on_record, self.on_set,
-            retry_failed=self.retry_failed,
-        )  # fmt: skip
-        sets.run_minimum(between)
-        sets.retry_extra_sets()
-        sets.run_until_resolved()
-        run([j for j in plain if j.variant in separate])
-        return plain
-
-
-def check_pairing(variants: Sequence[Variant], settings: RunSettings) -> None:
-    """PairingError now, before the data and the probe, if the paired sets cannot be formed."""
-    if not settings.paired or not variants:
-        return
-    shared, others = pairs.split_arms(
-        [v for v in variants if runs_in_one_process(v)], variants[0].id
-    )
-    cap = pairs.worker_cap(settings)
-    pairs.check_cap(group_arms(shared, others, cap), cap)
-
-
 class PairedRun:
     """The paired sets of one run: its groups, the sets already in the file, and the next ones."""
 
@@ -584,9 +298,9 @@ class PairedRun:
         done = self._done()
         self.planned = sum(
             len(group)
-            for r in range(ctx.settings.repeats)
+            for repeat in range(ctx.settings.repeats)
             for g, group in enumerate(self.groups)
-            if set_id(g, r, ctx.shard) not in done
+            if set_id(g, repeat, ctx.shard) not in done
         )
         self.made = 0
 
@@ -607,13 +321,13 @@ class PairedRun:
         return next(r["pairing"]["arms"] for r in self.records if r["pairing"]["set"] == set_id)
 
     def run_minimum(self, between: Callable[[], None]) -> None:
-        """Rounds 0 .. repeats-1 of every group (round-major, so drift spreads over groups)."""
+        """Sets 0 .. repeats-1 of every group (repeat-major, so drift spreads over groups)."""
         half = -(-self.ctx.settings.repeats // 2)
-        for r in range(self.ctx.settings.repeats):
-            if r == half:
+        for repeat in range(self.ctx.settings.repeats):
+            if repeat == half:
                 between()
             for g, group in enumerate(self.groups):
-                self.measure(g, r, group)
+                self.measure(g, repeat, group)
 
     def retry_extra_sets(self) -> None:
         """Retrying failed jobs: each set beyond the minimum (the stopping rule's) with a failed or
@@ -628,13 +342,13 @@ class PairedRun:
                 if r["pairing"]["round"] >= self.ctx.settings.repeats and r["status"] in RETRIED
             }
         )
-        for g, round_index, arms in broken:
+        for g, repeat, arms in broken:
             if not set(arms) <= set(by_id):
                 raise RunError(
-                    f"{self.out_path}: set {set_id(g, round_index, self.ctx.shard)} there holds "
+                    f"{self.out_path}: set {set_id(g, repeat, self.ctx.shard)} there holds "
                     "arms this run does not have; resume it with the command that started it"
                 )
-            self.measure(g, round_index, [by_id[a] for a in arms])
+            self.measure(g, repeat, [by_id[a] for a in arms])
 
     def run_until_resolved(self) -> None:
         """More sets while ``pairs.next_set`` asks for one (the target and budget settings)."""
@@ -656,13 +370,20 @@ class PairedRun:
             if choice is None:
                 return
             g, chosen = choice
-            rounds = [r["pairing"]["round"] for r in self.records if r["pairing"]["group"] == g]
-            self.measure(g, max(rounds, default=-1) + 1, chosen)
+            # The records' "round" is the set's repeat number in its group.
+            repeats = [r["pairing"]["round"] for r in self.records if r["pairing"]["group"] == g]
+            self.measure(g, max(repeats, default=-1) + 1, chosen)
 
-    def measure(self, g: int, r: int, variants: Sequence[Variant]) -> None:
-        """Run set (g, r) of `variants` unless the file has it; append its records together."""
+    def measure(self, g: int, repeat: int, variants: Sequence[Variant]) -> None:
+        """Run repeat `repeat` of group g's set of `variants` unless the file has it; append its
+        records together."""
         pset = pairs.make_set(
-            g, r, variants, baseline_id=self.baseline, groups=len(self.groups), shard=self.ctx.shard
+            g,
+            repeat,
+            variants,
+            baseline_id=self.baseline,
+            groups=len(self.groups),
+            shard=self.ctx.shard,
         )
         if pset.id in self._done():
             if self._arms_of(pset.id) != [a.variant.id for a in pset.arms]:
@@ -690,31 +411,5 @@ class PairedRun:
             for k, rec in enumerate(made, start=self.made - len(made) + 1):
                 self.on_record(rec, k, planned, time.perf_counter() - self.started)
 
-    def _job_of(self, arm: pairs.Arm) -> dict[str, Any]:
+    def _job_of(self, arm: pairs.SetArm) -> dict[str, Any]:
         return job_description(self.ctx, Job(arm.variant, arm.repeat))
-
-
-def recover_groups(
-    existing: Sequence[dict[str, Any]],
-    shared: Sequence[Variant],
-    others: Sequence[Variant],
-    cap: int,
-) -> list[tuple[Variant, ...]]:
-    """A resumed run's groups as its first sets recorded them; the rest grouped anew.
-
-    Each group's round-0 set holds the whole group, and round 0 runs group after group, so the
-    recorded groups are 0 .. k-1. Arms in none of them (and every arm of a new run) are grouped by
-    ``group_arms`` under today's cap.
-    """
-    by_id = {v.id: v for v in [*shared, *others]}
-    recorded: dict[int, list[str]] = {}
-    for rec in records.variant_records(existing, all_attempts=True):
-        p = rec.get("pairing")
-        if p and p["round"] == 0:
-            recorded.setdefault(p["group"], p["arms"])
-    groups = [tuple(by_id[vid] for vid in recorded[g] if vid in by_id) for g in sorted(recorded)]
-    placed = {v.id for group in groups for v in group}
-    rest = [v for v in others if v.id not in placed]
-    if rest or not groups:
-        groups += group_arms(shared, rest, cap)
-    return groups

@@ -29,7 +29,8 @@ def group_arms(
     if room < 1:
         raise PairingError(
             f"a paired set of at most {cap} workers cannot hold the {len(shared)} shared arm(s) "
-            "and one more; raise max_workers (each worker holds ~1.5 GiB), or set paired = false"
+            f"and one more; raise max_workers to {len(shared) + 1} or more "
+            "(each worker holds ~1.5 GiB)"
         )
     if not others:
         return [tuple(shared)] if shared else []
@@ -43,13 +44,14 @@ def group_arms(
     return groups
 
 
-def set_id(group: int, round_index: int, shard: str = "1/1") -> str:
-    """'g0-r3' (with 's2of4-' in front on a shard): unique within a run, and across its shards."""
+def set_id(group: int, repeat: int, shard: str = "1/1") -> str:
+    """'g0-r3', group 0's set of repeat 3 (with 's2of4-' in front on a shard): unique within a run,
+    and across its shards."""
     prefix = "" if shard == "1/1" else "s{}of{}-".format(*shard.split("/"))
-    return f"{prefix}g{group}-r{round_index}"
+    return f"{prefix}g{group}-r{repeat}"
 
 
-def shared_repeat(round_index: int, group: int, groups: int) -> int:
-    """The repeat number of a shared arm (baseline, control) in group `group`'s round: unique per
-    record, so each gets its own seed, and (variant, repeat) still names one record."""
-    return round_index * groups + group
+def shared_repeat(repeat: int, group: int, groups: int) -> int:
+    """The repeat number of a shared arm (baseline, control) in group `group`'s set of `repeat`:
+    unique per record, so each gets its own seed, and (variant, repeat) still names one record."""
+    return repeat * groups + group
