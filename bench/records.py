@@ -17,6 +17,11 @@ Schema versions:
 - 4: an arm of a paired set also carries ``timing.blocks``: per block of training its steps and
   its wall, process CPU and machine steal seconds. An older arm's upgrade sets it to null (not
   recorded), so readers meet one shape: a list, or null.
+
+Some sections arrived within a version (a variant's later fields, ``backend``,
+``memory.peak_rss_source``, ``settings.target_halfwidth``, a probe's ``trials``), so ``upgrade``
+fills each in by its absence, not by the version; what is on disk means what it meant, and the
+version stays.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import outputs
+from bench.plan.settings import DEFAULT_TARGET_HALFWIDTH
 from bench.plan.shard import ShardError, parse_shard
 from bench.plan.variant import Variant, VariantError
 
@@ -407,18 +413,97 @@ def _check_types(record: dict[str, Any], where: str) -> None:
         raise RecordError(f"{where}: the per-epoch lists differ in length ({lengths})")
 
 
+# What a TensorFlow step ran as, for records from before the 'backend' section (which were all
+# TensorFlow's and did not record what jit_compile resolved to).
+LEGACY_EXECUTION = {False: "tf.function graph, no XLA", True: "tf.function graph, XLA requested"}
+
+
+def _variant_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """Every Variant field, the ones an older record lacks at their defaults."""
+    return {**rec, "variant": Variant.from_dict(rec["variant"]).to_dict()}
+
+
+def _backend_section(rec: dict[str, Any]) -> dict[str, Any]:
+    """A measured job without a 'backend' section ran on TensorFlow, jit_compile not resolved."""
+    if rec["status"] != "ok" or rec.get("backend"):
+        return rec
+    requested = rec["variant"]["jit_compile"]
+    return rec | {
+        "backend": {
+            "name": rec["variant"]["backend"],
+            "version": rec["machine"]["versions"].get("tensorflow"),
+            "jit_compile": {"requested": requested, "resolved": None},
+            "execution": LEGACY_EXECUTION[requested is True],
+        }
+    }
+
+
+def _own_peak_rss(rec: dict[str, Any]) -> dict[str, Any]:
+    """Without ``memory.peak_rss_source`` the figure is ru_maxrss, which on Linux can hold the
+    runner's RSS (``bench.measure.memory``): not the job's own, so null."""
+    if rec["status"] != "ok" or rec["memory"].get("peak_rss_source"):
+        return rec
+    return rec | {"memory": rec["memory"] | {"peak_rss_bytes": None}}
+
+
+def _target(rec: dict[str, Any]) -> dict[str, Any]:
+    """A run from before the setting had the default target half-width."""
+    settings = rec["settings"]
+    if "target_halfwidth" in settings:
+        return rec
+    return rec | {"settings": settings | {"target_halfwidth": DEFAULT_TARGET_HALFWIDTH}}
+
+
+def _unstored_statistics(rec: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 stored statistics beside the raw data; they are derived again on read."""
+    if rec["schema_version"] != 1 or rec["status"] != "ok":
+        return rec
+    return rec | {
+        section: {k: v for k, v in rec[section].items() if k not in keys}
+        for section, keys in _V1_DERIVED.items()
+    }
+
+
+def _blocks(rec: dict[str, Any]) -> dict[str, Any]:
+    """An arm of a paired set from before version 4 has ``timing.blocks`` null (not recorded)."""
+    if rec["status"] != "ok" or "pairing" not in rec or "blocks" in rec["timing"]:
+        return rec
+    return rec | {"timing": rec["timing"] | {"blocks": None}}
+
+
+def _probe_trials(rec: dict[str, Any]) -> dict[str, Any]:
+    """A probe from before trials kept its best per (device, dtype), at its one size: a trial each."""
+    probe = rec["probe"]
+    if "trials" in probe or probe.get("status", "ok") != "ok":
+        return rec
+    trials = [
+        {"device": device, "dtype": dtype, "n": probe["matmul_n"], "flops_per_s": flops}
+        for device, by_dtype in probe["peak_flops_per_s"].items()
+        for dtype, flops in by_dtype.items()
+    ]
+    return rec | {"probe": probe | {"trials": trials}}
+
+
+_UPGRADES = {
+    "variant": (
+        _unstored_statistics,
+        _variant_fields,
+        _blocks,
+        _target,
+        _backend_section,
+        _own_peak_rss,
+    ),
+    "probe": (_probe_trials,),
+}
+
+
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A checked record in the current schema: version 1 loses the statistics it stored; an arm
-    of a paired set from before version 4 gets ``timing.blocks`` null (not recorded)."""
-    if record["schema_version"] == SCHEMA_VERSION:
-        return record
-    out = {**record, "schema_version": SCHEMA_VERSION}
-    if record["kind"] == "variant" and record["status"] == "ok":
-        for section, keys in _V1_DERIVED.items():
-            out[section] = {k: v for k, v in record[section].items() if k not in keys}
-        if "pairing" in record:
-            out["timing"] = {**out["timing"], "blocks": out["timing"].get("blocks")}
-    return out
+    """A checked record in the current shape, without changing the one given: each step fills in
+    or drops what an older writer left out or stored (see the module's docstring)."""
+    out = record
+    for step in _UPGRADES[record["kind"]]:
+        out = step(out)
+    return {**out, "schema_version": SCHEMA_VERSION}
 
 
 def _lines(path: Path) -> tuple[list[str], bool]:
