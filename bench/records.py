@@ -418,92 +418,43 @@ def _check_types(record: dict[str, Any], where: str) -> None:
 LEGACY_EXECUTION = {False: "tf.function graph, no XLA", True: "tf.function graph, XLA requested"}
 
 
-def _variant_fields(rec: dict[str, Any]) -> dict[str, Any]:
-    """Every Variant field, the ones an older record lacks at their defaults."""
-    return {**rec, "variant": Variant.from_dict(rec["variant"]).to_dict()}
-
-
-def _backend_section(rec: dict[str, Any]) -> dict[str, Any]:
-    """A measured job without a 'backend' section ran on TensorFlow, jit_compile not resolved."""
-    if rec["status"] != "ok" or rec.get("backend"):
-        return rec
-    requested = rec["variant"]["jit_compile"]
-    return rec | {
-        "backend": {
-            "name": rec["variant"]["backend"],
-            "version": rec["machine"]["versions"].get("tensorflow"),
-            "jit_compile": {"requested": requested, "resolved": None},
-            "execution": LEGACY_EXECUTION[requested is True],
-        }
-    }
-
-
-def _own_peak_rss(rec: dict[str, Any]) -> dict[str, Any]:
-    """Without ``memory.peak_rss_source`` the figure is ru_maxrss, which on Linux can hold the
-    runner's RSS (``bench.measure.memory``): not the job's own, so null."""
-    if rec["status"] != "ok" or rec["memory"].get("peak_rss_source"):
-        return rec
-    return rec | {"memory": rec["memory"] | {"peak_rss_bytes": None}}
-
-
-def _target(rec: dict[str, Any]) -> dict[str, Any]:
-    """A run from before the setting had the default target half-width."""
-    settings = rec["settings"]
-    if "target_halfwidth" in settings:
-        return rec
-    return rec | {"settings": settings | {"target_halfwidth": DEFAULT_TARGET_HALFWIDTH}}
-
-
-def _unstored_statistics(rec: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 stored statistics beside the raw data; they are derived again on read."""
-    if rec["schema_version"] != 1 or rec["status"] != "ok":
-        return rec
-    return rec | {
-        section: {k: v for k, v in rec[section].items() if k not in keys}
-        for section, keys in _V1_DERIVED.items()
-    }
-
-
-def _blocks(rec: dict[str, Any]) -> dict[str, Any]:
-    """An arm of a paired set from before version 4 has ``timing.blocks`` null (not recorded)."""
-    if rec["status"] != "ok" or "pairing" not in rec or "blocks" in rec["timing"]:
-        return rec
-    return rec | {"timing": rec["timing"] | {"blocks": None}}
-
-
-def _probe_trials(rec: dict[str, Any]) -> dict[str, Any]:
-    """A probe from before trials kept its best per (device, dtype), at its one size: a trial each."""
-    probe = rec["probe"]
-    if "trials" in probe or probe.get("status", "ok") != "ok":
-        return rec
-    trials = [
-        {"device": device, "dtype": dtype, "n": probe["matmul_n"], "flops_per_s": flops}
-        for device, by_dtype in probe["peak_flops_per_s"].items()
-        for dtype, flops in by_dtype.items()
-    ]
-    return rec | {"probe": probe | {"trials": trials}}
-
-
-_UPGRADES = {
-    "variant": (
-        _unstored_statistics,
-        _variant_fields,
-        _blocks,
-        _target,
-        _backend_section,
-        _own_peak_rss,
-    ),
-    "probe": (_probe_trials,),
-}
-
-
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A checked record in the current shape, without changing the one given: each step fills in
+    """A checked record in the current shape, the record given left unchanged: each step fills in
     or drops what an older writer left out or stored (see the module's docstring)."""
-    out = record
-    for step in _UPGRADES[record["kind"]]:
-        out = step(out)
-    return {**out, "schema_version": SCHEMA_VERSION}
+    out = {**record, "schema_version": SCHEMA_VERSION}
+    if record["kind"] == "probe":
+        probe = record["probe"]
+        if "trials" not in probe and probe.get("status", "ok") == "ok":
+            # Before trials a probe kept its best per (device, dtype) at one size: a trial each.
+            out["probe"] = probe | {
+                "trials": [
+                    {"device": device, "dtype": dtype, "n": probe["matmul_n"], "flops_per_s": v}
+                    for device, by_dtype in probe["peak_flops_per_s"].items()
+                    for dtype, v in by_dtype.items()
+                ]
+            }
+        return out
+    out["variant"] = Variant.from_dict(record["variant"]).to_dict()
+    out["settings"] = {"target_halfwidth": DEFAULT_TARGET_HALFWIDTH, **record["settings"]}
+    if record["status"] != "ok":
+        return out
+    if record["schema_version"] == 1:  # statistics stored beside the raw data: derived on read
+        for section, keys in _V1_DERIVED.items():
+            out[section] = {k: v for k, v in record[section].items() if k not in keys}
+    if "pairing" in record:
+        out["timing"] = {"blocks": None, **out["timing"]}
+    if not record["memory"].get("peak_rss_source"):
+        # ru_maxrss, which on Linux can hold the runner's RSS (bench.measure.memory).
+        out["memory"] = record["memory"] | {"peak_rss_bytes": None}
+    if not record.get("backend"):  # TensorFlow's, jit_compile not resolved
+        jit = out["variant"]["jit_compile"]
+        out["backend"] = {
+            "name": out["variant"]["backend"],
+            "version": record["machine"]["versions"].get("tensorflow"),
+            "jit_compile": {"requested": jit, "resolved": None},
+            "execution": LEGACY_EXECUTION[jit is True],
+        }
+    return out
 
 
 def _lines(path: Path) -> tuple[list[str], bool]:
