@@ -17,6 +17,11 @@ Schema versions:
 - 4: an arm of a paired set also carries ``timing.blocks``: per block of training its steps and
   its wall, process CPU and machine steal seconds. An older arm's upgrade sets it to null (not
   recorded), so readers meet one shape: a list, or null.
+
+Some sections arrived within a version (a variant's later fields, ``backend``,
+``memory.peak_rss_source``, ``settings.target_halfwidth``, a probe's ``trials``), so ``upgrade``
+fills each in by its absence, not by the version; what is on disk means what it meant, and the
+version stays.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import outputs
+from bench.plan.settings import DEFAULT_TARGET_HALFWIDTH
 from bench.plan.shard import ShardError, parse_shard
 from bench.plan.variant import Variant, VariantError
 
@@ -407,17 +413,47 @@ def _check_types(record: dict[str, Any], where: str) -> None:
         raise RecordError(f"{where}: the per-epoch lists differ in length ({lengths})")
 
 
+# What a TensorFlow step ran as, for records from before the 'backend' section (which were all
+# TensorFlow's and did not record what jit_compile resolved to).
+LEGACY_EXECUTION = {False: "tf.function graph, no XLA", True: "tf.function graph, XLA requested"}
+
+
 def upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """A checked record in the current schema: version 1 loses the statistics it stored; an arm
-    of a paired set from before version 4 gets ``timing.blocks`` null (not recorded)."""
-    if record["schema_version"] == SCHEMA_VERSION:
-        return record
+    """A checked record in the current shape, the record given left unchanged: each step fills in
+    or drops what an older writer left out or stored (see the module's docstring)."""
     out = {**record, "schema_version": SCHEMA_VERSION}
-    if record["kind"] == "variant" and record["status"] == "ok":
+    if record["kind"] == "probe":
+        probe = record["probe"]
+        if "trials" not in probe and probe.get("status", "ok") == "ok":
+            # Before trials a probe kept its best per (device, dtype) at one size: a trial each.
+            out["probe"] = probe | {
+                "trials": [
+                    {"device": device, "dtype": dtype, "n": probe["matmul_n"], "flops_per_s": v}
+                    for device, by_dtype in probe["peak_flops_per_s"].items()
+                    for dtype, v in by_dtype.items()
+                ]
+            }
+        return out
+    out["variant"] = Variant.from_dict(record["variant"]).to_dict()
+    out["settings"] = {"target_halfwidth": DEFAULT_TARGET_HALFWIDTH, **record["settings"]}
+    if record["status"] != "ok":
+        return out
+    if record["schema_version"] == 1:  # statistics stored beside the raw data: derived on read
         for section, keys in _V1_DERIVED.items():
             out[section] = {k: v for k, v in record[section].items() if k not in keys}
-        if "pairing" in record:
-            out["timing"] = {**out["timing"], "blocks": out["timing"].get("blocks")}
+    if "pairing" in record:
+        out["timing"] = {"blocks": None, **out["timing"]}
+    if not record["memory"].get("peak_rss_source"):
+        # ru_maxrss, which on Linux can hold the runner's RSS (bench.measure.memory).
+        out["memory"] = record["memory"] | {"peak_rss_bytes": None}
+    if not record.get("backend"):  # TensorFlow's, jit_compile not resolved
+        jit = out["variant"]["jit_compile"]
+        out["backend"] = {
+            "name": out["variant"]["backend"],
+            "version": record["machine"]["versions"].get("tensorflow"),
+            "jit_compile": {"requested": jit, "resolved": None},
+            "execution": LEGACY_EXECUTION[jit is True],
+        }
     return out
 
 

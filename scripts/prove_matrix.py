@@ -668,7 +668,6 @@ def distinct(values: list[str]) -> str:
 def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> list[str]:
     """The machine, versions, code and dates, read from the runs' records; the time, from campaign.json."""
     meta, every = campaign["meta"], list(summaries.values())
-    records = [r for s in every for r in (*s.probe_records, *s.variant_records)]
     machines = [f"{s.machine.get('cpu_model')}, {s.machine.get('cpu_cores')} cores" for s in every]
     versions = [
         f"Python {s.machine.get('python')}, "
@@ -676,11 +675,11 @@ def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) ->
         for s in every
     ]
     commits = [
-        f"`{str(r['commit'].get('id'))[:10]}`"
-        + (" (with uncommitted changes)" * bool(r["commit"].get("dirty")))
-        for r in records
+        f"`{str(c.get('id'))[:10]}`" + (" (with uncommitted changes)" * bool(c.get("dirty")))
+        for s in every
+        for c in s.commits
     ]
-    times = sorted(r["created_utc"] for r in records)
+    times = sorted(t for s in every for t in s.times or ())
     wall_s = sum(entry.get("wall_s", 0.0) for entry in campaign["runs"].values())
     sets = "".join(f" --set {o}" for o in meta["sets"])
     return [

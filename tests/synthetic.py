@@ -35,7 +35,12 @@ def variant_record(
         "seed": repeat,
         "status": "ok",
         "reason": None,
-        "settings": {"warmup_steps": 1, "target_accuracy": 0.97, "timeout_s": 60.0},
+        "settings": {
+            "warmup_steps": 1,
+            "target_accuracy": 0.97,
+            "timeout_s": 60.0,
+            "target_halfwidth": 0.03,
+        },
         "job_s": 1.0,
         "data": {"source": "cache", "location": "x", "sha256_verified": True, "attempts": []},
         "timing": {
@@ -67,6 +72,12 @@ def variant_record(
             "flops_per_step": 10**7,
         },
         "memory": {"peak_rss_bytes": 2**30, "peak_rss_source": "VmHWM", "gpu_peak_bytes": None},
+        "backend": {
+            "name": variant.backend,
+            "version": MACHINE["versions"]["tensorflow"],
+            "jit_compile": {"requested": variant.jit_compile, "resolved": False},
+            "execution": "tf.function graph, no XLA",
+        },
     }
 
 

@@ -22,7 +22,6 @@ from bench.plan.shard import expected_cost_s, plan_shards
 from bench.plan.variant import BACKENDS, Variant, VariantError
 from bench.records import read_records
 from bench.report import aggregate, markdown
-from bench.report.axes import axis_comparisons
 from bench.run import runner, skips
 
 REPO = Path(__file__).resolve().parent.parent
@@ -184,7 +183,7 @@ def test_envinfo_lists_every_backend_version_without_importing_it():
 def _with_a_jax_twin() -> list[dict]:
     """The fixture records plus a copy of the baseline's repeats relabelled as a jax run."""
     recs = read_records(FIXTURE)
-    base = aggregate.baseline_id(recs)
+    base = aggregate.summarize_run(recs).baseline
     twins = []
     for r in recs:
         if r["kind"] == "variant" and r["variant_id"] == base:
@@ -206,10 +205,10 @@ def test_old_records_read_as_tensorflow_and_a_backend_table_appears():
     recs = read_records(FIXTURE)
     summary = aggregate.summarize_run(recs)
     assert {r["backend"] for r in summary.rows} == {"tensorflow"}
-    assert "backend" not in axis_comparisons(summary)
+    assert "backend" not in summary.comparisons
 
     recs = _with_a_jax_twin()
-    (entry,) = axis_comparisons(aggregate.summarize_run(recs))["backend"]
+    (entry,) = aggregate.summarize_run(recs).comparisons["backend"]
     assert entry["value"] == "jax" and entry["row"]["execution"] == "eager, op by op (no jax.jit)"
     text = markdown.render_markdown(recs)
     assert "### backend" in text
@@ -226,7 +225,7 @@ def test_a_jit_mode_change_never_passes_for_a_backend_change():
     for r in recs:
         if r["kind"] == "variant" and r["variant"].get("backend") == "jax":
             r["variant"]["jit_compile"] = True
-    assert "backend" not in axis_comparisons(aggregate.summarize_run(recs))
+    assert "backend" not in aggregate.summarize_run(recs).comparisons
 
 
 # --- real runs, each backend in its own process ----------------------------------------------

@@ -11,7 +11,6 @@ from bench.plan.grouping import PairingError, group_arms, set_id, shared_repeat
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.records import read_records
-from bench.report.aggregate import own_peak_rss
 from bench.run import pairs, resume, runner
 from tests.conftest import REPO
 
@@ -60,7 +59,7 @@ def test_a_set_gives_the_shared_arms_their_own_repeat_and_the_control_its_own_se
 def _measured_worker_rss_bytes() -> int:
     """The largest peak RSS of a job in the reference run's records: a real TensorFlow worker."""
     records = read_records(REPO / "reports" / "reference" / "results.jsonl")
-    return max(own_peak_rss(r) or 0 for r in records if r.get("status") == "ok")
+    return max(r["memory"]["peak_rss_bytes"] or 0 for r in records if r.get("status") == "ok")
 
 
 def test_the_worker_cap_fits_measured_workers_in_free_memory_unless_set():

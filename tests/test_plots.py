@@ -112,12 +112,16 @@ def test_time_to_target_draws_the_rows_times_and_names_the_ones_never_reached(dr
 
 def test_accuracy_curves_are_each_variants_first_successful_repeat(drawn, summary):
     """Bugs: a later repeat drawn (or one per repeat), or epochs numbered from 0."""
-    plots.val_accuracy_curves(summary.variant_records, Path("unused.png"))
+    plots.val_accuracy_curves(summary.curves, Path("unused.png"))
     (fig,) = drawn
     (ax,) = fig.axes
     first: dict[str, list[float]] = {}
-    for rec in summary.variant_records:
-        if rec["status"] == "ok" and rec["accuracy"]["val_accuracy"][0] is not None:
+    for rec in read_records(RECORDS):
+        if (
+            rec["kind"] == "variant"
+            and rec["status"] == "ok"
+            and rec["accuracy"]["val_accuracy"][0] is not None
+        ):
             first.setdefault(rec["variant_id"], rec["accuracy"]["val_accuracy"])
     expected = {v: [(i + 1, a) for i, a in enumerate(acc)] for v, acc in first.items()}
     curves = {k: v for k, v in _curves(ax).items() if not k.startswith("target")}

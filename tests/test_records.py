@@ -9,6 +9,7 @@ import pytest
 
 from bench import records, stats
 from bench.outputs import OutputError
+from bench.plan.variant import FIELD_NAMES
 
 FIXTURE = Path(__file__).parent / "fixtures" / "records.jsonl"
 
@@ -162,3 +163,36 @@ def test_merge_keeps_a_files_retries_but_refuses_a_job_in_two_files(tmp_path):
     records.append_records(b, [_attempt(ok, "ok", id="another run")])
     with pytest.raises(records.RecordError, match=r"b.jsonl:1 and .*b.jsonl:2"):
         records.merge_records([b])  # two runs' jobs in one file: not a retry
+
+
+def test_old_shapes_load_into_the_current_shape_in_one_place():
+    """Bugs: a reader meeting a record without a backend section, a variant field, the target
+    setting or probe trials (a KeyError, or a fallback repeated in every reader); the runner's
+    ru_maxrss read as the job's own peak RSS; an upgrade that changes the record it was given or
+    changes an already current record."""
+    raw = [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]
+    loaded = records.read_records(FIXTURE)
+    assert not any("backend" in r for r in raw) and raw[0]["kind"] == "probe"
+    assert "trials" not in raw[0]["probe"]
+    ((device, by_dtype),) = raw[0]["probe"]["peak_flops_per_s"].items()
+    assert loaded[0]["probe"]["trials"] == [
+        {"device": device, "dtype": dt, "n": raw[0]["probe"]["matmul_n"], "flops_per_s": v}
+        for dt, v in by_dtype.items()
+    ]
+    for old, new in zip(raw, loaded, strict=True):
+        assert new["schema_version"] == records.SCHEMA_VERSION
+        assert records.upgrade(new) == new  # a current record gains nothing
+        if new["kind"] != "variant":
+            continue
+        assert tuple(new["variant"]) == FIELD_NAMES
+        assert new["settings"]["target_halfwidth"] == stats.DEFAULT_TARGET_HALFWIDTH
+        if new["status"] == "ok":
+            assert "peak_rss_source" not in old["memory"] and old["memory"]["peak_rss_bytes"]
+            assert new["memory"]["peak_rss_bytes"] is None
+            assert new["backend"] == {
+                "name": "tensorflow",
+                "version": old["machine"]["versions"]["tensorflow"],
+                "jit_compile": {"requested": new["variant"]["jit_compile"], "resolved": None},
+                "execution": records.LEGACY_EXECUTION[new["variant"]["jit_compile"] is True],
+            }
+    assert raw == [json.loads(line) for line in FIXTURE.read_text().splitlines() if line.strip()]

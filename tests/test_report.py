@@ -416,7 +416,12 @@ def test_the_method_says_which_figures_the_target_and_each_floor_judge():
 
 def _paired(recs: list[dict], group: str) -> list[dict]:
     """The records as arms of paired sets `group`-r0, -r1, … (one block each)."""
-    return [r | {"pairing": {"set": f"{group}-r{r['repeat']}"}} for r in recs]
+    return [
+        r | {"pairing": {"set": f"{group}-r{r['repeat']}", "group": 0, "round": r["repeat"],
+                         "extra": False, "role": "arm", "arms": [], "block_s": 1.0,
+                         "rounds": 1, "turns": [0], "set_s": 1.0}}
+        for r in recs
+    ]  # fmt: skip
 
 
 def _throughput_finding(records: list[dict]) -> str:
@@ -484,3 +489,24 @@ def test_the_committed_interleaving_bias_summary_regenerates_from_its_records():
     bias = load_script("interleave_bias")
     folder = Path(__file__).parent.parent / "reports" / "interleave-bias"
     assert bias.summary(folder / "results.jsonl") == (folder / "SUMMARY.md").read_text()
+
+
+def test_a_variant_field_no_table_names_keeps_two_configurations_apart():
+    """Bug: rows copied a hand-kept list of variant fields and compared another, so a variant
+    differing from the baseline in a new field and in batch size passed for a batch-size change
+    alone, and per-axis tables compared two configurations as one."""
+    from bench.plan.variant import Variant
+    from tests import synthetic
+
+    base, bigger = Variant(batch_size=32), Variant(batch_size=512)
+    recs = synthetic.arm_records(base, [10.0, 10.2, 9.9]) + synthetic.arm_records(
+        bigger, [40.0, 41.0, 39.5], seed=1
+    )
+    assert [e["value"] for e in aggregate.summarize_run(recs).comparisons["batch_size"]] == [512]
+    for rec in recs:  # a field the harness does not know yet, as a new axis would add
+        rec["variant"] = rec["variant"] | {
+            "learning_rate": 0.01 if rec["variant_id"] == bigger.id else 0.001
+        }
+    summary = aggregate.summarize_run(recs)
+    assert "batch_size" not in summary.comparisons
+    assert summary.row(bigger.id)["learning_rate"] == 0.01

@@ -5,6 +5,7 @@ A pure function of records. Every interval and verdict comes from ``bench.stats`
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,11 +43,12 @@ Judgement = dict[str, Any]
 class RunSummary:
     """Everything reports, findings, plots and compare need, derived once from a run's records.
 
-    The renderers read this and nothing else of the records but the run's provenance (first
-    record, time span): each variant's records are here, and so are the judged comparisons.
+    The renderers read this and nothing else of the records; the comparisons are judged here.
     """
 
     rows: list[dict[str, Any]]
+    # Each variant's fields as recorded (every Variant field), by id: what axis tables compare.
+    variants: dict[str, dict[str, Any]]
     arms: dict[str, stats.Arm]
     baseline: str | None
     control: str | None
@@ -55,17 +57,28 @@ class RunSummary:
     probes: dict[tuple[str, str, int], ProbeSpread] = field(default_factory=dict)
     # A step ratio resolves when its interval reaches no further than this (the run's setting).
     target: float = stats.DEFAULT_TARGET_HALFWIDTH
-    # Whether the control trained with seeds of its own (runs before 2026-12-02 replayed the
-    # baseline's, so their accuracy floor was 0 by construction); None without a control.
+    # Whether the control trained with seeds of its own (older runs replayed the baseline's, so
+    # their accuracy floor was 0 by construction); None without a control.
     control_own_seeds: bool | None = None
     # The first record's machine facts (what compare checks for a change of machine or versions).
     machine: dict[str, Any] = field(default_factory=dict)
-    # The variant records in file order, each variant's (first-seen order), the probe records
-    # that measured, and those whose process failed or hung (their point has no peak figure).
-    variant_records: list[dict[str, Any]] = field(default_factory=list)
-    records_by_variant: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    probe_records: list[dict[str, Any]] = field(default_factory=list)
+    # Provenance: the first record's run section, the distinct commit sections (file order), the
+    # first and last record's UTC time, and the first variant record's data section.
+    run: dict[str, Any] = field(default_factory=dict)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    times: tuple[str, str] | None = None
+    data: dict[str, Any] | None = None
+    warmup_steps: int | None = None
+    # The first probe that measured (its GPUs and framework), and those that failed or hung.
+    first_probe: dict[str, Any] | None = None
     failed_probes: list[dict[str, Any]] = field(default_factory=list)
+    # How the paired sets ran (pairing_facts); None when no job ran in one.
+    pairing: dict[str, Any] | None = None
+    # Per variant, its first successful repeat's per-epoch figures (curves_of), and that first
+    # successful record's model section with each precision's variable dtypes.
+    curves: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    policies: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     # Judged once, in summarize_run (judge_run): each successful variant but the baseline
     # against it (by id), and axis → one entry per other value of that axis (axis_entries).
     versus_baseline: dict[str, Judgement] = field(default_factory=dict)
@@ -82,85 +95,32 @@ class RunSummary:
         return {k: p for k, p in self.probes.items() if p.worst < BUSY_PROBE_FRACTION * p.best}
 
 
-def probe_trials(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every matmul trial of every probe that measured; one from before trials gives its bests."""
-    trials = []
-    for rec in filter(probe_ok, probe_records(records)):
-        probe = rec["probe"]
-        if "trials" in probe:
-            trials += [t for t in probe["trials"] if t["flops_per_s"]]
-            continue
-        for device, by_dtype in probe["peak_flops_per_s"].items():
-            trials += [
-                {"device": device, "dtype": dt, "n": probe["matmul_n"], "flops_per_s": v}
-                for dt, v in by_dtype.items()
-                if v
-            ]
-    return trials
+def _trials(probes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every matmul trial that measured, of the probe sections given."""
+    return [t for probe in probes for t in probe["trials"] if t["flops_per_s"]]
 
 
-def peak_flops(records: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
+def peak_flops(probes: list[dict[str, Any]]) -> dict[tuple[str, str], float]:
     """(device, dtype) → the best matmul FLOP/s of any trial in this run: the machine's peak."""
     peaks: dict[tuple[str, str], float] = {}
-    for t in probe_trials(records):
+    for t in _trials(probes):
         key = (t["device"], t["dtype"])
         peaks[key] = max(peaks.get(key, 0.0), t["flops_per_s"])
     return peaks
 
 
-def probe_spread(records: list[dict[str, Any]]) -> dict[tuple[str, str, int], ProbeSpread]:
+def probe_spread(probes: list[dict[str, Any]]) -> dict[tuple[str, str, int], ProbeSpread]:
     """(device, dtype, size) → best, worst and count of its trials over the run."""
     by_key: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    for t in probe_trials(records):
+    for t in _trials(probes):
         by_key[(t["device"], t["dtype"], t["n"])].append(t["flops_per_s"])
     return {k: ProbeSpread(max(v), min(v), len(v)) for k, v in sorted(by_key.items())}
 
 
-def own_peak_rss(rec: dict[str, Any]) -> int | None:
-    """The job process's own peak RSS; None for records without ``memory.peak_rss_source``.
-
-    Those (made before 2026-11-26) read ru_maxrss, which on Linux can hold the runner's RSS: every
-    variant of that day's reference showed the same 1,638 MiB (``bench.measure.memory``).
-    """
-    memory = rec["memory"]
-    return memory["peak_rss_bytes"] if memory.get("peak_rss_source") else None
-
-
-def baseline_id(records: list[dict[str, Any]]) -> str | None:
+def baseline_id(variants: list[dict[str, Any]]) -> str | None:
     """The run's baseline variant: as recorded, else the first variant record."""
-    variants = variant_records(records)
     recorded = next((r["run"].get("baseline") for r in variants if r["run"].get("baseline")), None)
     return recorded or (variants[0]["variant_id"] if variants else None)
-
-
-# Records written before the backend axis ran on TensorFlow and did not record what jit_compile
-# resolved to; these describe them.
-LEGACY_BACKEND = "tensorflow"
-LEGACY_EXECUTION = {False: "tf.function graph, no XLA", True: "tf.function graph, XLA requested"}
-
-
-def backend_facts(rec: dict[str, Any]) -> dict[str, Any]:
-    """Backend, its version, jit_compile as asked and as resolved, and what ran, for one record.
-
-    From the record's 'backend' section; records from before it existed ran on TensorFlow.
-    """
-    section = rec.get("backend")
-    requested = rec["variant"].get("jit_compile", False)
-    if section:
-        return {
-            "backend": section["name"],
-            "backend_version": section["version"],
-            "jit_requested": section["jit_compile"]["requested"],
-            "jit_resolved": section["jit_compile"]["resolved"],
-            "execution": section["execution"],
-        }
-    return {
-        "backend": rec["variant"].get("backend", LEGACY_BACKEND),
-        "backend_version": rec["machine"]["versions"].get("tensorflow"),
-        "jit_requested": requested,
-        "jit_resolved": None,  # not recorded
-        "execution": LEGACY_EXECUTION[requested is True],
-    }
 
 
 def _groups(variants: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -171,18 +131,20 @@ def _groups(variants: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
 
 
 def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
-    """The run's rows, arms, baseline, A/A control and noise floor, machine probes, each variant's
-    records, and the judged comparisons against the baseline (computed here, once)."""
+    """The run's rows, arms, baseline, A/A control and noise floor, machine probes, provenance
+    and per-variant details, and the judged comparisons against the baseline (computed here, once)."""
     variants = variant_records(records)
+    probes = probe_records(records)
+    measured = [p["probe"] for p in probes if probe_ok(p)]
     groups = _groups(variants)
-    peaks = peak_flops(records)
+    peaks = peak_flops(measured)
     arms = {
         vid: stats.arm(vid, ok)
         for vid, recs in groups.items()
         if (ok := [r for r in recs if r["status"] == "ok"])
     }
     rows = [_row(vid, recs, arms.get(vid), peaks) for vid, recs in groups.items()]
-    baseline = baseline_id(records)
+    baseline = baseline_id(variants)
     control = next(
         (r["variant_id"] for r in rows if r["control"] and baseline and r["status"] == "ok"), None
     )
@@ -193,36 +155,74 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
     if control and baseline:
         seeds = {vid: {r.get("seed") for r in groups.get(vid, [])} for vid in (baseline, control)}
         own = not seeds[baseline] & seeds[control]
+    times = sorted(r["created_utc"] for r in records)
     summary = RunSummary(
         rows,
+        {vid: recs[0]["variant"] for vid, recs in groups.items()},
         arms,
         baseline,
         control,
         floor,
         peaks,
-        probe_spread(records),
-        target_of(records),
+        probe_spread(measured),
+        variants[0]["settings"]["target_halfwidth"] if variants else stats.DEFAULT_TARGET_HALFWIDTH,
         own,
         machine=records[0]["machine"] if records else {},
-        variant_records=variants,
-        records_by_variant=groups,
-        probe_records=[p for p in probe_records(records) if probe_ok(p)],
-        failed_probes=[p for p in probe_records(records) if not probe_ok(p)],
+        run=records[0]["run"] if records else {},
+        commits=list(
+            {json.dumps(r["commit"], sort_keys=True): r["commit"] for r in records}.values()
+        ),
+        times=(times[0], times[-1]) if times else None,
+        data=next((r["data"] for r in variants if r.get("data")), None),
+        warmup_steps=variants[0]["settings"]["warmup_steps"] if variants else None,
+        first_probe=measured[0] if measured else None,
+        failed_probes=[p["probe"] for p in probes if not probe_ok(p)],
+        pairing=pairing_facts(variants),
         contention=set_usage(variants),
+        **_model_and_curves(variants),
     )
     return judge_run(summary)
 
 
-def target_of(records: list[dict[str, Any]]) -> float:
-    """The run's step-ratio target half-width (records from before the setting: the default)."""
-    return next(
-        (
-            r["settings"]["target_halfwidth"]
-            for r in variant_records(records)
-            if "target_halfwidth" in r["settings"]
+def pairing_facts(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the run's paired sets ran: how many, in how many groups, the minimum per group, the
+    extra sets, the block lengths, the budget and the target; None when no job ran in one."""
+    paired = [r for r in variants if r.get("pairing")]
+    if not paired:
+        return None
+    sets = {r["pairing"]["set"]: r["pairing"] for r in paired}
+    settings = paired[0]["settings"]
+    return {
+        "sets": len(sets),
+        "groups": len({p["group"] for p in sets.values()}),
+        "extra": sum(1 for p in sets.values() if p.get("extra")),
+        "minimum": 1 + max((p["round"] for p in sets.values() if not p.get("extra")), default=-1),
+        "blocks_s": sorted({p["block_s"] for p in sets.values()}),
+        "budget_s": settings.get("budget_s", 0),
+        "target": settings["target_halfwidth"],
+    }
+
+
+def _model_and_curves(variants: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first successful record's model section, each precision's variable dtypes, and each
+    variant's first successful repeat's per-epoch figures."""
+    ok = [r for r in variants if r["status"] == "ok"]
+    curves: dict[str, dict[str, Any]] = {}
+    for rec in ok:
+        if rec["variant_id"] not in curves:
+            curves[rec["variant_id"]] = {
+                "repeat": rec["repeat"],
+                **{k: rec["accuracy"][k] for k in ("loss", "accuracy", "val_loss", "val_accuracy")},
+                **{k: rec["timing"][k] for k in ("train_s_per_epoch", "val_s_per_epoch")},
+                "target_accuracy": rec["settings"]["target_accuracy"],
+            }
+    return {
+        "model": ok[0]["model"] if ok else None,
+        "policies": sorted(
+            {(r["variant"]["precision"], tuple(r["model"]["param_dtypes"])) for r in ok}
         ),
-        stats.DEFAULT_TARGET_HALFWIDTH,
-    )
+        "curves": curves,
+    }
 
 
 def _row(
@@ -231,24 +231,28 @@ def _row(
     arm: stats.Arm | None,
     peaks: dict[tuple[str, str], float],
 ) -> dict[str, Any]:
+    """A variant's every field (as recorded: an axis added to Variant arrives here by itself), its
+    status and, where it measured, its figures."""
     v = recs[0]["variant"]
     ok = [r for r in recs if r["status"] == "ok"]
     row: dict[str, Any] = {
         "variant_id": variant_id,
-        **{k: v[k] for k in ("batch_size", "validation", "precision", "device", "epochs")},
+        **v,
         # batch_size is the global batch; a tf.distribute strategy splits it over replicas.
-        "strategy": v.get("strategy", "default"),
-        "replicas": 1 if v.get("strategy", "default") == "default" else v["replicas"],
-        "backend": v.get("backend", LEGACY_BACKEND),
-        "jit_compile": v.get("jit_compile", False),
-        "control": v.get("control", False),
+        "replicas": 1 if v["strategy"] == "default" else v["replicas"],
         "status": "ok" if ok else recs[-1]["status"],
         "reason": None if ok else recs[-1]["reason"],
         "repeats_ok": len(ok),
         "repeats": len(recs),
     }
     if arm is not None:
-        row.update(backend_facts(ok[0]))
+        section = ok[0]["backend"]
+        row |= {
+            "backend_version": section["version"],
+            "jit_requested": section["jit_compile"]["requested"],
+            "jit_resolved": section["jit_compile"]["resolved"],
+            "execution": section["execution"],
+        }
         row.update(_summarise_ok(ok, arm))
         peak = peaks.get((v["device"], compute_dtype(v["precision"])))
         row["peak_flops_per_s"] = peak
@@ -303,25 +307,18 @@ def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
         "param_bytes": first["model"]["param_bytes"],
         "optimizer_bytes": first["model"]["optimizer_bytes"],
         "activation_bytes_est": first["model"]["activation_bytes_per_batch_est"],
-        "peak_rss_bytes": med(own_peak_rss(r) for r in ok),
+        "peak_rss_bytes": med(r["memory"]["peak_rss_bytes"] for r in ok),
         "gpu_peak_bytes": med(r["memory"]["gpu_peak_bytes"] for r in ok),
         "flops_per_step": first["model"]["flops_per_step"],
         "achieved_flops_per_s": first["model"]["flops_per_step"] / (step_ms / 1000),
     }
 
 
-def variant_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per variant (first-seen order), for tables and exports."""
-    return summarize_run(records).rows
-
-
-# Compared too, so a mirrored row never passes for a batch-size change, nor an XLA one for a backend.
-_ALSO_EQUAL = ("epochs", "strategy", "replicas", "jit_compile", "control")
-
-
-def _differs_only_in(row: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
-    return row[axis] != base[axis] and all(
-        row.get(a) == base.get(a) for a in (*AXES, *_ALSO_EQUAL) if a != axis
+def _differs_only_in(config: dict[str, Any], base: dict[str, Any], axis: str) -> bool:
+    """Whether a variant's fields are the baseline's but for `axis`: every field is compared, so a
+    mirrored variant never passes for a batch-size change, nor an XLA one for a backend."""
+    return config.get(axis) != base.get(axis) and all(
+        config.get(f) == base.get(f) for f in {*config, *base} if f != axis
     )
 
 
@@ -381,7 +378,8 @@ def axis_entries(
     for axis in AXES:
         entries = []
         for row in summary.rows:
-            if not _differs_only_in(row, base, axis):
+            config = summary.variants[row["variant_id"]]
+            if not _differs_only_in(config, summary.variants[base["variant_id"]], axis):
                 continue
             entry: dict[str, Any] = {"axis": axis, "value": row[axis], "row": row, "base": base}
             if row["status"] == "ok":

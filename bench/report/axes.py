@@ -8,12 +8,6 @@ from bench import stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import first_line
-from bench.report.aggregate import RunSummary
-
-
-def axis_comparisons(summary: RunSummary) -> dict[str, list[dict[str, Any]]]:
-    """axis → one entry per other value of that axis: the comparisons judged in summarize_run."""
-    return summary.comparisons
 
 
 def ratio_cell(ci: stats.Interval | None) -> str:

@@ -311,7 +311,7 @@ def _failed_probes(summary: RunSummary) -> list[str]:
         f"{'hung' if p['status'] == 'timeout' else 'failed'} ({first_line(p['reason'])}): "
         "peak missing for that point; the run went on, and `% of peak` uses the probes that "
         "measured."
-        for p in (rec["probe"] for rec in summary.failed_probes)
+        for p in summary.failed_probes
     ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from bench import outputs, stats
+from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import read_records
 from bench.report import aggregate
 from bench.report.axes import answer_row, delta_cell, ratio_cell
@@ -108,16 +109,14 @@ def _data_line(data: dict[str, Any]) -> str:
     return f"{where}, sha256 verified: {data['sha256_verified']}"
 
 
-def title(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+def title(summary: aggregate.RunSummary) -> str:
     """One line: the profile, the machine (GPUs first) and the day(s) of the run (UTC)."""
-    first = records[0]
-    machine = first["machine"]
-    probes = summary.probe_records
-    gpus = gpu_names(probes[0]["probe"] if probes else None)
+    machine = summary.machine
     cpu = f"{machine['cpu_model']} ({machine['cpu_cores']} cores)"
-    days = sorted({r["created_utc"][:10] for r in records})
-    when = days[0] if len(days) == 1 else f"{days[0]} → {days[-1]}"
-    return f"# mnist-bench `{first['run']['profile']}` on {', '.join([*gpus, cpu])}, {when}"
+    first, last = (t[:10] for t in summary.times or ("", ""))
+    when = first if first == last else f"{first} → {last}"
+    gpus = gpu_names(summary.first_probe)
+    return f"# mnist-bench `{summary.run['profile']}` on {', '.join([*gpus, cpu])}, {when}"
 
 
 def gpu_names(probe: dict[str, Any] | None) -> list[str]:
@@ -128,57 +127,45 @@ def gpu_names(probe: dict[str, Any] | None) -> list[str]:
     return list(dict.fromkeys(name for names in by_backend.values() for name in names))
 
 
-def method_section(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+def method_section(summary: aggregate.RunSummary) -> str:
     """When, what, where and how, collapsed below the answer: provenance, then the method."""
-    lines = [
-        *_provenance_lines(records, summary),
-        *_method_lines(summary.variant_records, summary.probe_records, summary),
-    ]
+    lines = [*_provenance_lines(summary), *_method_lines(summary)]
     return (
         "<details>\n<summary>How this was measured: run, machine, versions, step time, sets, "
         "intervals, verdicts</summary>\n\n" + "\n".join(lines) + "\n\n</details>"
     )
 
 
-def _provenance_lines(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> list[str]:
+def _provenance_lines(summary: aggregate.RunSummary) -> list[str]:
     """Which run, machine, versions, commit and data made these records (the first record's, and
     the time span of them all)."""
-    first = records[0]
-    machine, commit = first["machine"], first["commit"]
+    machine, commit, times = summary.machine, summary.commits[0], summary.times or ("", "")
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v)
-    times = sorted(r["created_utc"] for r in records)
-    data = next((r["data"] for r in summary.variant_records if r.get("data")), None)
     dirty = " (with uncommitted changes)" if commit.get("dirty") else ""
-    by_variant = summary.records_by_variant
-    repeats = max((len(recs) for recs in by_variant.values()), default=0)
-    probes = summary.probe_records
-    gpus = gpu_line(probes[0]["probe"] if probes else None)
+    repeats = max((r["repeats"] for r in summary.rows), default=0)
     return [
-        f"- **Run:** `{first['run']['id']}` — profile `{first['run']['profile']}`, "
-        f"{len(by_variant)} variants × up to {repeats} repeats, "
-        f"{times[0]} → {times[-1]} (UTC)",
+        f"- **Run:** `{summary.run['id']}` — profile `{summary.run['profile']}`, "
+        f"{len(summary.rows)} variants × up to {repeats} repeats, "
+        f"{times[0]} → {times[1]} (UTC)",
         f"- **Machine:** {machine['cpu_model']}, {machine['cpu_cores']} cores, "
-        f"{human_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; GPU: {gpus}",
+        f"{human_bytes(machine.get('memory_bytes'))} RAM, {machine['system']} {machine['machine']}; "
+        f"GPU: {gpu_line(summary.first_probe)}",
         f"- **Versions:** Python {machine['python']}, {versions}",
         *environment_line(machine.get("environment")),
         f"- **Commit:** `{commit['id'] or 'unknown'}`{dirty}",
-        f"- **Data:** {_data_line(data) if data else '–'}",
+        f"- **Data:** {_data_line(summary.data) if summary.data else '–'}",
     ]
 
 
-def _method_lines(
-    variants: list[dict[str, Any]], probes: list[dict[str, Any]], summary: aggregate.RunSummary
-) -> list[str]:
+def _method_lines(summary: aggregate.RunSummary) -> list[str]:
     """How the numbers were made: baseline, step time, intervals, noise floor and machine peak."""
-    warmup = variants[0]["settings"]["warmup_steps"] if variants else "?"
+    warmup = "?" if summary.warmup_steps is None else summary.warmup_steps
+    probe = summary.first_probe
     framework = _BACKEND_NAMES.get(
-        probes[0]["probe"].get("framework", "tensorflow") if probes else "tensorflow",
+        probe.get("framework", "tensorflow") if probe else "tensorflow",
         "nothing (no TensorFlow or torch installed)",
     )
-    other_backends = any(
-        r["variant"].get("backend", aggregate.LEGACY_BACKEND) != aggregate.LEGACY_BACKEND
-        for r in variants
-    )
+    other_backends = any(r["backend"] != DEFAULT_BACKEND for r in summary.rows)
     return [
         f"- **Baseline:** `{summary.baseline}` — comparisons and findings are against it.",
         "- **Step time:** wall time between consecutive `on_train_batch_end` callbacks "
@@ -186,15 +173,15 @@ def _method_lines(
         "waits for the step to finish — on TensorFlow, JAX and torch alike, as a test checks), first "
         f"{warmup} steps of epoch 1 excluded as warm-up; the first (trace) step is reported on its own. "
         "A variant's step time is the geometric mean over repeats of each repeat's median step.",
-        *_pairing_lines(variants),
+        *_pairing_lines(summary.pairing),
         *contention_line(summary.contention),
-        backends_line(variants),
+        backends_line(summary.rows),
         "- **Intervals:** "
         + (
             "step and s/epoch ratios of arms that shared paired sets: the geometric mean of the "
             "sets' ratios with a 95% t-interval over the sets (df = sets − 1); every other interval "
             "(a variant's own step time, accuracy, arms that never shared a set): "
-            if any(r.get("pairing") for r in variants)
+            if summary.pairing
             else ""
         )
         + "95% CIs from a seeded two-level bootstrap (repeats, then steps within each repeat), "
@@ -233,63 +220,47 @@ def _scope_line(summary: aggregate.RunSummary) -> str:
     )
 
 
-def _pairing_lines(variants: list[dict[str, Any]]) -> list[str]:
+def _pairing_lines(pairing: dict[str, Any] | None) -> list[str]:
     """How the jobs ran: paired sets (their blocks and stopping rule) or one after another."""
-    paired = [r for r in variants if r.get("pairing")]
-    if not paired:
+    if pairing is None:
         return ["- **Jobs:** each (variant, repeat) ran in a fresh process, one after another, "
                 "repeats interleaved across variants."]  # fmt: skip
-    sets = {r["pairing"]["set"]: r["pairing"] for r in paired}
-    groups = {p["group"] for p in sets.values()}
-    settings = paired[0]["settings"]
-    extra = sum(1 for p in sets.values() if p.get("extra"))
-    minimum = 1 + max((p["round"] for p in sets.values() if not p.get("extra")), default=-1)
-    blocks = sorted({p["block_s"] for p in sets.values()})
     lines = [
-        f"- **Paired sets:** {len(sets)} sets in {len(groups)} group(s); every arm of a set is a "
-        "fresh process, all started together (imports and model builds side by side, before any "
-        "measuring), then they took turns in blocks of "
-        + "/".join(f"{b:g}" for b in blocks)
+        f"- **Paired sets:** {pairing['sets']} sets in {pairing['groups']} group(s); every arm of "
+        "a set is a fresh process, all started together (imports and model builds side by side, "
+        "before any measuring), then they took turns in blocks of "
+        + "/".join(f"{b:g}" for b in pairing["blocks_s"])
         + " s of training, every round each live arm one block in a freshly shuffled order, one "
         "arm training at a time; an arm that finished its fit and evaluate left the rounds. The "
         "waits are left out of every step and epoch time, and so is each block's first step. "
         "Ratios pair each block with the baseline's block of the same round; a set's ratio is "
         "the median of its block ratios.",
     ]
-    budget = settings.get("budget_s", 0)
-    target = 100 * settings.get("target_halfwidth", stats.DEFAULT_TARGET_HALFWIDTH)
+    budget, minimum = pairing["budget_s"], pairing["minimum"]
     if budget:
         lines.append(
             f"- **Stopping rule** (fixed by the run's settings before it started): {minimum} sets "
             f"per group, then more sets of the baseline and the arms whose step ratio's interval "
-            f"was wider than ±{target:g}%, the widest group first, while the measuring time stayed "
-            f"within {budget:g} s; {extra} more set(s) ran."
+            f"was wider than ±{100 * pairing['target']:g}%, the widest group first, while the "
+            f"measuring time stayed within {budget:g} s; {pairing['extra']} more set(s) ran."
         )
     else:
         lines.append(f"- **Stopping rule:** {minimum} sets per group, no more (`budget_s = 0`).")
     return lines
 
 
-def backends_line(variants: list[dict[str, Any]]) -> str:
+def backends_line(rows: list[dict[str, Any]]) -> str:
     """Which backend ran which variants, and how: eager, graph or compiled (jit_compile resolved)."""
-    groups: dict[tuple[Any, ...], set[str]] = {}
-    for rec in variants:
-        if rec["status"] != "ok":
-            continue
-        f = aggregate.backend_facts(rec)
-        key = (
-            f["backend"],
-            f["backend_version"],
-            f["execution"],
-            f["jit_requested"],
-            f["jit_resolved"],
-        )
-        groups.setdefault(key, set()).add(rec["variant_id"])
+    groups: dict[tuple[Any, ...], int] = {}
+    for r in rows:
+        if r["status"] == "ok":
+            key = tuple(r[k] for k in ("backend", "backend_version", "execution", "jit_requested"))
+            key += (r["jit_resolved"],)
+            groups[key] = groups.get(key, 0) + 1
     parts = []
-    for (name, version, execution, requested, resolved), ids in groups.items():
+    for (name, version, execution, requested, resolved), n in groups.items():
         jit = f"`jit_compile={requested!r}`" + ("" if resolved is None else f" → {resolved!r}")
-        count = f"{len(ids)} variant" + ("s" if len(ids) > 1 else "")
-        parts.append(f"{name} {version or '?'}: {execution} ({jit}; {count})")
+        parts.append(f"{name} {version or '?'}: {execution} ({jit}; {n} variant{'s' * (n > 1)})")
     return (
         "- **Backend and compilation:** "
         + ("; ".join(parts) if parts else "no variant finished")
@@ -451,12 +422,11 @@ def axes_section(summary: aggregate.RunSummary) -> str:
 
 
 def plot_names(summary: aggregate.RunSummary) -> set[str]:
-    """Which plots have data: decided from records, so the markdown never depends on files."""
+    """Which plots have data: decided from the summary, so the markdown never depends on files."""
     if not any(r["status"] == "ok" for r in summary.rows):
         return set()
     names = {"step_time_vs_batch.png", "time_to_target.png", "train_vs_validation.png"}
-    ok = [r for r in summary.variant_records if r["status"] == "ok"]
-    if any(a is not None for r in ok for a in r["accuracy"]["val_accuracy"]):
+    if any(a is not None for c in summary.curves.values() for a in c["val_accuracy"]):
         names.add("val_accuracy.png")
     return names
 
@@ -475,10 +445,9 @@ def plots_section(available: set[str]) -> str:
 
 def model_section(summary: aggregate.RunSummary) -> str:
     """The reference model's layers and memory, from the first successful record."""
-    ok = [r for r in summary.variant_records if r["status"] == "ok"]
-    if not ok:
+    model = summary.model
+    if model is None:
         return "## Model\n\nNo variant finished, so no model was built."
-    model = ok[0]["model"]
     layers = pd.DataFrame(
         [
             {
@@ -489,8 +458,7 @@ def model_section(summary: aggregate.RunSummary) -> str:
             for x in model["layers"]
         ]
     )
-    policies = sorted({(r["variant"]["precision"], tuple(r["model"]["param_dtypes"])) for r in ok})
-    dtype_note = "; ".join(f"{p}: variables {', '.join(d)}" for p, d in policies)
+    dtype_note = "; ".join(f"{p}: variables {', '.join(d)}" for p, d in summary.policies)
     return "\n".join(
         [
             "## Model",
@@ -509,43 +477,38 @@ def model_section(summary: aggregate.RunSummary) -> str:
 def curves_section(summary: aggregate.RunSummary) -> str:
     """Per-epoch loss/accuracy/time of each variant's first successful repeat."""
     out = ["## Per-epoch curves (first successful repeat)"]
-    seen: set[str] = set()
-    for rec in summary.variant_records:
-        if rec["status"] != "ok" or rec["variant_id"] in seen:
-            continue
-        seen.add(rec["variant_id"])
-        acc, timing = rec["accuracy"], rec["timing"]
+    for variant_id, c in summary.curves.items():
         df = pd.DataFrame(
             {
-                "epoch": [str(i) for i in range(1, len(acc["loss"]) + 1)],
-                "loss": [f"{v:.4f}" for v in acc["loss"]],
-                "accuracy": [f"{v:.4f}" for v in acc["accuracy"]],
-                "val_loss": ["–" if v is None else f"{v:.4f}" for v in acc["val_loss"]],
-                "val_accuracy": ["–" if v is None else f"{v:.4f}" for v in acc["val_accuracy"]],
-                "train s": [f"{v:.2f}" for v in timing["train_s_per_epoch"]],
-                "validation s": [f"{v:.2f}" for v in timing["val_s_per_epoch"]],
+                "epoch": [str(i) for i in range(1, len(c["loss"]) + 1)],
+                "loss": [f"{v:.4f}" for v in c["loss"]],
+                "accuracy": [f"{v:.4f}" for v in c["accuracy"]],
+                "val_loss": ["–" if v is None else f"{v:.4f}" for v in c["val_loss"]],
+                "val_accuracy": ["–" if v is None else f"{v:.4f}" for v in c["val_accuracy"]],
+                "train s": [f"{v:.2f}" for v in c["train_s_per_epoch"]],
+                "validation s": [f"{v:.2f}" for v in c["val_s_per_epoch"]],
             }
         )
-        out += ["", f"**{rec['variant_id']}** (repeat {rec['repeat']})", "", markdown_table(df)]
+        out += ["", f"**{variant_id}** (repeat {c['repeat']})", "", markdown_table(df)]
     return "\n".join(out)
 
 
 def render_markdown(records: list[dict[str, Any]]) -> str:
     """The whole REPORT.md as a string; a pure function of the records."""
-    return _render(records, aggregate.summarize_run(records))
+    return _render(aggregate.summarize_run(records))
 
 
-def _render(records: list[dict[str, Any]], summary: aggregate.RunSummary) -> str:
+def _render(summary: aggregate.RunSummary) -> str:
     # The answer first (title, each axis value's verdict, the A/A control, the main plot), then
     # the findings; how it was measured is collapsed below them, the details after that.
     plots = plot_names(summary)
     sections = [
-        title(records, summary),
+        title(summary),
         answer_section(summary),
         aa_line(summary),
         *main_plot(plots),
         findings_section(summary),
-        method_section(records, summary),
+        method_section(summary),
         headline_section(summary),
         full_table_section(summary),
         axes_section(summary),
@@ -565,7 +528,7 @@ def write_plots(summary: aggregate.RunSummary, out_dir: Path) -> list[Path]:
     validation = base["validation"] if base else "per_epoch"
     drawn = [
         plots.step_time_vs_batch(rows, validation, out_dir / "step_time_vs_batch.png"),
-        plots.val_accuracy_curves(summary.variant_records, out_dir / "val_accuracy.png"),
+        plots.val_accuracy_curves(summary.curves, out_dir / "val_accuracy.png"),
         plots.time_to_target(rows, out_dir / "time_to_target.png"),
         plots.train_vs_validation(rows, out_dir / "train_vs_validation.png"),
     ]
@@ -614,7 +577,7 @@ def write_report(
     csv_path = out_dir / "summary.csv"
     outputs.write_atomic(csv_path, pd.DataFrame(summary.rows).to_csv(index=False))
     if fmt == "md":
-        outputs.write_atomic(path, _render(records, summary))
+        outputs.write_atomic(path, _render(summary))
         if plots:
             write_plots(summary, out_dir)
     return path

@@ -1,5 +1,4 @@
-"""PNG plots beside the report (matplotlib, Agg backend), drawn from the run summary's rows and
-variant records only."""
+"""PNG plots beside the report (matplotlib, Agg backend), drawn from the run summary alone."""
 
 from __future__ import annotations
 
@@ -72,25 +71,19 @@ def step_time_vs_batch(rows: list[dict[str, Any]], validation: str, path: Path) 
     return _save(fig, path)
 
 
-def val_accuracy_curves(variant_records: list[dict[str, Any]], path: Path) -> Path | None:
-    """Validation accuracy per epoch, first successful repeat of each variant (records in file
-    order: RunSummary.variant_records)."""
-    seen: set[str] = set()
+def val_accuracy_curves(curves: dict[str, dict[str, Any]], path: Path) -> Path | None:
+    """Validation accuracy per epoch, first successful repeat of each variant (RunSummary.curves)."""
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 4.0))
-    for rec in variant_records:
-        if rec["status"] != "ok" or rec["variant_id"] in seen:
-            continue
-        points = [
-            (i + 1, a) for i, a in enumerate(rec["accuracy"]["val_accuracy"]) if a is not None
-        ]
-        if not points:
-            continue
-        seen.add(rec["variant_id"])
-        ax.plot(*zip(*points, strict=True), marker="o", label=rec["variant_id"])
-    if not seen:
+    drawn = False
+    for variant_id, c in curves.items():
+        points = [(i + 1, a) for i, a in enumerate(c["val_accuracy"]) if a is not None]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=variant_id)
+            drawn = True
+    if not drawn:
         plt.close(fig)
         return None
-    target = next(r["settings"]["target_accuracy"] for r in variant_records if r["status"] == "ok")
+    target = next(iter(curves.values()))["target_accuracy"]
     ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:g}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy")
