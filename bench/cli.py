@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import __version__, outputs, records
-from bench.gate import ab_rule, stored_rule
+from bench.gate import ab_rule
 from bench.outputs import OutputError
 from bench.plan.grouping import PairingError
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
@@ -48,7 +48,6 @@ USER_ERRORS = (
     RunError,
     ShardError,
     OutputError,
-    stored_rule.GateError,
     ab_rule.ABError,
     OSError,
 )
@@ -234,8 +233,8 @@ def _cmd_merge(args: argparse.Namespace) -> int:
 
 
 def _rounds(text: str) -> int:
-    if not text.isdigit() or int(text) < stored_rule.MIN_ROUNDS:
-        raise argparse.ArgumentTypeError(f"{text!r}: need an integer >= {stored_rule.MIN_ROUNDS}")
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need a positive integer")
     return int(text)
 
 
@@ -250,21 +249,17 @@ def _seconds(text: str) -> float:
 
 
 def _cmd_regress(args: argparse.Namespace) -> int:
-    from bench.gate import regress  # no TensorFlow: the stored gate imports it when it measures
+    from bench.gate import regress  # no TensorFlow: its side processes import it
 
     return regress.run(
         regress.Options(
             against=args.against,
-            baseline=Path(args.baseline) if args.baseline else None,
-            update_baseline=args.update_baseline,
             rounds=args.rounds,
             budget_s=args.budget,
             data=args.data,
             json_out=Path(args.json) if args.json else None,
             markdown_out=Path(args.markdown) if args.markdown else None,
             ref_env=Path(args.ref_env) if args.ref_env else None,
-            prestart=not args.no_overlap,
-            alternate=args.alternate or args.no_overlap,
             force=args.force,
             debug=args.debug,
         )
@@ -315,7 +310,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "regress": (
         "mnist-bench regress                           # exit 0 pass, 1 regression, 2 cannot judge",
         "mnist-bench regress --json /tmp/gate.json     # keep the raw rounds",
-        "mnist-bench regress --update-baseline         # re-measure the stored baseline, on purpose",
+        "mnist-bench regress --against origin/main --ref-env /tmp/refenv  # keep REF's environment",
     ),
     "profiles": (
         "mnist-bench profiles",
@@ -491,57 +486,31 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
         "and exits 2",
     )
     regress.add_argument(
-        "--baseline",
-        metavar="PATH",
-        help="stored-baseline mode (no git needed) against this file, e.g. "
-        "reports/baseline/gate.json",
-    )
-    regress.add_argument(
-        "--update-baseline",
-        action="store_true",
-        help="measure and rewrite the stored baseline instead (default file unless --baseline)",
-    )
-    regress.add_argument(
         "--rounds",
         type=_rounds,
-        help=f"exactly this many rounds (default: A/B sized by time, {ab_rule.DEFAULT_ROUNDS} "
-        f"pairs of processes within --budget, more up to {ab_rule.MAX_ROUNDS} only while a row is "
-        f"too noisy; stored {stored_rule.DEFAULT_ROUNDS})",
+        help=f"exactly this many rounds, at least {ab_rule.MIN_ROUNDS} (default: sized by time, "
+        f"{ab_rule.DEFAULT_ROUNDS} pairs of processes within --budget, more up to "
+        f"{ab_rule.MAX_ROUNDS} only while a row is too noisy)",
     )
     regress.add_argument(
         "--budget",
         type=_seconds,
         default=ab_rule.BUDGET_S,
         metavar="SECONDS",
-        help=f"A/B: seconds of rounds the gate plans within (default {ab_rule.BUDGET_S:g})",
+        help=f"seconds of rounds the gate plans within (default {ab_rule.BUDGET_S:g})",
     )
     regress.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
     regress.add_argument("--json", metavar="PATH", help="also write measurement + verdicts here")
     regress.add_argument(
         "--markdown", metavar="PATH", help="also write the verdict table here (a job summary)"
     )
-    _add_regress_ab(regress)
-    regress.set_defaults(func=_cmd_regress)
-
-
-def _add_regress_ab(regress: argparse.ArgumentParser) -> None:
-    """The A/B gate's own options (REF's environment, how rounds run)."""
     regress.add_argument(
         "--ref-env",
         metavar="DIR",
         help="keep REF's environment in DIR and reuse it while REF and its lock are unchanged "
         "(default: a temporary folder, removed)",
     )
-    regress.add_argument(
-        "--alternate",
-        action="store_true",
-        help="run whole processes in turn (A B, B A, …) even where both sides could interleave",
-    )
-    regress.add_argument(
-        "--no-overlap",
-        action="store_true",
-        help="alternate, and start each probe only when the previous one finished",
-    )
+    regress.set_defaults(func=_cmd_regress)
 
 
 @contextlib.contextmanager

@@ -2,9 +2,12 @@
 
 `mnist-bench regress --against REF` runs this module on both sides of an A/B comparison: in the
 working tree's environment (side B) and in REF's own checkout and environment (side A), one fresh
-process per side and round. Whatever else moves between commits, this module's path and the contract
-below stay put, so any later driver can measure any commit that has it. A commit without it predates
-the A/B gate; the driver then cannot judge (exit 2) and says so.
+side process per side and round. Whatever else moves between commits, this module's path and the
+contract below stay put, so any later driver can measure any commit that has it: that is why it
+keeps the name ``gate_probe`` although the project calls what it starts a *side process* (a
+*probe* is the matmul machine probe). A commit without it, or whose ``--describe`` does not list
+``"interleave"``, predates the gate the driver runs; the driver then cannot judge (exit 2) and
+says so.
 
 Contract version 1 (``CONTRACT``). The request, one JSON object on stdin::
 
@@ -28,21 +31,21 @@ stdout (nothing else is written there; TensorFlow's own output goes to stderr)::
 
 Raw times only: the driver derives every statistic (median step, wall time per step) the same way
 for both sides. On failure: ``{"contract": 1, "ok": false, "error": "..."}`` and exit status 1.
-The probe imports TensorFlow before it reads stdin, so a driver may start it ahead of time and write
-the request when the measurement should begin. ``python -m bench.gate_probe --describe`` prints
-``{"contract": 1, ...}`` without importing TensorFlow.
+The process imports TensorFlow before it reads stdin, so a driver may start it ahead of time and
+write the request when the measurement should begin. ``python -m bench.gate_probe --describe``
+prints ``{"contract": 1, ...}`` without importing TensorFlow.
 
-Interleaving (optional; ``--describe`` lists ``"interleave"`` when the probe has it). The request is
-one line; with ``"interleave": {"every": N}`` in it, the driver keeps stdin open and the probe
-hands the CPU back at every baton point: at the start of each run's training, after every N
-training steps, and at the end of each run's training, it writes ``{"wait": "<where>"}`` as one line
-on stdout and blocks until it reads the line ``go``. A driver can so let two probes take turns
-every few tens of milliseconds: both then see the same machine, whatever other tenants do. Each run
-of the response also carries ``"pauses": [[steps, seconds], ...]``: after how many training steps
-(counted over all epochs) each mid-training wait came, and how long it lasted. The step after a
-pause and the pause itself are the driver's to leave out.
+Interleaving (``--describe`` lists ``"interleave"``; optional in contract 1, but today's driver
+drives nothing else). The request is one line; with ``"interleave": {"every": N}`` in it, the driver
+keeps stdin open and the process hands the CPU back at every baton point: at the start of each run's
+training, after every N training steps, and at the end of each run's training, it writes
+``{"wait": "<where>"}`` as one line on stdout and blocks until it reads the line ``go``. A driver can so let
+two processes take turns every few tens of milliseconds: both then see the same machine, whatever
+other tenants do. Each run of the response also carries ``"pauses": [[steps, seconds], ...]``: after
+how many training steps (counted over all epochs) each mid-training wait came, and how long it
+lasted. The step after a pause and the pause itself are the driver's to leave out.
 
-Sized by time (optional; ``--describe`` lists ``"train_s"`` when the probe has it). With
+Sized by time (optional; ``--describe`` lists ``"train_s"`` when the entry point has it). With
 ``"train_s": T`` and ``"min_timed_steps": M`` in the request, each run stops training once it has
 trained T seconds of its own (waits for the other side's turns left out) and at least
 ``warmup_steps`` + M steps, or at its ``train_images`` and ``epochs``, whichever comes first. A

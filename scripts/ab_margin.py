@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 from bench import envinfo, outputs  # noqa: E402
 from bench.gate import ab_rule, regress  # noqa: E402
 from bench.plan.gate_variants import AB_TRAIN_S, INJECT_ENV  # noqa: E402
-from bench.run import ab_rounds  # noqa: E402
+from bench.run import gate_rounds  # noqa: E402
 
 # Student's t, two-sided 95%, by degrees of freedom (1-20): the interval of the runs' mean B/A.
 T95 = (0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
@@ -105,13 +105,11 @@ def slower_check(factor: float, data_path: str) -> dict[str, Any]:
     """One gate between two copies of this tree whose steps both cost `factor` times as much."""
     inject = {INJECT_ENV: json.dumps({"kind": "uniform", "extra": factor - 1})}
     sides = {
-        key: ab_rounds.Side(f"{key} (steps x{factor:g})", sys.executable, REPO, inject)
+        key: gate_rounds.Side(f"{key} (steps x{factor:g})", sys.executable, REPO, inject)
         for key in "AB"
     }
     start = time.perf_counter()
-    rows, measured = regress.run_ab_gate(
-        sides, data_path=data_path, interleave=True, train_s=AB_TRAIN_S, echo=print
-    )
+    rows, measured = regress.run_ab_gate(sides, data_path=data_path, train_s=AB_TRAIN_S, echo=print)
     return {
         "factor": factor,
         "rounds": measured["rounds"],

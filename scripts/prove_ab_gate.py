@@ -12,8 +12,8 @@ Scenarios (side A = this tree, unchanged; side B = this tree, changed as named):
 
 The changes reach side B through the entry point's test-only injection variable, so every scenario
 uses one environment (this interpreter); each gate run is what `regress --against` runs after its
-REF environment is built (``bench.gate.regress.run_ab_gate``: A B, B A, … rounds, each side and
-round a fresh ``python -m bench.gate_probe`` process). Scenarios take turns (run i of every scenario,
+REF environment is built (``bench.gate.regress.run_ab_gate``: rounds of one fresh side process
+per side, the two taking turns). Scenarios take turns (run i of every scenario,
 then run i + 1), so the machine's changing load hits them all alike. Before them, one full
 `mnist-bench regress --against HEAD` (git worktree + uv environment + rounds) is timed, unless
 ``--full-against none``.
@@ -23,7 +23,7 @@ SUMMARY.md to --out after every run, and prints one line per run. Usage, from th
 
     MNIST_BENCH_CACHE=.cache python scripts/prove_ab_gate.py --runs 10 --out reports/gate-proof
 
-Budget: a gate run is 2 × rounds probe processes, each mostly TensorFlow's import; see the README
+Budget: a gate run is 2 × rounds side processes, each mostly TensorFlow's import; see the README
 ("Regression gate") for measured durations.
 """
 
@@ -48,7 +48,7 @@ from bench.gate import ab_rule as gate_ab  # noqa: E402
 from bench.gate import regress  # noqa: E402
 from bench.gate.verdicts import exit_code  # noqa: E402
 from bench.plan.gate_variants import AB_TRAIN_S, AB_VARIANTS, INJECT_ENV, GateVariant  # noqa: E402
-from bench.run import ab_rounds as ab  # noqa: E402
+from bench.run import gate_rounds as ab  # noqa: E402
 
 VERSIONS = ("tensorflow", "keras")
 SCENARIOS = ("unchanged", "uniform", "stall", "slower-machine")
@@ -76,9 +76,7 @@ def gate_run(
     scenario: str,
     rounds: int | None,
     data_path: str,
-    prestart: bool = True,
     variants: tuple[GateVariant, ...] = AB_VARIANTS,
-    interleave: bool = True,
     train_s: float | None = None,
 ) -> dict[str, Any]:
     """One gate run under `scenario`: exit code, rows, per-round figures, wall time."""
@@ -96,8 +94,6 @@ def gate_run(
             rounds=rounds,
             data_path=data_path,
             variants=variants,
-            prestart=prestart,
-            interleave=interleave,
             train_s=train_s,
             echo=lambda _: None,
         )
@@ -244,12 +240,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--full-against", default="HEAD", help="REF of the one timed full run, or 'none'"
     )
-    parser.add_argument(
-        "--alternate", action="store_true", help="whole processes in turn instead of interleaved"
-    )
-    parser.add_argument(
-        "--no-overlap", action="store_true", help="alternate; no probe starts before the last ends"
-    )
     parser.add_argument("--smoke", action="store_true", help="tiny variants: test this script")
     parser.add_argument(
         "--resume",
@@ -260,9 +250,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def campaign_meta(
-    args: argparse.Namespace, variants: tuple[GateVariant, ...], interleave: bool
-) -> dict[str, Any]:
+def campaign_meta(args: argparse.Namespace, variants: tuple[GateVariant, ...]) -> dict[str, Any]:
     """What results.json says about the campaign: machine, code, rounds and the rule judged by."""
     machine = envinfo.machine_info()
     return {
@@ -283,8 +271,7 @@ def campaign_meta(
             "noise_k": gate_ab.NOISE_K,
         },
         "inject": INJECT,
-        "overlap": not args.no_overlap,
-        "mode": regress.mode_text(interleave),
+        "mode": regress.MODE,
     }
 
 
@@ -320,8 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    interleave = not (args.alternate or args.no_overlap)
-    meta = campaign_meta(args, variants, interleave)
+    meta = campaign_meta(args, variants)
     runs: list[dict[str, Any]] = []
     if args.resume and (out / "results.json").is_file():
         try:
@@ -338,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"full --against {f['ref']}: exit {f['exit_code']} in {f['wall_s']:.0f} s", flush=True
         )
-    _campaign(args, scenarios, runs, meta, variants, interleave, str(Path(data.location).resolve()))
+    _campaign(args, scenarios, runs, meta, variants, str(Path(data.location).resolve()))
     print((out / "SUMMARY.md").read_text())
     return 0
 
@@ -349,7 +335,6 @@ def _campaign(
     runs: list[dict[str, Any]],
     meta: dict[str, Any],
     variants: tuple[GateVariant, ...],
-    interleave: bool,
     data_path: str,
 ) -> None:
     """The missing runs, scenarios taking turns; results.json and SUMMARY.md after each run."""
@@ -363,9 +348,7 @@ def _campaign(
                 scenario,
                 None if args.time_sized else args.rounds,
                 data_path,
-                not args.no_overlap,
                 variants,
-                interleave,
                 AB_TRAIN_S if args.time_sized else None,
             )
             runs.append(run)

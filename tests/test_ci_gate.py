@@ -66,6 +66,19 @@ def _v1(side: str | None, reason: str) -> dict:
     return _record(2, side, reason) | {"schema_version": 1}
 
 
+def _stored(code: int) -> dict:
+    """A record of the retired stored-baseline gate (docs/records.md, "Gate records"), trimmed."""
+    verdict = {0: "pass", 1: "REGRESSION", 2: "too noisy"}[code]
+    row = {"variant": "bs32-float32", "baseline_ratio": 1.0, "current_ratio": 1.0, "change": 0.0,
+           "threshold": 0.15, "verdict": verdict}  # fmt: skip
+    return {
+        "schema": "mnist-bench/gate-result", "schema_version": 2, "mode": "stored-baseline",
+        "exit_code": code, "created_utc": "2026-12-01T00:00:00+00:00",
+        "baseline": "reports/baseline/gate.json", "updated": False, "machine": {}, "rows": [row],
+        "measured": {"rounds": 9, "variants": {}},
+    }  # fmt: skip
+
+
 DATA_FAILED = (
     "REF could not be measured: A (REF 1234abcd): probe failed: MnistDataError: MNIST could not "
     "be loaded. Tried: cache .cache/mnist.npz: not present"
@@ -90,17 +103,23 @@ DATA_FAILED = (
         (_v1("A", "REF 12 (HEAD~1) predates the A/B gate's entry point"), 0, "ref-entry-point"),
         (_v1("A", DATA_FAILED), 1, "could not judge (cause data, A side)"),
         (_v1(None, "something new"), 1, "cause harness"),
+        (_stored(0), 0, "ci: step-time gate passed"),
+        (_stored(1), 1, "found a REGRESSION"),
+        (_stored(2), 1, "cause harness, neither side"),
         (None, 1, "the step-time gate did not run"),
     ],
     ids=[
         "pass", "regression", "working-tree-probe-failed", "ref-build-failed", "ref-too-old",
         "ref-data-failed", "ref-probe-failed", "no-ref", "data", "harness", "noisy", "missing",
-        "v1-ref-too-old", "v1-ref-data-failed", "v1-unknown", "no-record",
+        "v1-ref-too-old", "v1-ref-data-failed", "v1-unknown", "stored-pass", "stored-regression",
+        "stored-noisy", "no-record",
     ],
 )  # fmt: skip
 def test_each_outcome_means_one_thing_for_ci(tmp_path, record, expected, said):
     # Catches: CI going green on a cannot-judge that is no fault of REF's (the fresh clone whose
-    # REF probe found no MNIST passed CI unjudged), or a cause in REF itself turning CI red.
+    # REF process found no MNIST passed CI unjudged), or a cause in REF itself turning CI red; and
+    # a record of the retired stored-baseline gate no longer read (its noisy exit 2 has no cause:
+    # never a pass).
     done = _gate(tmp_path, record, "--against", "origin/main")
     assert done.returncode == expected, done.stdout + done.stderr
     assert said in done.stdout

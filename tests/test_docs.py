@@ -24,9 +24,8 @@ README_MAX_BYTES = 5 * 1024  # the README is the first screen; topics go to docs
 # Flags the docs show in a bare code span (`--flag`) that belong to other tools, not mnist-bench.
 OTHER_TOOL_FLAGS = {
     "--describe": "python -m bench.gate_probe",
-    "--scenarios": "scripts/prove_gate.py",
-    "--extra": "scripts/prove_gate.py",
-    "--runs": "scripts/prove_gate.py, scripts/prove_ab_gate.py, scripts/ab_margin.py",
+    "--scenarios": "scripts/prove_ab_gate.py",
+    "--runs": "scripts/prove_ab_gate.py, scripts/ab_margin.py",
     "--time-sized": "scripts/prove_ab_gate.py",
     "--slower": "scripts/ab_margin.py",
 }

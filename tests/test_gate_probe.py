@@ -255,3 +255,18 @@ def test_an_interleaved_request_waits_for_its_turns_and_reports_them(real_mnist)
         assert 0.03 <= paused <= read_at[k + 1] - read_at[k - 1]
     flat = [ms for epoch in run["step_ms"] for ms in epoch]
     assert all(flat[i] >= 30 for i in (7, 14, 21, 28, 35))  # the turn falls into the next step
+
+
+@pytest.mark.slow  # imports TensorFlow in a fresh process
+def test_threads_cannot_be_repinned_once_tensorflow_runs():
+    # Catches: a side process whose pools silently keep TensorFlow's default after an op ran, so
+    # its threads differ from what the request and the response say.
+    code = (
+        "from bench.measure import threads\nimport tensorflow as tf\n"
+        "threads.pin_threads(1)\ntf.constant(1.0) + 1\n"
+        "try:\n    threads.pin_threads(2)\nexcept ValueError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert "already running" in done.stdout and "fresh process" in done.stdout, done.stderr[-2000:]

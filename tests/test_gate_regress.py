@@ -1,7 +1,7 @@
 """`regress` (bench.gate.regress) in A/B mode on tiny synthetic git repositories: REF, cannot-judge, a full run.
 
-Each repository is a copy of this source tree (bench/, mnist_models/, pyproject.toml, lock, README,
-stored baseline) committed twice: commit 1 without the entry point bench/gate_probe.py (as every
+Each repository is a copy of this source tree (bench/, mnist_models/, pyproject.toml, lock, README)
+committed twice: commit 1 without the entry point bench/gate_probe.py (as every
 commit before the A/B gate), commit 2 with it.
 """
 
@@ -20,7 +20,7 @@ import pytest
 from bench.cli import main
 from bench.gate import ab_rule, regress
 from bench.plan.gate_variants import GateVariant
-from bench.run import ab_rounds, refenv
+from bench.run import gate_ref, gate_rounds
 from tests.conftest import CACHE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,8 +45,6 @@ def _copy_tree(dst: Path) -> None:
             shutil.copytree(src, dst / name, ignore=shutil.ignore_patterns("__pycache__"))
         elif src.exists():
             shutil.copy2(src, dst / name)
-    (dst / "reports" / "baseline").mkdir(parents=True)
-    shutil.copy2(REPO / "reports/baseline/gate.json", dst / "reports/baseline/gate.json")
 
 
 @pytest.fixture
@@ -56,7 +54,7 @@ def repo(tmp_path: Path) -> dict[str, object]:
     root.mkdir()
     _copy_tree(root)
     _git(root, "init", "-q", "-b", "feature")
-    probe = root / refenv.ENTRY_POINT
+    probe = root / gate_ref.ENTRY_POINT
     kept = probe.read_bytes()
     probe.unlink()
     _git(root, "add", "-A")
@@ -70,12 +68,12 @@ def repo(tmp_path: Path) -> dict[str, object]:
 
 def test_default_ref_prefers_the_merge_base_then_head_1(repo):
     root, old, new = repo["root"], repo["old"], repo["new"]
-    assert refenv.default_ref(root) == (old, "HEAD~1 (no origin/main)")
+    assert gate_ref.default_ref(root) == (old, "HEAD~1 (no origin/main)")
     _git(root, "update-ref", "refs/remotes/origin/main", old)  # a PR branch off main's old tip
-    assert refenv.default_ref(root) == (old, "merge base of HEAD and origin/main")
+    assert gate_ref.default_ref(root) == (old, "merge base of HEAD and origin/main")
     _git(root, "update-ref", "refs/remotes/origin/main", new)  # a build of main itself
-    assert refenv.default_ref(root) == (old, "HEAD~1 (HEAD is on main)")
-    assert refenv.has_entry_point(new, root) and not refenv.has_entry_point(old, root)
+    assert gate_ref.default_ref(root) == (old, "HEAD~1 (HEAD is on main)")
+    assert gate_ref.has_entry_point(new, root) and not gate_ref.has_entry_point(old, root)
 
 
 def test_default_ref_is_none_in_a_one_commit_clone_or_outside_git(tmp_path):
@@ -83,7 +81,7 @@ def test_default_ref_is_none_in_a_one_commit_clone_or_outside_git(tmp_path):
     (tmp_path / "f").write_text("x")
     _git(tmp_path, "add", "f")
     _git(tmp_path, "commit", "-q", "-m", "one")
-    assert refenv.default_ref(tmp_path) is None
+    assert gate_ref.default_ref(tmp_path) is None
     with pytest.raises(regress.CannotJudge, match="nor HEAD~1 exists; fetch the history") as no:
         regress.choose_ref(None, tmp_path)
     assert no.value.cause == "no-ref" and "shallow clone" not in no.value.reason
@@ -114,10 +112,10 @@ def test_a_shallow_clone_has_no_ref_and_the_gate_says_to_fetch_the_history(tmp_p
         _commit(root, name)
     clone = tmp_path / "clone"
     _git(tmp_path, "clone", "-q", "--depth", "2", "--no-single-branch", root.as_uri(), str(clone))
-    assert refenv.is_shallow(clone) and not refenv.is_shallow(root)
-    assert refenv.resolve("HEAD~1", clone) and refenv.resolve("origin/main", clone)
-    assert refenv.default_ref(clone) is None
-    assert refenv.default_ref(root) is not None  # the full history has one
+    assert gate_ref.is_shallow(clone) and not gate_ref.is_shallow(root)
+    assert gate_ref.resolve("HEAD~1", clone) and gate_ref.resolve("origin/main", clone)
+    assert gate_ref.default_ref(clone) is None
+    assert gate_ref.default_ref(root) is not None  # the full history has one
     with pytest.raises(regress.CannotJudge) as no:
         regress.choose_ref(None, clone)
     assert no.value.cause == "no-ref" and no.value.side is None
@@ -151,25 +149,18 @@ def _cli(root: Path, *args: str, env: dict | None = None, timeout: int = 120):
 
 def test_cli_cannot_judge_when_ref_predates_the_entry_point_and_writes_why(repo):
     # HEAD~1 predates the entry point: the gate says so, exits 2 and writes its record and table,
-    # naming REF's side; it never measures the stored baseline instead (broken here, to be sure).
-    # Catches: an exit-2 path that writes no --json (CI then cannot tell whose side failed).
+    # naming REF's side. Catches: an exit-2 path that writes no --json (CI then cannot tell whose
+    # side failed).
     root = repo["root"]
-    (root / "reports/baseline/gate.json").write_text("{broken")
     done = _cli(root, "--json", "gate/gate.json", "--markdown", "gate/gate.md")
     assert done.returncode == 2, done.stderr
     assert "predates the A/B gate's entry point bench/gate_probe.py" in done.stdout
-    assert "baseline" not in done.stdout + done.stderr
     doc = json.loads((root / "gate/gate.json").read_text())
     assert doc["schema"] == regress.GATE_SCHEMA and doc["schema_version"] == 2
     assert doc["exit_code"] == 2 and doc["cannot_judge"]["side"] == "A"
     assert doc["cannot_judge"]["cause"] == "ref-entry-point"
     assert "predates" in doc["cannot_judge"]["reason"]
     assert "gate: cannot judge (exit 2)" in (root / "gate/gate.md").read_text()
-
-
-def test_cli_against_and_baseline_exclude_each_other(capsys):
-    assert main(["regress", "--against", "HEAD", "--baseline", "x.json"]) == 2
-    assert "exclude each other" in capsys.readouterr().err
 
 
 def _never(*args, **kwargs):
@@ -180,15 +171,14 @@ def test_cli_ab_gate_refuses_too_few_rounds_before_measuring(capsys, monkeypatch
     monkeypatch.setattr(regress, "choose_ref", _never)  # before REF is even looked up
     assert main(["regress", "--against", "HEAD", "--rounds", "4"]) == 2
     err = capsys.readouterr().err
-    assert "--rounds 4: the A/B gate needs at least 5" in err and "--baseline" in err
+    assert "--rounds 4: the A/B gate needs at least 5" in err
 
 
 def test_run_ab_gate_refuses_too_few_rounds_before_any_process(monkeypatch):
     # The proof script calls run_ab_gate directly, past the CLI: the check is there too.
-    monkeypatch.setattr(regress.ab_rounds, "run_interleaved", _never)
-    monkeypatch.setattr(regress.ab_rounds, "run_rounds", _never)
+    monkeypatch.setattr(regress.gate_rounds, "run_rounds", _never)
     with pytest.raises(regress.ab_rule.ABError, match="--rounds 4"):
-        regress.run_ab_gate({}, rounds=4, data_path=None, interleave=True)
+        regress.run_ab_gate({}, rounds=4, data_path=None)
 
 
 def _rounds_text(doc: dict) -> str:
@@ -222,7 +212,9 @@ def _tiny_gate_variants(root: Path) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(refenv.find_uv() is None, reason="needs uv to build REF's environment quickly")
+@pytest.mark.skipif(
+    gate_ref.find_uv() is None, reason="needs uv to build REF's environment quickly"
+)
 def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(repo, real_mnist):
     # REF = HEAD (committed, clean). The working tree (side B) gets an uncommitted change that
     # makes every training step 3× as long: the gate must build REF's env, measure both, exit 1.
@@ -255,7 +247,7 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
     assert doc["measured"]["rounds"] == regress.ab_rule.DEFAULT_ROUNDS
     responses = doc["measured"]["responses"]
     # Both entry points interleave: the two processes of each round took turns every few steps.
-    assert doc["measured"]["mode"].startswith("interleaved") and doc["measured"]["order"] is None
+    assert doc["measured"]["mode"].startswith("interleaved")
     assert "interleaved" in (out / "gate.md").read_text()
     assert all("pauses" in run for r in responses for s in "AB" for run in r[s]["runs"])
     assert all(r[s]["inject"] is None for r in responses for s in "A")
@@ -272,7 +264,9 @@ def test_against_measures_ref_in_its_own_env_and_catches_a_slower_working_tree(r
 
 
 @pytest.mark.slow  # builds REF's environment, fetches MNIST, measures 8+ rounds of both sides
-@pytest.mark.skipif(refenv.find_uv() is None, reason="needs uv to build REF's environment quickly")
+@pytest.mark.skipif(
+    gate_ref.find_uv() is None, reason="needs uv to build REF's environment quickly"
+)
 def test_a_fresh_clone_without_data_judges_unchanged_code(repo, tmp_path):
     # A fresh `git clone` (no .cache, no --data) of a commit that changes nothing but the README,
     # gated against HEAD~1 as CI gates a push to main, with nox's relative MNIST_BENCH_CACHE. The
@@ -309,7 +303,7 @@ def test_a_fresh_clone_without_data_judges_unchanged_code(repo, tmp_path):
 
 
 # A stand-in entry point that answers a contract-1 request at once with made-up raw times: every
-# step takes 1 ms x the next of its side's FACTORS (cycled, one per process, in the order they run).
+# step takes 1 ms x the next of its side's FACTORS (cycled, one per round, in the order they run).
 FIGURES = """
 import json, os, sys
 request = json.loads(sys.stdin.readline())
@@ -326,13 +320,13 @@ print(json.dumps({"contract": 1, "ok": True, "versions": {}, "runs": [run]}), fl
 """
 
 
-def _figures_side(tmp_path: Path, label: str, factors: str) -> ab_rounds.Side:
+def _figures_side(tmp_path: Path, label: str, factors: str) -> gate_rounds.Side:
     tree = tmp_path / label
     (tree / "bench").mkdir(parents=True)
     (tree / "bench" / "__init__.py").write_text("")
     (tree / "bench" / "gate_probe.py").write_text(FIGURES)
     env = {"FACTORS": factors, "LOG": str(tmp_path / f"{label}.log")}
-    return ab_rounds.Side(label, sys.executable, tree, env)
+    return gate_rounds.Side(label, sys.executable, tree, env)
 
 
 def _sized_gate(tmp_path: Path, b_factors: str, budget_s: float = 600.0):
@@ -343,7 +337,6 @@ def _sized_gate(tmp_path: Path, b_factors: str, budget_s: float = 600.0):
         budget_s=budget_s,
         data_path=None,
         variants=variants,
-        prestart=False,  # one process at a time: each takes the next factor, in order
         train_s=1.5,
         echo=lambda _: None,
     )
@@ -454,12 +447,12 @@ def test_a_failed_ref_probe_names_its_side_and_cause(tmp_path, error, cause):
     (ref / "bench" / "__init__.py").write_text("")
     (ref / "bench" / "gate_probe.py").write_text(FAILS)
     sides = {
-        "A": ab_rounds.Side("A", sys.executable, ref, {"ERROR": error}),
+        "A": gate_rounds.Side("A", sys.executable, ref, {"ERROR": error}),
         "B": _figures_side(tmp_path, "B", "1"),
     }
     with pytest.raises(regress.CannotJudge, match="REF could not be measured") as failed:
         regress.run_ab_gate(
             sides, rounds=5, data_path=None, variants=(GateVariant("v", 100, "float32", 10000),),
-            prestart=False, echo=lambda _: None,
+            echo=lambda _: None,
         )  # fmt: skip
     assert failed.value.side == "A" and failed.value.cause == cause

@@ -108,12 +108,12 @@ def _tripwires(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setitem(sys.modules, module, None)
 
 
-def test_regress_json_never_overwrites_the_baseline(capsys, tmp_path):
-    baseline = tmp_path / "gate.json"
-    baseline.write_text("{}")
-    line = _one_error(capsys, "regress", "--baseline", baseline, "--json", baseline, "--force")
+def test_regress_json_never_overwrites_its_data(capsys, tmp_path):
+    data = tmp_path / "mnist.npz"
+    data.write_text("{}")
+    line = _one_error(capsys, "regress", "--data", data, "--json", data, "--force")
     assert "is an input of this command" in line
-    assert baseline.read_text() == "{}"
+    assert data.read_text() == "{}"
 
 
 def test_report_refuses_to_overwrite_an_existing_report_without_force(capsys, runs):

@@ -1,78 +1,29 @@
-"""The A/B gate's decision, pure: per-round figures from raw probe times, a ratio with a CI, verdicts.
+"""The A/B gate's decision, pure: per-round figures from raw times, a ratio with a CI, verdicts.
 
-Design (issue 13). Side A is the reference commit, side B the working tree; every side and round a
-fresh process running ``python -m bench.gate_probe``, the two processes of a round taking turns
-every few training steps (``bench.run.ab_rounds``; whole processes A B, B A, … with an older REF). Per
-side, round and gate variant the probe returns raw step times, from which this module derives two
-figures (``round_figures``):
+Per side, round and gate variant the side process returns raw step times, from which
+``round_figures`` derives two figures: the median ms of the timed steps (warm-up and the step after
+each wait for a turn excluded), and the wall ms per step, every stall and epoch boundary included
+but the waits for the other side's turns, as the median over windows of WALL_WINDOW steps.
 
-    median ms   the median of the timed steps (warm-up and the steps holding a turn excluded): the
-                cost of a typical step;
-    wall ms     training wall time per step, every stall and epoch boundary the run reaches
-                included but the waits for the other side's turns, as the median over windows
-                of WALL_WINDOW steps. (Runs are sized by time, ``bench.plan.gate_variants``: on a
-                slow machine a run may end before its first epoch boundary.)
+Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes took turns, so a
+machine that speeds up or slows down moves both). Then
 
-Rounds (``plan_rounds``): at least MIN_ROUNDS, DEFAULT_ROUNDS while they fit the budget, then one
-at a time up to MAX_ROUNDS while a row is too noisy; rows decided by then keep their verdict
-(``keep_decided``).
+    ratio   R = median_i r_i
+    CI      [r_(k), r_(n+1−k)] of the sorted ratios, k the largest with binomial coverage >= LEVEL
+            (``median_ci``; distribution-free, no resampling)
+    spread  s = 1.4826 · MAD(r) / median(r)
 
-Per metric, round i gives a paired ratio r_i = B_i / A_i (the two processes ran together, so a
-machine that speeds up or slows down between rounds moves both). The change is
+and per variant and metric:
 
-    ratio  R = median_i r_i               robust to a round that a neighbour process disturbed
-    CI     distribution-free CI of the median (``median_ci``): [r_(k), r_(n+1−k)] of the sorted
-           ratios, k the largest with binomial coverage >= LEVEL = 90 % (8 rounds: the 2nd
-           smallest to the 2nd largest of the 8 ratios, coverage 93.0%); no resampling, no
-           normality assumption
-
-    spread s     1.4826 · MAD(r) / median(r): how much one pair's ratio scatters
-
-The rule, per variant and metric:
-
-    REGRESSION   lower CI bound > 1 + MARGIN  and  R − 1 > FLOOR  (slower beyond noise, and by enough)
-                 and, if s > NOISE_LIMIT, R − 1 > NOISE_K · s     (a noisy run must show a big change)
+    REGRESSION   low > 1 + MARGIN  and  R − 1 > FLOOR, and, if s > NOISE_LIMIT, R − 1 > NOISE_K · s
     faster       the same, mirrored
-    too noisy    a regression (or speed-up) by the CI and FLOOR that the spread guard holds back; or
-                 the upper CI bound > 1 + CEILING (a regression the gate exists for could hide in
-                 the noise, so passing would not be honest: exit 2)
+    too noisy    a change by the CI and FLOOR that the spread guard holds back; or high > 1 + CEILING
     pass         otherwise
 
-Why this rule: the issue asks for 10/10 catches of +10 % (uniform step cost, or stalls that add
-10 % wall time) with 0/10 false alarms on unchanged code and 10/10 passes on a 2× slower machine.
-The CI alone would flag any change the rounds resolve, however small: 1–3 % code-layout effects
-between two builds are real but not actionable, so the CI must clear 1 by MARGIN = 3 % (a test of
-"slower by more than 3 %", not of "slower at all"), and the median by FLOOR = 5 %, half the effect the
-gate must catch (asv's default factor is 10 %; this gate is designed to catch 10 % reliably, not
-merely at 50 %). With 8 rounds a false alarm needs 7 of the 8 rounds' B/A above 1.03 and their
-median above 1.05: on the halved machine (pairs scattering ~5 %, a round above 1.03 about 30 % of
-the time) 0.13 % per row for the 7 of 8 alone, if rounds are independent. The CI bound lets a true
-+10 % pass only if 2 of the 8 rounds fall below 1.03, which one disturbed round alone cannot do
-(the floor and the spread guard can still hold a change back). A load that
-slows one side for a whole gate run (the first campaign's run 24: 5 of 6 rounds above +3 %) is
-the risk independence leaves out; the proof campaign measures it.
-
-Why 8 rounds and the 2nd order statistic (2026-11-26): with 6 rounds the lower bound is the
-smallest ratio, so a single disturbed round hides a regression. The second proof campaign (6
-rounds) missed one of 10 stalls that way: wall per step +12.7 % and +10.5 %, but one round per row
-at +1.3 % and +1.8 %. The 8-round rule was chosen after seeing that run, so its proof is a fresh
-campaign (reports/gate-proof/).
-
-Why order statistics, not a bootstrap: until 2026-11-26 the CI was a percentile bootstrap of the
-median. With 6 rounds that interval is about [2nd, 5th] of the sorted ratios, which holds the true
-median only ~78 % of the time (1 − 2·7/64), and with 4 rows judged per gate run the family missed
-often enough that the halved machine of the proof (busy loops on both cores, both sides slowed)
-gave a false REGRESSION: bs512 median step +7.6 %, bootstrap CI +3.1 … +10.0 %, rounds +7.9, +7.3,
-+3.3, +10.3, +10.0, −1.7 %. Its min…max (−1.7 … +10.3 %) holds 1. On the 25 runs of that campaign
-every uniform (+13…+17 %) and stall (wall +10.9…+15.8 % on one variant or more) run still had a
-row whose smallest ratio was above 1.05. Rule and MARGIN were chosen after seeing those runs; the
-proof is a fresh campaign.
-
-The spread guard exists because other tenants' load does not always hit both processes of a pair
-alike: an A/A run on the shared dev machine under load 4–6 had paired ratios of 0.95–2.38 (s = 23 %,
-median 1.55). There the gate answers 'too noisy', exit 2, rather than guessing.
-
-Exit code: 1 if any variant's metric regressed; else 2 if any could not be judged; else 0.
+Rounds (``plan_rounds``): at least MIN_ROUNDS, DEFAULT_ROUNDS while they fit the budget, then one at
+a time up to MAX_ROUNDS while a row is too noisy; rows decided by then keep their verdict
+(``keep_decided``). Exit code: 1 if any row regressed; else 2 if any could not be judged; else 0.
+Why each number is what it is, and the campaigns that chose and proved them: docs/gate.md.
 """
 
 from __future__ import annotations
@@ -92,11 +43,11 @@ from bench.gate.verdicts import (
     REGRESSION,
 )
 
-FLOOR = 0.05
+FLOOR = 0.05  # half the +10% the gate exists to catch
 MARGIN = 0.03  # the CI must clear 1 by this: 10 gates between two builds of one code scattered
 # -2.5…+2.8 % (3 rows; SD 1.3-1.7 %), no CI lower bound above -0.4 % (reports/gate-margin)
-CEILING = 0.20
-NOISE_LIMIT = 0.10
+CEILING = 0.20  # a CI reaching this could hide the regression the gate is for: too noisy
+NOISE_LIMIT = 0.10  # pairs scattering more than this are not hit alike by the machine's load
 NOISE_K = 3.0
 LEVEL = 0.90
 # The CI at each round count, in ci_text's words (a test checks them against order_k):
@@ -111,8 +62,8 @@ DEFAULT_ROUNDS = 8
 MAX_ROUNDS = 16
 BUDGET_S = 210.0  # seconds of rounds; with REF's environment (~30 s) the gate fits 5 minutes
 METRICS = ("median_ms", "wall_ms")
-# Steps per window of the wall figure in interleaved rounds (bench.run.ab_rounds.INTERLEAVE_EVERY steps
-# per turn): long enough to hold a periodic cost of every 50 steps or more often in every window.
+# Steps per window of the wall figure (bench.run.gate_rounds.INTERLEAVE_EVERY steps per turn):
+# long enough to hold a periodic cost of every 50 steps or more often in every window.
 WALL_WINDOW = 50
 METRIC_LABELS = {"median_ms": "median step", "wall_ms": "wall per step"}
 
@@ -150,13 +101,13 @@ def round_figures(
     warmup: int,
     pauses: Sequence[Sequence[float]] = (),
 ) -> tuple[float, float]:
-    """(median ms, wall ms per step) of one run from the probe's raw times; warm-up steps excluded.
+    """(median ms, wall ms per step) of one run from its raw times; warm-up steps excluded.
 
     ``steps_ms``: per-epoch lists of step times (ms); ``batch_end_s``: seconds from fit start at
     every batch end; ``pauses``: [steps so far, seconds] of an interleaved run's waits for its turn.
     Median: of the timed steps, less the step after each pause (it holds the pause, and a cache the
     other process just used). Wall: the median over windows of WALL_WINDOW steps of each window's
-    wall ms per step (``window_walls``); not interleaved, the whole run's.
+    wall ms per step (``window_walls``); without pauses, the whole run's.
     Windows, because a one-off stall of up to a second (seen on the shared dev machine, on either
     side, with both sides the same code) made single rounds' whole-run B/A 1.8× and 2.6×, while a
     periodic cost that recurs at least once per window is in every window.
@@ -174,9 +125,9 @@ def round_figures(
 
 
 def figures(response: Mapping[str, Any], warmup: int) -> dict[str, dict[str, float]]:
-    """{variant: {"median_ms": …, "wall_ms": …}} from one probe response (contract 1)."""
+    """{variant: {"median_ms": …, "wall_ms": …}} from one side process's response (contract 1)."""
     if not response.get("ok"):
-        raise ABError(f"probe failed: {response.get('error', 'no error given')}")
+        raise ABError(f"side process failed: {response.get('error', 'no error given')}")
     out = {}
     for run in response["runs"]:
         median_ms, wall_ms = round_figures(
@@ -201,7 +152,7 @@ def check_rounds(rounds: int) -> None:
     if rounds < MIN_ROUNDS:
         raise ABError(
             f"--rounds {rounds}: the A/B gate needs at least {MIN_ROUNDS} for a {LEVEL:.0%} CI of "
-            "the median (add --baseline for the stored gate, which takes 3)"
+            "the median"
         )
 
 

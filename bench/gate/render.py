@@ -1,21 +1,16 @@
-"""The gates' markdown: the A/B table, the stored-baseline verdict table and a baseline summary."""
+"""The gate's markdown: the A/B table and the cannot-judge note."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench import stats
 from bench.gate import ab_rule as ab
-from bench.gate.stored_rule import CEILING, FLOOR, UPDATE_HINT, K, Row
 from bench.gate.verdicts import (
     CAUSES,
-    CHANGED,
     EXIT_PASS,
     EXIT_REGRESSION,
     EXIT_UNMEASURED,
-    FASTER,
-    NO_BASELINE,
     NOISY,
     NOT_MEASURED,
     exit_code,
@@ -31,68 +26,6 @@ def _machine_line(machine: Mapping[str, Any]) -> str:
         f"{machine.get('cpu_model', '?')}, {machine.get('cpu_cores', '?')} cores; "
         f"tensorflow {versions.get('tensorflow', '?')}, keras {versions.get('keras', '?')}"
     )
-
-
-def render_table(
-    rows: Sequence[Row], baseline: Mapping[str, Any], machine: Mapping[str, Any]
-) -> str:
-    """Markdown: one line per variant, the formula, both machines and the overall verdict."""
-    lines = [
-        markdown_table(
-            {
-                "variant": row.variant,
-                "baseline ratio": num(row.baseline_ratio, ".3f"),
-                "current ratio": num(row.current_ratio, ".3f"),
-                "change": num(row.change, "+.1%"),
-                "threshold": num(row.threshold, ".1%"),
-                "spread base / now": f"{num(row.baseline_spread, '.1%')} / "
-                f"{num(row.current_spread, '.1%')}",
-                "fastest harness step ms base → now": f"{num(row.baseline_harness_ms, '.3f')} → "
-                f"{num(row.current_harness_ms, '.3f')}",
-                "verdict": row.verdict,
-            }
-            for row in rows
-        )
-    ]
-    code = exit_code(rows)
-    notes = {
-        NO_BASELINE: f"no baseline for a measured variant: {UPDATE_HINT}",
-        NOT_MEASURED: "a baseline variant was not measured: the gate's variants changed; "
-        + UPDATE_HINT,
-        NOISY: f"too noisy: this run's threshold is above {CEILING:.0%}, so a regression of that "
-        "size could pass unseen; re-run on a quieter machine or with more --rounds",
-        FASTER: "faster than the baseline: if that is expected, refresh it with --update-baseline",
-        CHANGED: "the gate's setup (batch, data, epochs, warm-up or TF threads) differs from the "
-        f"baseline's, so the ratios do not compare: {UPDATE_HINT}",
-    }
-    verdicts = {row.verdict for row in rows}
-    lines += [
-        "",
-        "ratio = median over rounds of (fastest harness step / fastest calibration step); "
-        f"threshold = max({FLOOR:.0%}, {K:g} · √(e_now² + e_base²)), "
-        "e = 1.2533 · spread / √rounds, spread = 1.4826 · MAD / median of the rounds' ratios.",
-        f"baseline: {baseline.get('created_utc', '?')} on {_machine_line(baseline['machine'])}",
-        f"this run: {_machine_line(machine)}",
-        *(f"note: {text}" for verdict, text in notes.items() if verdict in verdicts),
-        f"gate: {OUTCOMES[code]} (exit {code})",
-    ]
-    return "\n".join(lines)
-
-
-def render_baseline(doc: Mapping[str, Any]) -> str:
-    """Markdown summary of a baseline document."""
-    table = markdown_table(
-        {
-            "variant": name,
-            "median ratio": f"{stats.median(entry['ratios']):.3f}",
-            "spread": f"{stats.relative_spread(entry['ratios']):.1%}",
-            "fastest step ms harness / calibration": f"{stats.median(entry['harness_ms']):.3f} / "
-            f"{stats.median(entry['calibration_ms']):.3f}",
-            "rounds": str(len(entry["ratios"])),
-        }
-        for name, entry in doc["variants"].items()
-    )
-    return f"{table}\nmachine: {_machine_line(doc['machine'])}"
 
 
 def _side_line(side: Mapping[str, Any]) -> str:
@@ -143,10 +76,9 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         "",
         f"A = {meta.get('ref', '?')}; B = this working tree. {meta.get('rounds', '?')} rounds"
         f"{_sizing_text(meta)}, "
-        f"{meta.get('mode') or 'A and B alternating (A B, B A, …)'}, each side and round a fresh "
-        "process; "
+        f"{meta.get('mode')}, each side and round a fresh process; "
         "median step = median of the timed steps, wall per step = training wall time after the "
-        "warm-up ÷ steps (stalls included; interleaved: the other side's turns left out, median "
+        "warm-up ÷ steps (stalls included, the other side's turns left out; the median "
         f"over {ab.WALL_WINDOW}-step windows).",
         f"change = median over rounds of B/A − 1; CI: distribution-free {level:.0%} CI of that "
         f"median ({_ci_bounds(meta.get('rounds'), level)}). REGRESSION when the "
@@ -185,7 +117,7 @@ def side_words(side: str | None) -> str:
 
 
 def render_cannot_judge(reason: str, side: str | None, cause: str) -> str:
-    """Markdown for an A/B gate that could not measure: why, its cause, and whose side failed."""
+    """Markdown for a gate that could not measure: why, its cause, and whose side failed."""
     who = side_words(side) if side else "the gate"
     return (
         f"The A/B gate could not judge: {who} could not be measured or set up.\n\n"

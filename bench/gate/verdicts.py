@@ -1,4 +1,4 @@
-"""What both gates can answer: the verdict strings, the exit codes, and the rule joining them. Pure.
+"""What the gate can answer: the verdict strings, the exit codes, and the rule joining them. Pure.
 
 Also why a gate could not judge (``CAUSES``), which ``.ci/gate`` reads from the gate record: this
 module imports nothing beyond the standard library, so that script's plain ``python3`` can import it.
@@ -11,19 +11,18 @@ from typing import Any, Protocol
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNMEASURED = 0, 1, 2
 
-PASS, REGRESSION, FASTER, NOISY, NO_BASELINE, NOT_MEASURED, CHANGED = (
+# Records of the retired stored-baseline gate also hold "no baseline" and "setup changed".
+PASS, REGRESSION, FASTER, NOISY, NOT_MEASURED = (
     "pass",
     "REGRESSION",
     "faster",
     "too noisy",
-    "no baseline",
     "not measured",
-    "setup changed",
 )
 
 
 class Verdicted(Protocol):
-    """A row of either gate (``stored_rule.Row`` or ``ab_rule.ABRow``)."""
+    """A row with a verdict (``ab_rule.ABRow``)."""
 
     @property
     def verdict(self) -> str: ...
@@ -44,10 +43,11 @@ NO_REF, REF_ENTRY_POINT, REF_BUILD = "no-ref", "ref-entry-point", "ref-build"
 DATA, PROBE, MISSING, TOO_NOISY, HARNESS = "data", "probe", "missing", "noisy", "harness"
 CAUSES = {
     NO_REF: "no REF to compare against (no git work tree, no such commit, or too little history)",
-    REF_ENTRY_POINT: "REF predates the A/B gate's entry point, so it cannot be driven",
+    REF_ENTRY_POINT: "REF predates the A/B gate's entry point or its interleaving, so it cannot be "
+    "driven",
     REF_BUILD: "REF's own environment (from its lock or pyproject) could not be built",
-    DATA: "MNIST could not be loaded or verified, here or in a side's probe",
-    PROBE: "a side's probe failed, timed out, or answered nothing usable",
+    DATA: "MNIST could not be loaded or verified, here or in a side's process",
+    PROBE: "a side's process failed, timed out, or answered nothing usable",
     MISSING: "a variant was not measured on both sides in every round",
     TOO_NOISY: "a row stayed too noisy after the extra rounds",
     HARNESS: "the gate itself failed on this machine (its git, its environment, or a bug)",

@@ -1,14 +1,13 @@
-"""The calibration workload: the reference MLP's training step in plain TensorFlow, no Keras.
+"""The calibration step: the reference MLP's training step in plain TensorFlow, no Keras.
 
 Same layer shapes (784→128→128→10), same batch, ReLU, softmax cross-entropy and an Adam update
 written out by hand, all in one ``tf.function`` that takes its batch from a prefetching tf.data
-iterator, as Keras' fit does. It does the harness's arithmetic without Keras' training loop, so the
-ratio harness/calibration tracks the harness and cancels the machine's speed. Imports TensorFlow.
+iterator, as Keras' fit does: the harness's arithmetic without Keras' training loop, which the
+micro-benchmarks (``tests/benchmarks``) time beside the Keras step. Imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,7 @@ import tensorflow as tf
 
 from mnist_models.spec import DENSE_SHAPES, LEARNING_RATE, POLICIES
 
-# mixed_float16 would need loss scaling written out too; the gate measures these two.
+# mixed_float16 would need loss scaling written out too.
 PRECISIONS = tuple(p for p in POLICIES if p != "mixed_float16")
 # Keras' Adam defaults, which the reference model uses.
 BETA_1, BETA_2, EPSILON = 0.9, 0.999, 1e-7
@@ -92,20 +91,3 @@ class CalibrationStep:
     def __call__(self) -> float:
         """Run one step; returns its loss, read back so the step has really finished."""
         return float(self._step(self._batches).numpy())
-
-
-def time_steps(step: CalibrationStep, steps: int, warmup_steps: int) -> list[float]:
-    """Milliseconds of each of `steps` calls after `warmup_steps` untimed ones (tracing included)."""
-    if steps < 1 or warmup_steps < 1:
-        raise ValueError(f"steps={steps}, warmup_steps={warmup_steps}: both must be >= 1")
-    for _ in range(warmup_steps):
-        step()
-    times = []
-    last = time.perf_counter()
-    for _ in range(steps):
-        step()
-        # Batch end to batch end, as bench.measure.clock.StepClock times the harness.
-        now = time.perf_counter()
-        times.append(1000 * (now - last))
-        last = now
-    return times

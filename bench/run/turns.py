@@ -1,6 +1,6 @@
 """The interleaving engine: processes that take turns, one training at a time. No TensorFlow.
 
-Both the matrix (``bench.run.pairs``: every arm of a paired set) and the A/B gate (``bench.run.ab_rounds``:
+Both the matrix (``bench.run.pairs``: every arm of a paired set) and the A/B gate (``bench.run.gate_rounds``:
 side A and side B of a round) run through it. A process that takes turns speaks a line protocol on
 its stdin and stdout:
 

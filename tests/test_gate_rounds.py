@@ -1,4 +1,4 @@
-"""`bench.run.ab_rounds` with stand-in entry points (no TensorFlow): how rounds run, in which order, in turns.
+"""`bench.run.gate_rounds` with stand-in entry points (no TensorFlow): how a round's processes take turns.
 
 A stand-in is a source tree whose ``bench/gate_probe.py`` answers at once; the driver runs it exactly
 as it runs the real one (``python -m bench.gate_probe`` with the side's tree first on PYTHONPATH).
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench.gate import regress
-from bench.run import ab_rounds as ab
+from bench.run import gate_rounds as ab
 
 STAND_IN = """
 import json, os, sys, time
@@ -51,18 +51,10 @@ def _turns(tmp_path: Path) -> list[str]:
     return (tmp_path / "turns.log").read_text().splitlines()
 
 
-def test_alternating_rounds_run_whole_processes_in_turn_order(tmp_path):
-    sides = {"A": _side(tmp_path, "A"), "B": _side(tmp_path, "B")}
-    seen: list[tuple[int, str]] = []
-    results = ab.run_rounds(sides, {"x": 1}, 3, on_response=lambda r, s, _: seen.append((r, s)))
-    assert seen == ab.round_order(3) == [(0, "A"), (0, "B"), (1, "B"), (1, "A"), (2, "A"), (2, "B")]
-    assert [{k: v["name"] for k, v in r.items()} for r in results] == [{"A": "A", "B": "B"}] * 3
-
-
 def test_interleaved_rounds_take_turns_in_pairs_whose_first_side_alternates(tmp_path):
     # A has 10 steps (turns after 4 and 8), B has 5 (a turn after 4): B finishes first and drops out.
     sides = {"A": _side(tmp_path, "A"), "B": _side(tmp_path, "B", STEPS="5")}
-    results = ab.run_interleaved(sides, {"x": 1}, 2, every=4)
+    results = ab.run_rounds(sides, {"x": 1}, 2, every=4)
     assert [{k: v["name"] for k, v in r.items()} for r in results] == [{"A": "A", "B": "B"}] * 2
     # Every turn runs alone; the first of each pair of turns alternates: A B, B A, A B, …
     # and round 2 starts with B.
@@ -80,18 +72,17 @@ def test_interleaved_rounds_take_turns_in_pairs_whose_first_side_alternates(tmp_
 
 def test_a_probe_that_dies_names_its_side_and_both_are_stopped(tmp_path):
     sides = {"A": _side(tmp_path, "A"), "B": _side(tmp_path, "B", CRASH_AT="start")}
-    with pytest.raises(ab.ProbeError, match="exited 3 without a response") as caught:
-        ab.run_interleaved(sides, {"x": 1}, 2, every=4)
+    with pytest.raises(ab.SideError, match="exited 3 without a response") as caught:
+        ab.run_rounds(sides, {"x": 1}, 2, every=4)
     assert caught.value.side == "B"
 
 
-def test_rounds_interleave_unless_an_entry_point_cannot_or_asked_not_to():
-    said: list[str] = []
-    can = {"contract": 1, "interleave": True}
+def test_a_ref_whose_entry_point_cannot_interleave_cannot_be_judged():
+    # Catches: an older REF falling back to whole processes one after the other (the retired
+    # alternating driver), or its refusal read by CI as the working tree's fault.
     older = {"contract": 1, "inject_env": "MNIST_BENCH_GATE_INJECT"}
-    assert regress.choose_interleave({"A": older, "B": can}, False, said.append) is False
-    assert said == ["rounds alternate: side A's entry point cannot interleave"]
-    assert regress.choose_interleave({"A": can, "B": can}, True, said.append) is False
-    assert regress.choose_interleave({"A": can, "B": can}, False, said.append) is True
-    assert regress.mode_text(True).startswith("interleaved")
-    assert regress.mode_text(False).startswith("alternating")
+    side = ab.Side("A (REF 1234)", sys.executable, Path("."))
+    with pytest.raises(regress.CannotJudge, match="cannot interleave") as refused:
+        regress.require_interleave("A", side, older)
+    assert refused.value.cause == "ref-entry-point" and refused.value.side == "A"
+    regress.require_interleave("A", side, older | {"interleave": True})  # no error
