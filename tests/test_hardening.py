@@ -457,6 +457,30 @@ def test_garbage_in_the_middle_is_still_an_error(tmp_path):
         records.read_records(path)
 
 
+@pytest.mark.parametrize("paired", [True, False])
+def test_a_run_started_with_a_retired_setting_resumes_only_at_todays_value(tmp_path, paired):
+    """Bug: every run recorded before `paired` retired refused by --resume (its stored plan names
+    the setting), or a `paired = false` run, which measured every job alone, continued as paired."""
+    path = tmp_path / "results.jsonl"
+    settings = load_profile("quick").settings
+    _write_run(path, settings)
+    plan = resume.plan_of(load_profile("quick").variants(), settings)
+    old = {**plan, "settings": {**plan["settings"], "paired": paired}}
+    lines = []
+    for line in path.read_text().splitlines():
+        record = json.loads(line)
+        record["run"]["fingerprint"] = resume.fingerprint(old)
+        if record["run"].get("plan"):
+            record["run"]["plan"] = old
+        lines.append(json.dumps(record))
+    path.write_text("\n".join(lines) + "\n")
+    if paired:
+        assert len(resume.records_to_resume(path, resume=True, shard="1/1", plan=plan)) == 2
+    else:
+        with pytest.raises(resume.RunError, match="paired is False there, None here"):
+            resume.records_to_resume(path, resume=True, shard="1/1", plan=plan)
+
+
 def test_resume_after_a_truncated_line_cuts_it_and_appends_cleanly(tmp_path):
     path, _ = _truncated(tmp_path)
     with pytest.warns(RecordWarning):

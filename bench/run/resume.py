@@ -22,6 +22,9 @@ from bench.plan.grouping import group_arms
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 
+# Settings retired since, with the one value runs that named them measured as runs do now: a plan
+# stored with that value is still this run's (``paired = true``: every run pairs now).
+RETIRED_SETTINGS = {"paired": True}
 # What ``--retry-failed`` runs again: faults of the job's process, not results (diverged, skipped).
 RETRIED = ("failed", "timeout")
 
@@ -128,10 +131,22 @@ def _check_plan(out_path: Path, existing: list[dict[str, Any]], plan: dict[str, 
     stored: dict[str, Any] = next(
         (r["run"]["plan"] for r in records.probe_records(existing) if r["run"].get("plan")), {}
     )
+    if stored and stamps <= {fingerprint(stored), fingerprint(plan)} and _today(stored) == plan:
+        return
     raise RunError(
         f"{out_path} belongs to a run of another matrix or settings ({plan_difference(stored, plan)}); "
         "resume it with the command that started it, or give a new --out"
     )
+
+
+def _today(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored plan without the retired settings it holds at the value runs now measure by."""
+    settings = {
+        k: v
+        for k, v in (stored.get("settings") or {}).items()
+        if k not in RETIRED_SETTINGS or RETIRED_SETTINGS[k] != v
+    }
+    return {**stored, "settings": settings}
 
 
 def done_jobs(
