@@ -108,7 +108,7 @@ def run_workers(
                             start_new_session=True,
                         )
                     )
-            watch = _Watch(procs, start)
+            watch = _WorkerWatch(procs, start)
             first_broken, timed_out = _wait_for_workers(procs, results, watch, timeout_s)
         finally:
             for p in procs:
@@ -128,7 +128,7 @@ def run_workers(
         return {**outcome[0], "worker_processes": summaries}, elapsed  # type: ignore[dict-item]
 
 
-class _Watch:
+class _WorkerWatch:
     """Each worker's last peak RSS read while it ran, and when each was first seen ended."""
 
     def __init__(self, procs: list[subprocess.Popen[bytes]], start: float) -> None:
@@ -149,7 +149,7 @@ class _Watch:
 
 
 def _wait_for_workers(
-    procs: list[subprocess.Popen[bytes]], results: list[Path], watch: _Watch, timeout_s: float
+    procs: list[subprocess.Popen[bytes]], results: list[Path], watch: _WorkerWatch, timeout_s: float
 ) -> tuple[int | None, bool]:
     """(the first worker that ended without an ok result or None, whether the time limit hit)."""
     while any(p.poll() is None for p in procs):
@@ -169,7 +169,7 @@ def _broken_result(
     outcome: list[dict[str, Any] | None],
     procs: list[subprocess.Popen[bytes]],
     logs: list[Path],
-    watch: _Watch,
+    watch: _WorkerWatch,
 ) -> dict[str, Any] | None:
     """The record for a job whose worker `index` broke; None when the chief's result stands.
 

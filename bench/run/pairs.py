@@ -145,7 +145,7 @@ def run_set(
             )
         for taker in takers.values():
             stack.callback(taker.kill)
-        watch = _Watch(takers, block_of)
+        watch = _ArmWatch(takers, block_of)
         rounds = turns.take_turns(
             takers,
             turns.shuffled(stats.seed_for(pset.id)),
@@ -174,7 +174,7 @@ class ArmEnd:
     rss_bytes: int | None = None
 
 
-class _Watch:
+class _ArmWatch:
     """A set's arms from the driver's side: each one's peak RSS, read before each of its turns,
     and how and when each that failed ended (for ``child.exit_reason``)."""
 
