@@ -196,7 +196,6 @@ def _cmd_overhead(args: argparse.Namespace) -> int:
     if args.json:  # before a minute of measuring
         outputs.check_output(args.json, inputs=[args.data], force=args.force)
     from bench.measure.overhead import measure_overhead  # imports TensorFlow
-    from bench.plan.variant import Variant
     from bench.report.overhead_table import render_overhead
 
     variant = Variant(epochs=args.epochs)
@@ -354,14 +353,10 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _examples(lines: Sequence[str]) -> str:
-    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
-
-
 def _add_examples(parser: argparse.ArgumentParser, sub: Any) -> None:
     """End the help of mnist-bench and of each command with its examples, kept as written."""
     for name, command in [("mnist-bench", parser), *sub.choices.items()]:
-        command.epilog = _examples(EXAMPLES[name])
+        command.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
         command.formatter_class = argparse.RawDescriptionHelpFormatter
 
 

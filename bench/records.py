@@ -1,27 +1,9 @@
 """Raw records: append-only JSON Lines, one object per (variant, repeat) or machine probe.
 
-This module owns the record: it builds the envelope, checks, reads (upgrading old schema versions
-on load, as asv migrates its results), appends and merges. Every line carries its own envelope
-(schema version, UTC time, machine, commit), so files can be concatenated, sharded and merged
-without losing where a number came from.
-
-Schema versions:
-- 1: the child also stored statistics it had derived (step median, wall ms/step, samples/s, time to
-  target, achieved FLOP/s).
-- 2: the child stores raw measurements only (per-step times, per-epoch seconds, history, evaluate
-  results, model facts); every statistic is derived from them by ``bench.stats.repeat_stats``. A
-  ``summary`` section repeats those statistics for people reading the JSONL; no reader uses it.
-- 3: an arm of a paired set carries a ``pairing`` section (its set, group, round, role, the set's
-  arms, its turns) and ``timing.pauses`` (its waits for the machine, left out of every time). A
-  version-2 record is a version-3 record without them: nothing to change on load.
-- 4: an arm of a paired set also carries ``timing.blocks``: per block of training its steps and
-  its wall, process CPU and machine steal seconds. An older arm's upgrade sets it to null (not
-  recorded), so readers meet one shape: a list, or null.
-
-Some sections arrived within a version (a variant's later fields, ``backend``,
-``memory.peak_rss_source``, ``settings.target_halfwidth``, a probe's ``trials``), so ``upgrade``
-fills each in by its absence, not by the version; what is on disk means what it meant, and the
-version stays.
+This module owns the record: it builds the envelope, checks, reads (upgrading every older schema
+version on load, in ``upgrade``; docs/records.md, "Versions"), appends and merges. Every line carries
+its own envelope (schema version, UTC time, machine, commit), so files can be concatenated, sharded
+and merged without losing where a number came from.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """`mnist-bench regress`: the A/B step-time gate from its options to the exit code, in one place. No TF.
 
-REF is ``--against`` or ``bench.run.gate_ref.default_ref`` (merge base with origin/main, else
-HEAD~1), checked out (``git worktree``) with its own environment built by uv. Both sides' entry
-points answer ``--describe``; then rounds of one fresh process per side, the two taking turns
-(``bench.run.gate_rounds``), sized by time (``ab_rule.plan_rounds``: each run trains ``AB_TRAIN_S``
-seconds of its own where both sides can, rounds within a budget, more only while a row is too
-noisy) and judged by ``bench.gate.ab_rule``. Exit 0 pass, 1 regression, 2 cannot judge.
-
-When the gate cannot run or measure (no git, no REF, REF without the entry point or without its
-interleaving, REF's environment not built, no data, a side process that fails) it answers *cannot
-judge* (exit 2) with the reason, the side (``"A"`` REF, ``"B"`` the working tree, None neither) and
-the cause (``verdicts.CAUSES``) in its outputs. ``.ci/gate`` decides what CI makes of exit 2, by
-the cause.
-
-MNIST is loaded and verified once, here, and both sides' processes get it by absolute path,
-whatever its source: REF's process runs in REF's own checkout, where a relative cache (nox's
-``MNIST_BENCH_CACHE=.cache``) names another folder, and it never downloads.
-
-``--json`` gets a gate record (``GATE_SCHEMA``, version ``GATE_SCHEMA_VERSION``; docs/records.md)
-and ``--markdown`` the table, both written atomically through ``bench.outputs``.
+REF (``--against``, else ``gate_ref.default_ref``) is checked out with its own environment; then
+rounds of one fresh process per side, taking turns (``bench.run.gate_rounds``), sized and judged by
+``bench.gate.ab_rule``. Exit 0 pass, 1 regression, 2 cannot judge, with the reason, side and cause
+(``verdicts.CAUSES``) in its outputs (docs/gate.md). MNIST is loaded once, here, and both sides read
+it by absolute path: REF runs in its own checkout, where a relative cache names another folder.
 """
 
 from __future__ import annotations
@@ -113,8 +99,6 @@ def check_options(options: Options) -> None:
     """ABError or OutputError for options that cannot work, before minutes of measuring."""
     if options.rounds is not None:
         ab_rule.check_rounds(options.rounds)
-    if not options.budget_s > 0:
-        raise ab_rule.ABError(f"--budget {options.budget_s:g}: need a positive number of seconds")
     for out in (options.json_out, options.markdown_out):
         if out is not None:  # never over the data it reads
             outputs.check_output(out, inputs=[options.data], force=options.force)
@@ -290,7 +274,6 @@ def run_ab_gate(
     budget_s: float = ab_rule.BUDGET_S,
     data_path: str | None,
     variants: Sequence[GateVariant] = AB_VARIANTS,
-    warmup_steps: int = DEFAULT_WARMUP_STEPS,
     train_s: float | None = None,
     echo: Echo = print,
 ) -> tuple[list[ab_rule.ABRow], dict[str, Any]]:
@@ -303,7 +286,11 @@ def run_ab_gate(
     if rounds is not None:
         ab_rule.check_rounds(rounds)
     request = side_request(
-        variants, warmup_steps=warmup_steps, threads=AB_THREADS, data=data_path, train_s=train_s
+        variants,
+        warmup_steps=DEFAULT_WARMUP_STEPS,
+        threads=AB_THREADS,
+        data=data_path,
+        train_s=train_s,
     )
     figures: list[dict[str, Any]] = []
     responses: list[dict[str, Any]] = []
@@ -318,7 +305,7 @@ def run_ab_gate(
             more = rounds - done
         if more <= 0:
             break
-        batch, figs = _some_rounds(sides, request, done, done + more, echo, warmup_steps)
+        batch, figs = _some_rounds(sides, request, done, done + more, echo)
         responses += batch
         figures += figs
         rows = ab_rule.compare_rounds(figures, [v.name for v in variants])
@@ -341,7 +328,6 @@ def _some_rounds(
     first: int,
     stop: int,
     echo: Echo,
-    warmup_steps: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rounds `first` … `stop`-1: their responses and figures, each response's line echoed.
 
@@ -351,7 +337,7 @@ def _some_rounds(
 
     def progress(r: int, label: str, response: dict[str, Any]) -> None:
         try:
-            fig = ab_rule.figures(response, warmup_steps)
+            fig = ab_rule.figures(response, DEFAULT_WARMUP_STEPS)
         except ab_rule.ABError as exc:
             raise CannotJudge(
                 f"{_whose(label)}'s process gave no usable times: {exc}", verdicts.PROBE, side=label
@@ -398,22 +384,11 @@ def undecided(rows: Sequence[ab_rule.ABRow], figures: Sequence[Mapping[str, Any]
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def gate_record(code: int, extra: Mapping[str, Any]) -> dict[str, Any]:
-    """The --json document: a versioned gate record (docs/records.md, "Gate records")."""
-    return {
-        "schema": GATE_SCHEMA,
-        "schema_version": GATE_SCHEMA_VERSION,
-        "mode": "ab",
-        "exit_code": code,
-        "created_utc": utc_now(),
-        **extra,
-    }
-
-
 def write_outputs(options: Options, code: int, text: str, extra: Mapping[str, Any]) -> None:
-    """--markdown gets the table, --json the gate record; each written atomically."""
+    """--markdown gets the table, --json a versioned gate record (docs/records.md, "Gate records")."""
     if options.markdown_out is not None:
         outputs.write_atomic(options.markdown_out, f"## Step-time gate (A/B)\n\n{text}\n")
     if options.json_out is not None:
-        doc = gate_record(code, extra)
+        doc = {"schema": GATE_SCHEMA, "schema_version": GATE_SCHEMA_VERSION, "mode": "ab"}
+        doc |= {"exit_code": code, "created_utc": utc_now(), **extra}
         outputs.write_atomic(options.json_out, json.dumps(doc, indent=1) + "\n")

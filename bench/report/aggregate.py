@@ -260,10 +260,6 @@ def _row(
     return row
 
 
-def _spread(values: list[float]) -> tuple[float | None, float | None]:
-    return (min(values), max(values)) if len(values) > 1 else (None, None)
-
-
 def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
     derived = [stats.repeat_stats(r) for r in ok]
 
@@ -272,7 +268,7 @@ def _summarise_ok(ok: list[dict[str, Any]], arm: stats.Arm) -> dict[str, Any]:
         return stats.median(present) if present else None
 
     medians = [d["step_ms"]["median"] for d in derived]
-    lo, hi = _spread(medians)
+    lo, hi = (min(medians), max(medians)) if len(medians) > 1 else (None, None)
     ci = stats.step_interval(arm)
     step_ms = arm.step_ms
     batch = ok[0]["variant"]["batch_size"]

@@ -560,9 +560,7 @@ def check_report_outputs(
         outputs.check_output(path, inputs=[results], force=force, advice=advice)
 
 
-def write_report(
-    results: Path, out_dir: Path, fmt: str = "md", plots: bool = True, *, force: bool = False
-) -> Path:
+def write_report(results: Path, out_dir: Path, fmt: str = "md", *, force: bool = False) -> Path:
     """Render results into out_dir: REPORT.md + summary.csv + PNGs, or summary.csv / .json alone.
 
     Refuses (OutputError) before reading anything if a file it would write exists, unless force.
@@ -578,6 +576,5 @@ def write_report(
     outputs.write_atomic(csv_path, pd.DataFrame(summary.rows).to_csv(index=False))
     if fmt == "md":
         outputs.write_atomic(path, _render(summary))
-        if plots:
-            write_plots(summary, out_dir)
+        write_plots(summary, out_dir)
     return path

@@ -74,8 +74,6 @@ class RunContext:
         return records.envelope(kind, run, self.machine, self.commit)
 
 
-# When the machine is probed: its peak is the best trial, and the trials' spread shows load.
-PROBE_PHASES = ("start", "between", "end")
 PROBE_TIMEOUT_S = 600.0
 
 
@@ -84,9 +82,7 @@ def probe_machine(
 ) -> dict[str, Any]:
     """List the GPUs each backend sees and run matmul trials, in a child like every variant.
 
-    A probe that crashes, is killed (the out-of-memory killer) or hangs gives a record that says
-    so (``status`` failed or timeout, ``reason``), as a variant's job does: a probe only adds
-    context, so losing it must not cost the rest of the run.
+    A probe that crashes or hangs gives a record saying so, and the run goes on: it only adds context.
     """
     job = {"kind": "probe", "measure_peak": measure_peak, "phase": phase}
     result, _ = run_child(job, timeout_s=PROBE_TIMEOUT_S)
@@ -189,15 +185,9 @@ def run_plan(
 ) -> list[Job]:
     """Run every (variant, repeat) not yet in out_path, probing the machine before, between and after.
 
-    The one place a run is checked: the file (``records_to_resume``) and the paired sets
-    (``pairs.check_pairing``), before `on_ready` (where the CLI loads the data) and any probe.
-    Single-process arms run in paired sets, `repeats` sets of each group, then more while
-    ``pairs.next_set`` asks; multi_worker arms, which cannot take turns, run one job after another
-    afterwards. The 'between' probe runs after the first half of the repeats and an 'end' probe
-    closes the run; a resumed run skips the probes it has. Without peak trials
-    (measure_peak=False) only the 'start' probe runs, for the GPU list. With `retry_failed`, jobs
-    whose latest attempt failed or timed out run again: a plain job alone, an arm of a paired set
-    with its whole set. Returns the plain jobs it ran (skipped and multi_worker ones).
+    The file and the paired sets are checked once, here, before `on_ready` and any probe. Paired
+    sets run first (``PairedRun``), multi_worker jobs one after another afterwards; `retry_failed`
+    reruns failed jobs (a paired arm with its whole set). Returns the plain jobs it ran.
     """
     existing = records_to_resume(out_path, resume=resume, shard=ctx.shard, plan=ctx.plan)
     pairs.check_pairing(variants, ctx.settings)
@@ -221,7 +211,8 @@ def run_plan(
     sets = PairedRun(
         ctx, out_path, existing, pairable, on_record, on_set, retry_failed=retry_failed
     )
-    sets.run_minimum(probes.between if ctx.settings.repeats > 1 else (lambda: None))
+    between = functools.partial(probes.run, "between")
+    sets.run_minimum(between if ctx.settings.repeats > 1 else (lambda: None))
     sets.retry_extra_sets()
     sets.run_until_resolved()
     run([j for j in plain if j.variant in separate])
@@ -250,11 +241,8 @@ class _Probes:
         }
 
     def run(self, phase: str) -> None:
-        """Probe the machine unless the file has this phase (without peak trials: 'start' only).
-
-        A failed probe is recorded and the run goes on; after a failed start probe, which lists
-        the GPUs, GPU jobs fail with ``GPUS_UNKNOWN`` (``not_run``) and CPU jobs run.
-        """
+        """Probe the machine unless the file has this phase (without peak trials: 'start' only);
+        a failed probe is recorded and the run goes on (GPU jobs then fail, ``not_run``)."""
         if phase in self.probed or not (phase == "start" or self.measure_peak):
             return
         probed = probe_machine(self.ctx, self.measure_peak, phase)
@@ -263,9 +251,6 @@ class _Probes:
             self.on_probe(probed)
         if records.probe_ok(probed):
             self.probed[phase] = probed
-
-    def between(self) -> None:
-        self.run("between")
 
 
 class PairedRun:
