@@ -74,8 +74,6 @@ class RunContext:
         return records.envelope(kind, run, self.machine, self.commit)
 
 
-# When the machine is probed: its peak is the best trial, and the trials' spread shows load.
-PROBE_PHASES = ("start", "between", "end")
 PROBE_TIMEOUT_S = 600.0
 
 
