@@ -44,11 +44,6 @@ def cv(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) / mean if mean else None
 
 
-def iqr(values: Sequence[float]) -> float:
-    """Interquartile range (p75 - p25)."""
-    return percentile(values, 75) - percentile(values, 25)
-
-
 def mad(values: Sequence[float]) -> float:
     """Median absolute deviation from the median (unscaled)."""
     m = median(values)
@@ -70,17 +65,11 @@ def summarize(values: Sequence[float]) -> dict[str, Any]:
 
 
 MAD_TO_SIGMA = 1.4826  # MAD → standard deviation for normally distributed data
-MEDIAN_SE = 1.2533  # √(π/2): std. error of a median over that of a mean
 
 
 def relative_spread(values: Sequence[float]) -> float:
     """1.4826 · MAD / median: a robust relative standard deviation of one sample."""
     return MAD_TO_SIGMA * mad(values) / median(values)
-
-
-def median_error(values: Sequence[float]) -> float:
-    """Relative standard error of the median of `values`: 1.2533 · spread / √n."""
-    return MEDIAN_SE * relative_spread(values) / math.sqrt(len(values))
 
 
 LONG_STEP_FACTOR = 10  # a step this many times the median is a pause, not a training step
@@ -230,7 +219,6 @@ def repeat_stats(record: Mapping[str, Any]) -> dict[str, Any]:
 # Teachers Should Know About the Bootstrap", Am. Stat. 69(4), 2015, sec. 5), n and df = n-1 of the
 # arm with fewer repeats. tests/test_comparison_stats.py checks coverage, power and false alarms.
 
-CONFIDENCE = 0.95
 BOOTSTRAP_DRAWS = 1000
 BOOTSTRAP_SEED = 20261125
 # Student t quantiles t_{0.975, df} for df = 1..30 (beyond, the normal 1.96 is within 2%).

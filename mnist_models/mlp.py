@@ -102,10 +102,3 @@ def layer_table(model: keras.Model) -> list[dict[str, object]]:
             }
         )
     return rows
-
-
-def summary_text(model: keras.Model) -> str:
-    """model.summary() as plain text."""
-    lines: list[str] = []
-    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line), line_length=80)
-    return "\n".join(lines)

@@ -1,7 +1,7 @@
 """The reference model's facts as plain data (no Keras): shapes, dtype policies, data sizes.
 
 ``mnist_models.mlp`` builds the model from these; code that only needs the facts (costs, the
-calibration step, the variant checks) reads them here without importing Keras.
+variant checks) reads them here without importing Keras.
 """
 
 from __future__ import annotations

@@ -106,7 +106,7 @@ def gate_run(
             hog.wait()
     return {
         "scenario": scenario,
-        "exit_code": exit_code(rows) if rows else 2,
+        "exit_code": exit_code([row.verdict for row in rows]),
         "error": error,
         "wall_s": time.perf_counter() - start,
         "rows": [

@@ -40,7 +40,7 @@ def test_ids_checks_and_batch_semantics():
     assert Variant(strategy="default", replicas=4).replicas_in_sync == 1
     v = Variant(batch_size=128, strategy="mirrored", replicas=2, epochs=3)
     assert v.id == "bs128-per_epoch-float32-cpu-mirrored2-e3"
-    assert (v.batch_size, v.replicas_in_sync, v.per_replica_batch) == (128, 2, 64)
+    assert (v.batch_size, v.replicas_in_sync) == (128, 2)
     assert Variant(strategy="multi_worker", replicas=4).id.endswith("-multi_worker4")
     with pytest.raises(VariantError, match=r"strategy='horovod': choose from \['default'"):
         Variant(strategy="horovod")

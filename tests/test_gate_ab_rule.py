@@ -269,7 +269,7 @@ def test_compare_rounds_judges_median_and_wall_separately():
     ]
     assert rows[1].change == pytest.approx(0.12)
     assert rows[1].a_ms == pytest.approx(2.0) and rows[1].b_ms == pytest.approx(2.24)
-    assert exit_code(rows) == EXIT_REGRESSION
+    assert exit_code([r.verdict for r in rows]) == EXIT_REGRESSION
 
 
 def test_compare_rounds_missing_variant_or_rounds_cannot_be_judged():
@@ -277,11 +277,12 @@ def test_compare_rounds_missing_variant_or_rounds_cannot_be_judged():
     del rounds[1]["B"]["v"]
     rows = ab.compare_rounds(rounds, ["v"])
     assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
-    assert exit_code(rows) == EXIT_UNMEASURED
+    assert exit_code([r.verdict for r in rows]) == EXIT_UNMEASURED
     rows = ab.compare_rounds(_rounds([1.0] * 4, [1.0] * 4), ["v"])
     assert {r.verdict for r in rows} == {ab.NOT_MEASURED}
     assert exit_code([]) == EXIT_UNMEASURED
-    assert exit_code(ab.compare_rounds(_rounds([1.0] * 5, [1.0] * 5), ["v"])) == EXIT_PASS
+    rows = ab.compare_rounds(_rounds([1.0] * 5, [1.0] * 5), ["v"])
+    assert exit_code([r.verdict for r in rows]) == EXIT_PASS
 
 
 def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
@@ -325,48 +326,6 @@ def test_ab_table_shows_both_metrics_the_rule_and_the_outcome():
     assert "side A (REF abc1234567): tensorflow 2.20.0" in text
     assert "REF environment: uv, from its requirements.lock, built in 6 s" in text
     assert lines[-1] == "gate: REGRESSION (exit 1)"
-
-
-def _campaign_run(scenario: str, wall_ratios: list[float]) -> dict:
-    rounds = [
-        {
-            "A": {"v": {"median_ms": 2.0, "wall_ms": 2.0}},
-            "B": {"v": {"median_ms": 2.0, "wall_ms": 2.0 * r}},
-        }
-        for r in wall_ratios
-    ]
-    return {"scenario": scenario, "figures": rounds}
-
-
-def test_rule_estimator_separates_a_clear_stall_from_unchanged_code(tmp_path, capsys):
-    import json
-    import random
-
-    estimator = load_script("estimate_ab_rule")
-    rng = random.Random(3)
-    runs = [
-        _campaign_run("unchanged", [1 + rng.gauss(0, 0.02) for _ in range(6)]) for _ in range(5)
-    ]
-    runs += [
-        _campaign_run("stall", [1.12 + rng.gauss(0, 0.02) for _ in range(6)]) for _ in range(5)
-    ]
-    results = tmp_path / "results.json"
-    results.write_text(json.dumps({"meta": {}, "runs": runs}))
-    assert estimator.main([str(results), "--rounds", "6", "8", "--draws", "400"]) == 0
-    # Each line: scenario, runs, rounds, exit-0 share, "/", exit-1 share, "/", exit-2 share.
-    cells = {(c[0], c[2]): c for c in map(str.split, capsys.readouterr().out.splitlines()[1:])}
-    assert cells[("unchanged", "8")][3] == "100.0%"  # exit 0 every time
-    assert cells[("stall", "8")][3] == "0.0%"  # never exit 0 …
-    assert cells[("stall", "8")][5] == "100.0%"  # … but exit 1: always caught
-    with pytest.raises(SystemExit):
-        estimator.main([str(results), "--rounds", "4"])
-    assert "--rounds 4: the A/B gate needs at least 5" in capsys.readouterr().err
-    for bad in (["--draws", "0"], []):
-        target = str(results) if bad else str(tmp_path / "missing.json")
-        with pytest.raises(SystemExit):
-            estimator.main([target, *bad])
-    err = capsys.readouterr().err
-    assert "--draws 0: need at least 1" in err and "missing.json: not a prove_ab_gate" in err
 
 
 def test_proof_campaign_resumes_only_under_the_same_rule(tmp_path):

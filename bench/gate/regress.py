@@ -170,7 +170,7 @@ def ab_gate(options: Options, echo: Echo = print) -> int:
     meta = _ab_meta(ref_text, sides, built, measured, start)
     text = render.render_ab(rows, meta)
     echo(text)
-    code = exit_code(rows)
+    code = exit_code([row.verdict for row in rows])
     rows_out = [dataclasses.asdict(row) | {"change": row.change} for row in rows]
     extra = {"ref_commit": commit, "rows": rows_out, "meta": meta, "measured": measured}
     if code == EXIT_UNMEASURED:

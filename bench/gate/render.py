@@ -69,7 +69,7 @@ def render_ab(rows: Sequence[ab.ABRow], meta: Mapping[str, Any]) -> str:
         }
         for row in rows
     )
-    code = exit_code(rows)
+    code = exit_code([row.verdict for row in rows])
     sides = meta.get("sides") or {}
     lines = [
         table,

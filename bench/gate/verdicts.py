@@ -6,8 +6,8 @@ module imports nothing beyond the standard library, so that script's plain ``pyt
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Collection, Mapping
+from typing import Any
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNMEASURED = 0, 1, 2
 
@@ -21,19 +21,11 @@ PASS, REGRESSION, FASTER, NOISY, NOT_MEASURED = (
 )
 
 
-class Verdicted(Protocol):
-    """A row with a verdict (``ab_rule.ABRow``)."""
-
-    @property
-    def verdict(self) -> str: ...
-
-
-def exit_code(rows: Sequence[Verdicted]) -> int:
-    """1 if any row regressed; else 2 if any could not be judged (or there are none); else 0."""
-    verdicts = {row.verdict for row in rows}
+def exit_code(verdicts: Collection[str]) -> int:
+    """The rows' verdicts → 1 if any regressed; else 2 if any was not judged (or none); else 0."""
     if REGRESSION in verdicts:
         return EXIT_REGRESSION
-    if verdicts - {PASS, FASTER} or not rows:
+    if set(verdicts) - {PASS, FASTER} or not verdicts:
         return EXIT_UNMEASURED
     return EXIT_PASS
 

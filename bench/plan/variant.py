@@ -15,8 +15,6 @@ DEVICES = ("cpu", "gpu")
 # Keras 3 backends: the job's process sets KERAS_BACKEND before Keras is imported (bench.run.worker).
 DEFAULT_BACKEND = "tensorflow"
 BACKENDS = (DEFAULT_BACKEND, "jax", "torch")
-# model.compile(jit_compile=...): False, True, or "auto" (each backend's own Keras default).
-JIT_COMPILE = (False, True, "auto")
 # default: one device; mirrored: tf.distribute.MirroredStrategy over `replicas` GPUs or logical CPU
 # devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy over `replicas` worker processes.
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -87,11 +85,6 @@ class Variant:
     def replicas_in_sync(self) -> int:
         """Model replicas that share each global batch: 1 under the default strategy."""
         return 1 if self.strategy == "default" else self.replicas
-
-    @property
-    def per_replica_batch(self) -> int:
-        """Images each replica computes per step; batch_size is always the global batch."""
-        return self.batch_size // self.replicas_in_sync
 
     def train_images(self, available: int = TRAIN_IMAGES) -> int:
         """Images the model trains on: validation_split holds the last fraction back."""

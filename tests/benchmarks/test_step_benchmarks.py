@@ -1,9 +1,8 @@
 """pytest-benchmark micro-benchmarks: one compiled training step on a fixed batch, warm-up excluded.
 
 The reference MLP through Keras (``train_on_batch``, which reads the loss back, so the step has
-finished) and the calibration step (the same arithmetic without Keras, bench.calibration), at a
-few batch sizes and precisions. Grouped by (batch size, precision) so the two sit side by side.
-Run with `nox -s benchmark`; compare with a saved run of the same machine:
+finished) at a few batch sizes and precisions, grouped by (batch size, precision). Run with
+`nox -s benchmark`; compare with a saved run of the same machine:
 `nox -s benchmark -- --benchmark-compare --benchmark-compare-fail=median:15%`.
 """
 
@@ -16,7 +15,6 @@ import pytest
 import tensorflow as tf
 
 from bench.measure import costs
-from bench.measure.calibration import CalibrationStep
 from mnist_models import mlp
 from mnist_models.data import Mnist
 
@@ -52,15 +50,3 @@ def test_keras_train_step(benchmark, one_thread, real_mnist, batch_size, precisi
     _describe(benchmark, "keras", batch_size, precision, one_thread)
     loss, accuracy = benchmark(model.train_on_batch, x, y)
     assert math.isfinite(loss) and 0 <= accuracy <= 1
-
-
-@pytest.mark.parametrize("precision", PRECISIONS)
-@pytest.mark.parametrize("batch_size", BATCH_SIZES)
-def test_calibration_step(benchmark, one_thread, real_mnist, batch_size, precision):
-    step = CalibrationStep(*_batch(real_mnist, batch_size), precision=precision)
-    first = step()
-    for _ in range(WARMUP_STEPS - 1):
-        step()
-    _describe(benchmark, "calibration", batch_size, precision, one_thread)
-    last = benchmark(step)
-    assert math.isfinite(last) and last < first  # it trains: the loss on its batch goes down
