@@ -1,28 +1,10 @@
 """Prove the paired matrix: quiet on unchanged code, catches a 10% per-step cost, holds on a busy machine.
 
-Scenarios, each a whole `mnist-bench run` of one profile (`default` unless --profile):
-
-- unchanged: --runs runs of the profile as it is. Targets: the A/A control's step-ratio interval
-  holds 1 in every run; every variant gets the same step-time verdict in every run (or each
-  disagreement is shown with its intervals); and each variant's intervals hold the pooled estimate
-  (the geometric mean of the runs' point ratios).
-- slowed: --runs runs in which one non-baseline arm (--arm) busy-waits 0.10 × each training step's
-  own time after that step (`tests.arm_hooks:slow_one_arm`, the test-only hook the runner passes to
-  every worker; it reads the arm from MNIST_BENCH_SLOW_ARM and leaves every other arm alone).
-  Targets: that arm is called slower in every run, its interval holds its unchanged ratio × 1.10,
-  and no other verdict changes. The default arm, validation once at the end, steps exactly as the
-  baseline does (ratio about 1), so "called slower" is the injected 10% and nothing else; an arm
-  such as batch 512 is called slower without any injection.
-- busy: 1 run while a separate process spins on one core for the whole run (started before it,
-  killed after it, also when it fails). Targets: every step ratio's half-width within 5%, and the
-  A/A interval holds 1.
-
-Runs take turns (unchanged-1, slowed-1, unchanged-2, slowed-2, …, then busy-1), so the machine's
-drift reaches both scenarios alike. Run NAME writes OUT/NAME/results.jsonl and its REPORT.md (the
-`report` command's renderer); OUT/campaign.json (what ran, when, how long, with what) is written
-atomically after every run, and OUT/SUMMARY.md is rendered from those records alone. `--resume`
-skips finished runs and continues a partial one as `mnist-bench run --resume` does. Usage, from the
-repository root (11 whole runs of `default`, each as long as `mnist-bench run --profile default`):
+Whole `mnist-bench run`s of --profile in three scenarios (docs/method.md, "Proof"): unchanged;
+slowed, --arm busy-waiting after each step through HOOK; busy, one core spinning. Unchanged and
+slowed runs take turns, then busy, so the machine's drift reaches both alike. Writes OUT/NAME/
+(results.jsonl, REPORT.md) per run, OUT/campaign.json after every run and OUT/SUMMARY.md from the
+records alone. From the repository root (11 runs, each as long as `run --profile default`):
 
     MNIST_BENCH_CACHE=.cache python scripts/prove_matrix.py --runs 5 --out reports/matrix-proof
 
@@ -59,13 +41,13 @@ from bench.plan.variant import Variant  # noqa: E402
 from bench.records import read_records  # noqa: E402
 from bench.report.aggregate import RunSummary, summarize_run  # noqa: E402
 from bench.run import pairs, progress, runner  # noqa: E402
-from bench.run.resume import plan_of  # noqa: E402
+from bench.run.resume import RunError, plan_of, records_to_resume  # noqa: E402
 
 SCENARIOS = ("unchanged", "slowed", "busy")
-DEFAULT_ARM = "bs32-end_only-float32-cpu"
+DEFAULT_ARM = "bs32-end_only-float32-cpu"  # steps as the baseline does: "slower" is the injection
 EXTRA = 0.10  # the injected per-step cost: the slowed arm's ratio should move by 1 + EXTRA
-# The wait that costs EXTRA is measured apart from the matrix (bench.measure.ab_runs.injection_cost):
-# processes of CALIBRATION_EPOCHS epochs each, until the cost's interval holds EXTRA.
+# A wait also slows the next step, so the wait that costs EXTRA is measured apart from the matrix
+# (bench.measure.ab_runs.injection_cost), in processes of CALIBRATION_EPOCHS epochs each.
 CALIBRATION_PROCESSES, CALIBRATION_EPOCHS, CALIBRATION_TRIES = 4, 3, 4
 COST = (
     "import json, sys\n"
@@ -74,9 +56,9 @@ COST = (
     "print(json.dumps(injection_cost(Variant.from_dict(json.loads(sys.argv[1])), float(sys.argv[2]))))"
 )
 HOOK = "tests.arm_hooks:slow_one_arm"
-SLOW_ARM_ENV = "MNIST_BENCH_SLOW_ARM"  # read by tests.arm_hooks:slow_one_arm in each worker
+SLOW_ARM_ENV = "MNIST_BENCH_SLOW_ARM"  # read by HOOK in each worker
 HALF_WIDTH_LIMIT = 0.05  # the busy run's target: every step ratio resolved within ±5%
-CAMPAIGN = "campaign.json"
+CAMPAIGN, RESULTS = "campaign.json", "results.jsonl"
 VERSIONS = ("tensorflow", "keras")  # the versions SUMMARY.md names
 # What a resumed campaign must share with the one in --out: the plan and the injection.
 IDENTITY = ("profile", "sets", "arm", "extra", "hook")
@@ -90,13 +72,16 @@ HOG = (
 )
 
 
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 # --- Planning and checks (before anything is measured) ------------------------------------------
 
 
 def schedule(runs: int, scenarios: tuple[str, ...]) -> list[str]:
     """Run names in the order they run: unchanged and slowed taking turns, then the busy run."""
-    names = [f"{s}-{i}" for i in range(1, runs + 1) for s in ("unchanged", "slowed")]
-    names = [n for n in names if scenario_of(n) in scenarios]
+    names = [f"{s}-{i}" for i in range(1, runs + 1) for s in SCENARIOS[:2] if s in scenarios]
     return names + (["busy-1"] if "busy" in scenarios else [])
 
 
@@ -104,25 +89,12 @@ def scenario_of(name: str) -> str:
     return name.rsplit("-", 1)[0]
 
 
-def load_matrix(profile: str, sets: list[str]) -> Matrix:
-    """The profile with its --set overrides, as `mnist-bench run` reads them."""
-    matrix = load_profile(profile)
-    return apply_overrides(matrix, sets) if sets else matrix
-
-
-def check_arm(matrix: Matrix, arm: str) -> None:
-    """MatrixError unless `arm` is a variant of the matrix other than its baseline and control."""
-    variants = matrix.variants()
-    others = [v.id for v in variants[1:] if not v.control]
-    if arm not in others:
-        raise MatrixError(
-            f"--arm {arm} is not a non-baseline variant of profile {matrix.name}; choose one of: "
-            + ", ".join(others)
-        )
-
-
 def campaign_meta(args: argparse.Namespace) -> dict[str, Any]:
     """What campaign.json says about the whole campaign: its plan, injection and command."""
+    argv = ["python", "scripts/prove_matrix.py", "--runs", str(args.runs)]
+    argv += ["--profile", args.profile] if args.profile != "default" else []
+    argv += [a for override in args.set or [] for a in ("--set", override)]
+    argv += ["--arm", args.arm] if args.arm != DEFAULT_ARM else []
     return {
         "profile": args.profile,
         "sets": list(args.set or []),
@@ -130,22 +102,10 @@ def campaign_meta(args: argparse.Namespace) -> dict[str, Any]:
         "extra": EXTRA,
         "hook": HOOK,
         "runs": args.runs,
-        "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_utc": now(),
         "finished_utc": None,
-        "command": reproduce_command(args),
+        "command": "MNIST_BENCH_CACHE=.cache " + shlex.join([*argv, "--out", args.out]),
     }
-
-
-def reproduce_command(args: argparse.Namespace) -> str:
-    """The command that makes this campaign again, from the repository root."""
-    argv = ["python", "scripts/prove_matrix.py", "--runs", str(args.runs)]
-    if args.profile != "default":
-        argv += ["--profile", args.profile]
-    for override in args.set or []:
-        argv += ["--set", override]
-    if args.arm != DEFAULT_ARM:
-        argv += ["--arm", args.arm]
-    return "MNIST_BENCH_CACHE=.cache " + shlex.join([*argv, "--out", args.out])
 
 
 def load_campaign(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
@@ -171,26 +131,41 @@ def load_campaign(out: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return {"meta": {**meta, "started_utc": started}, "runs": runs}
 
 
-def check_runs(
-    out: Path, names: list[str], done: Mapping[str, Any], plan: dict[str, Any], resume: bool
-) -> None:
-    """RunError (the runner's own check) for a run's results file another command's `run --resume`
-    would refuse: records of another plan, or records at all without --resume."""
-    for name in names:
-        if not done.get(name, {}).get("finished_utc"):
+def prepare(args: argparse.Namespace) -> tuple[Matrix, list[str], dict[str, Any]]:
+    """The matrix, runs and campaign, or an error naming what is wrong before anything is loaded."""
+    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    if not scenarios or set(scenarios) - set(SCENARIOS) or args.runs < 1:
+        raise ValueError(f"--only takes names from {', '.join(SCENARIOS)}; --runs must be >= 1")
+    matrix = load_profile(args.profile)
+    matrix = apply_overrides(matrix, args.set) if args.set else matrix
+    variants = matrix.variants()
+    others = [v.id for v in variants[1:] if not v.control]  # the baseline is no arm to slow
+    if "slowed" in scenarios and args.arm not in others:
+        raise MatrixError(
+            f"--arm {args.arm} is not a non-baseline variant of profile {matrix.name}; choose one "
+            "of: " + ", ".join(others)
+        )
+    pairs.check_pairing(variants, matrix.settings)
+    out, meta = Path(args.out), campaign_meta(args)
+    campaign: dict[str, Any] = {"meta": meta, "runs": {}}
+    if (out / CAMPAIGN).exists():
+        if not args.resume:
+            raise ValueError(f"{out} holds a campaign already; pass --resume, or give a new --out")
+        campaign = load_campaign(out, meta)
+    names = schedule(args.runs, scenarios)
+    plan = plan_of(variants, matrix.settings)
+    for name in names:  # the runner's own check: what another `run --resume` would refuse
+        if not campaign["runs"].get(name, {}).get("finished_utc"):
             outputs.check_dir_writable(out / name)
-            runner.records_to_resume(
-                out / name / "results.jsonl", resume=resume, shard="1/1", plan=plan
-            )
+            records_to_resume(out / name / RESULTS, resume=args.resume, shard="1/1", plan=plan)
+    return matrix, names, campaign
 
 
 # --- Measuring ----------------------------------------------------------------------------------
 
 
 def slow_arm_spec(arm: Variant, wait: float) -> dict[str, Any]:
-    """What SLOW_ARM_ENV tells the hook: the arm's fields but its seed (each of its repeats gets a
-    seed of its own, so the workers' copies differ from the matrix's in that field only), and the
-    calibrated wait, ExtraWork's `extra`."""
+    """What SLOW_ARM_ENV tells the hook: the arm's fields but the seed (each repeat has its own)."""
     fields = {k: v for k, v in arm.to_dict().items() if k != "seed"}
     return {"arm": arm.id, "fields": fields, "extra": wait}
 
@@ -224,8 +199,7 @@ def calibrate(arm: Variant, target: float) -> dict[str, Any]:
 def scenario_conditions(
     scenario: str, arm: Variant | None, wait: float
 ) -> Iterator[dict[str, Any]]:
-    """The scenario's conditions for the length of one run: the slowed arm's variable, or a busy
-    loop on one core; yields what the campaign records about them. Undone however the run ends."""
+    """One run's slowed arm or busy core, undone however the run ends; yields what to record."""
     if scenario == "slowed":
         if arm is None:
             raise MatrixError("a slowed run needs its arm, a variant of the matrix")
@@ -234,17 +208,16 @@ def scenario_conditions(
             yield {"hook": HOOK, "arm": arm.id, "extra": EXTRA, "wait": wait}
         finally:
             del os.environ[SLOW_ARM_ENV]
-        return
-    if scenario != "busy":
+    elif scenario == "busy":
+        core = max(os.sched_getaffinity(0))
+        hog = subprocess.Popen([sys.executable, "-c", HOG, str(core)])
+        try:
+            yield {"busy_core": core, "busy_pid": hog.pid}
+        finally:
+            hog.kill()
+            hog.wait()
+    else:
         yield {}
-        return
-    core = max(os.sched_getaffinity(0))
-    hog = subprocess.Popen([sys.executable, "-c", HOG, str(core)])
-    try:
-        yield {"busy_core": core, "busy_pid": hog.pid}
-    finally:
-        hog.kill()
-        hog.wait()
 
 
 def measure_run(
@@ -253,9 +226,7 @@ def measure_run(
     """One run of the campaign, its report rendered: what campaign.json records about it."""
     from bench.report.markdown import write_report  # pandas and matplotlib: only when measuring
 
-    scenario = scenario_of(name)
-    variants = matrix.variants()
-    results = out / name / "results.jsonl"
+    scenario, variants = scenario_of(name), matrix.variants()
     ctx = runner.RunContext(
         run_id=name,
         profile=matrix.name,
@@ -270,81 +241,79 @@ def measure_run(
         runner.run_plan(
             ctx,
             variants,
-            results,
+            out / name / RESULTS,
             resume=resume,
             on_record=progress.print_record,
             on_probe=lambda p: print(progress.probe_line(p), flush=True),
             on_set=lambda line: print(line, flush=True),
         )
-    write_report(results, out / name, force=True)
+    write_report(out / name / RESULTS, out / name, force=True)
     return {"scenario": scenario, **conditions}
 
 
 def run_campaign(
     names: list[str], campaign: dict[str, Any], matrix: Matrix, out: Path, resume: bool
 ) -> list[str]:
-    """Every run not yet finished, in order; campaign.json and SUMMARY.md after each. Returns the
-    runs that ended in an error (kept unfinished, so --resume runs them again)."""
-    failed = []
-    for name in names:
+    """Every unfinished run in order, saving after each; the failed ones stay unfinished, returned."""
+    failed, meta = [], campaign["meta"]
+    for i, name in enumerate(names, 1):
         entry = campaign["runs"].setdefault(name, {"wall_s": 0.0, "attempts": 0})
         if entry.get("finished_utc"):
             continue
-        print(f"== {name} ({names.index(name) + 1}/{len(names)})", flush=True)
-        entry.update(started_utc=datetime.now(UTC).isoformat(timespec="seconds"), error=None)
-        entry["attempts"] += 1
+        print(f"== {name} ({i}/{len(names)})", flush=True)
+        entry.update(started_utc=now(), error=None, attempts=entry["attempts"] + 1)
         save(out, campaign)
         start = time.perf_counter()
         try:
-            if scenario_of(name) == "slowed" and not campaign["meta"].get("calibration"):
-                arm = next(v for v in matrix.variants() if v.id == campaign["meta"]["arm"])
-                campaign["meta"]["calibration"] = calibrate(arm, campaign["meta"]["extra"])
+            if scenario_of(name) == "slowed" and not meta.get("calibration"):
+                arm = next(v for v in matrix.variants() if v.id == meta["arm"])
+                meta["calibration"] = calibrate(arm, meta["extra"])
                 save(out, campaign)
-            entry.update(measure_run(name, matrix, campaign["meta"], out, resume))
-            entry["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            entry.update(measure_run(name, matrix, meta, out, resume))
+            entry["finished_utc"] = now()
         except Exception as exc:  # a run that cannot go on is reported; the others still run
             entry["error"] = f"{type(exc).__name__}: {exc}"
             failed.append(name)
             print(f"{name}: {entry['error']}", flush=True)
         finally:  # also on Ctrl-C: the time spent so far counts, the run stays unfinished
             entry["wall_s"] += time.perf_counter() - start
-            campaign["meta"]["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
+            meta["finished_utc"] = now()
             save(out, campaign)
     return failed
 
 
 def save(out: Path, campaign: dict[str, Any]) -> None:
-    """campaign.json, then SUMMARY.md from every finished run's records (atomic: a campaign killed
-    mid-write still resumes from its last run)."""
+    """campaign.json and SUMMARY.md, atomically: a campaign killed mid-write still resumes."""
     outputs.write_atomic(out / CAMPAIGN, json.dumps(campaign, indent=1) + "\n")
-    merged = merged_unchanged(out, campaign)
-    outputs.write_atomic(
-        out / "SUMMARY.md", render(campaign, read_summaries(out, campaign), merged)
-    )
+    summary = render(campaign, read_summaries(out, campaign), merged_unchanged(out, campaign))
+    outputs.write_atomic(out / "SUMMARY.md", summary)
+
+
+def finished(campaign: dict[str, Any]) -> list[str]:
+    return [name for name, entry in campaign["runs"].items() if entry.get("finished_utc")]
 
 
 def merged_unchanged(out: Path, campaign: dict[str, Any]) -> RunSummary | None:
     """The finished unchanged runs' records as one summary: the runs are its interval's units."""
-    names = [n for n, e in campaign["runs"].items() if e.get("finished_utc")]
-    records = [
-        r
-        for n in names
-        if scenario_of(n) == "unchanged"
-        for r in read_records(out / n / "results.jsonl")
-    ]
+    unchanged = [n for n in finished(campaign) if scenario_of(n) == "unchanged"]
+    records = [r for n in unchanged for r in read_records(out / n / RESULTS)]
     return summarize_run(records) if records else None
 
 
 def read_summaries(out: Path, campaign: dict[str, Any]) -> dict[str, RunSummary]:
     """Each finished run's RunSummary, from its results.jsonl."""
-    return {
-        name: summarize_run(read_records(out / name / "results.jsonl"))
-        for name, entry in campaign["runs"].items()
-        if entry.get("finished_utc")
-    }
+    return {n: summarize_run(read_records(out / n / RESULTS)) for n in finished(campaign)}
 
 
 # --- SUMMARY.md: a pure function of the records -------------------------------------------------
+
+Check = tuple[str, int, int, int]  # (what, got, wanted, out of): one row of the outcome table
+
+
+def table(header: list[str], align: str, rows: list[list[str]]) -> list[str]:
+    """A markdown table's lines and a blank one; `align` has a letter per column, 'l' or 'r'."""
+    head, *body = [f"| {' | '.join(cells)} |" for cells in [header, *rows]]
+    return [head, "|" + "".join("--:|" if a == "r" else "---|" for a in align), *body, ""]
 
 
 def ratio_text(ratio: stats.Interval | None) -> str:
@@ -353,55 +322,13 @@ def ratio_text(ratio: stats.Interval | None) -> str:
     return f"{ratio.point:.3f}× [{ratio.lo:.3f}–{ratio.hi:.3f}]"
 
 
+def label(variant: str | None) -> str:
+    return "A/A control" if variant is None else f"`{variant}`"
+
+
 def kind(verdict: str) -> str:
     """A verdict without the resolution it quotes: 'no measurable difference (±2.1%)' → its words."""
     return verdict.split(" (")[0]
-
-
-def step_of(summary: RunSummary, variant: str) -> tuple[stats.Interval | None, str]:
-    """(step ratio against the baseline, step-time verdict) of one variant in one run."""
-    judged = summary.versus_baseline.get(variant)
-    if judged is None:
-        row = summary.row(variant)
-        return None, f"not judged ({row['status'] if row else 'not in this run'})"
-    comparison = judged["comparison"]
-    return (comparison.step_ratio if comparison else None), judged["step_verdict"]
-
-
-def aa_ratio(summary: RunSummary) -> stats.Interval | None:
-    """The A/A control's step ratio (control ÷ baseline), None without one."""
-    return summary.floor.comparison.step_ratio if summary.floor else None
-
-
-def holds(ratio: stats.Interval | None, value: float) -> bool:
-    return ratio is not None and not ratio.excludes(value)
-
-
-def judged_variants(summaries: list[RunSummary]) -> list[str]:
-    """Every variant judged against the baseline in any of these runs, but the A/A control."""
-    seen: dict[str, None] = {}
-    for summary in summaries:
-        seen |= {v: None for v in summary.versus_baseline if v != summary.control}
-    return list(seen)
-
-
-def heterogeneity(comparisons: list[stats.Comparison | None]) -> str:
-    """Cochran's Q of the runs' paired log ratios (each weighed by its inverse variance, read
-    back from its t-interval) with its df: far above df, the runs differ by more than their sets
-    show."""
-    logs, weights = [], []
-    for c in comparisons:
-        if c is None or c.paired_sets < 2 or c.step_ratio.hi == c.step_ratio.lo:
-            continue
-        r = c.step_ratio
-        se = math.log(r.hi / r.lo) / (2 * stats.t975(c.paired_sets - 1))
-        logs.append(math.log(r.point))
-        weights.append(se**-2)
-    if len(logs) < 2:
-        return "–"
-    centre = sum(w * x for w, x in zip(weights, logs, strict=True)) / sum(weights)
-    q = sum(w * (x - centre) ** 2 for w, x in zip(weights, logs, strict=True))
-    return f"{q:.1f} ({len(logs) - 1})"
 
 
 def comparison_of(summary: RunSummary, variant: str | None) -> stats.Comparison | None:
@@ -410,6 +337,46 @@ def comparison_of(summary: RunSummary, variant: str | None) -> stats.Comparison 
         return summary.floor.comparison if summary.floor else None
     judged = summary.versus_baseline.get(variant)
     return judged["comparison"] if judged else None
+
+
+def ratio_of(summary: RunSummary, variant: str | None) -> stats.Interval | None:
+    """A variant's step ratio against the baseline (None: the A/A control's, control ÷ baseline)."""
+    comparison = comparison_of(summary, variant)
+    return comparison.step_ratio if comparison else None
+
+
+def verdict_of(summary: RunSummary, variant: str) -> str:
+    """A variant's step-time verdict against the baseline, or why it has none."""
+    judged = summary.versus_baseline.get(variant)
+    if judged is None:
+        row = summary.row(variant)
+        return f"not judged ({row['status'] if row else 'not in this run'})"
+    return judged["step_verdict"]
+
+
+def holds(ratio: stats.Interval | None, value: float) -> bool:
+    return ratio is not None and not ratio.excludes(value)
+
+
+def judged_variants(summaries: list[RunSummary]) -> list[str]:
+    """Every variant judged against the baseline in any of these runs, but the A/A control."""
+    return list(dict.fromkeys(v for s in summaries for v in s.versus_baseline if v != s.control))
+
+
+def heterogeneity(comparisons: list[stats.Comparison | None]) -> str:
+    """Cochran's Q (df) of the runs' paired log ratios, each weighed by its inverse variance read
+    back from its t-interval: far above df, the runs differ by more than their sets show."""
+    logs, weights = [], []
+    for c in comparisons:
+        if c and c.paired_sets > 1 and c.step_ratio.hi != c.step_ratio.lo:
+            r, t = c.step_ratio, stats.t975(c.paired_sets - 1)
+            logs.append(math.log(r.point))
+            weights.append((math.log(r.hi / r.lo) / (2 * t)) ** -2)
+    if len(logs) < 2:
+        return "–"
+    centre = sum(w * x for w, x in zip(weights, logs, strict=True)) / sum(weights)
+    q = sum(w * (x - centre) ** 2 for w, x in zip(weights, logs, strict=True))
+    return f"{q:.1f} ({len(logs) - 1})"
 
 
 def pooled(ratios: list[stats.Interval | None]) -> float | None:
@@ -431,9 +398,6 @@ def why(ratio: stats.Interval | None, verdict: str, summary: RunSummary) -> str:
     return f"{kind(verdict)}: {ratio_text(ratio)}, {reason}"
 
 
-Check = tuple[str, int, int, int]  # (what, got, wanted, out of): one row of the outcome table
-
-
 def runs_of(summaries: Mapping[str, RunSummary], scenario: str) -> list[tuple[str, RunSummary]]:
     """(name, summary) of the scenario's finished runs, in run order."""
     named = [(n, s) for n, s in summaries.items() if scenario_of(n) == scenario]
@@ -444,11 +408,19 @@ def unchanged_section(
     runs: list[tuple[str, RunSummary]], merged: RunSummary | None = None
 ) -> tuple[list[str], list[Check]]:
     """The unchanged runs: A/A per run, each variant's verdicts, disagreements, pooled coverage."""
-    n = len(runs)
-    aa = [aa_ratio(s) for _, s in runs]
+    n, summaries = len(runs), [s for _, s in runs]
+    aa = [ratio_of(s, None) for s in summaries]
     aa_held = sum(holds(r, 1.0) for r in aa)
     each = "; ".join(f"{name} {ratio_text(r)}" for (name, _), r in zip(runs, aa, strict=True))
-    lines = [
+    table_lines, agree, disagreements = verdict_table(runs)
+    coverage, covered = coverage_table(runs, merged)
+    m = len(judged_variants(summaries))
+    checks = [
+        ("unchanged: A/A interval holds 1", aa_held, n, n),
+        ("unchanged: variants with one step-time verdict in every run", agree, m, m),
+        ("unchanged: intervals holding their variant's pooled estimate", covered, n * m, n * m),
+    ]
+    return [
         f"## Unchanged: {n} run{'s' * (n != 1)}",
         "",
         f"The A/A control's step-ratio interval (control ÷ baseline) holds 1 in {aa_held} of {n} "
@@ -456,51 +428,52 @@ def unchanged_section(
         "",
         "Each variant's step-time verdict against the baseline, with its step ratio [95% CI]:",
         "",
-    ]
-    table, agree, disagreements = verdict_table(runs)
-    coverage, covered = coverage_table(runs, merged)
-    m = len(judged_variants([s for _, s in runs]))
-    checks = [
-        ("unchanged: A/A interval holds 1", aa_held, n, n),
-        ("unchanged: variants with one step-time verdict in every run", agree, m, m),
-        ("unchanged: intervals holding their variant's pooled estimate", covered, n * m, n * m),
-    ]
-    return [*lines, *table, "", *disagreements, *coverage], checks
+        *table_lines,
+        *disagreements,
+        *coverage,
+    ], checks
 
 
 def verdict_table(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], int, list[str]]:
     """Each variant's step-time verdict in each run; how many agree in all; each disagreement."""
-    summaries = [s for _, s in runs]
-    lines = [
-        "| variant | " + " | ".join(name for name, _ in runs) + " | same verdict |",
-        "|---|" + "---|" * len(runs) + "---|",
-    ]
-    agree, explained = 0, []
-    for variant in judged_variants(summaries):
-        steps = [step_of(s, variant) for s in summaries]
+    rows, agree, explained = [], 0, []
+    for variant in judged_variants([s for _, s in runs]):
+        steps = [(ratio_of(s, variant), verdict_of(s, variant)) for _, s in runs]
         kinds = [kind(v) for _, v in steps]
         same = len(set(kinds)) == 1
         agree += same
         cells = [f"{k} {ratio_text(r)}" for k, (r, _) in zip(kinds, steps, strict=True)]
-        lines.append(f"| `{variant}` | " + " | ".join(cells) + f" | {'yes' if same else 'no'} |")
+        rows.append([f"`{variant}`", *cells, "yes" if same else "no"])
         if not same:
-            reasons = [
-                f"{name}: {why(r, v, s)}" for (name, s), (r, v) in zip(runs, steps, strict=True)
-            ]
+            reasons = [f"{n}: {why(r, v, s)}" for (n, s), (r, v) in zip(runs, steps, strict=True)]
             explained.append(f"- `{variant}`: " + "; ".join(reasons) + ".")
     if explained:
         explained = ["Disagreements, each run's interval against the rule:", "", *explained, ""]
-    return lines, agree, explained
+    header = ["variant", *(name for name, _ in runs), "same verdict"]
+    return table(header, "l" * len(header), rows), agree, explained
 
 
 def coverage_table(
     runs: list[tuple[str, RunSummary]], merged: RunSummary | None = None
 ) -> tuple[list[str], int]:
-    """Per variant (the A/A control too): how many of the runs' intervals hold the pooled estimate,
-    and the interval of all runs' records together (the runs its units); how many hold it in all,
-    the control's left out."""
+    """Per variant and the A/A control: runs whose interval holds the pooled estimate, the runs
+    together, Cochran's Q; and how many intervals hold it in all, the control's left out."""
     summaries = [s for _, s in runs]
-    lines = [
+    rows, covered = [], 0
+    for variant in [None, *judged_variants(summaries)]:
+        ratios = [ratio_of(s, variant) for s in summaries]
+        centre = pooled(ratios)
+        held = sum(holds(r, centre) for r in ratios) if centre is not None else 0
+        covered += held if variant is not None else 0
+        rows.append([
+            label(variant),
+            "–" if centre is None else f"{centre:.3f}×",
+            f"{held} of {len(ratios)}",
+            ratio_text(ratio_of(merged, variant) if merged else None),
+            heterogeneity([comparison_of(s, variant) for s in summaries]),
+        ])  # fmt: skip
+    header = ["variant", "pooled", "intervals holding it", "the runs together [95% CI]", "Q (df)"]
+    return [
         f"Pooled estimate: the geometric mean of the unchanged runs' point ratios (n = {len(runs)}; "
         "each run weighs the same, whatever its number of paired sets). It is made from these same "
         "runs, so an interval holds it more easily than it would hold a truth measured elsewhere.",
@@ -511,26 +484,8 @@ def coverage_table(
         "Cochran's Q (df): the runs' ratios against their own intervals; far above its df, the "
         'runs differ by more than their sets show (docs/method.md, "Between runs").',
         "",
-        "| variant | pooled | intervals holding it | the runs together [95% CI] | Q (df) |",
-        "|---|--:|--:|--:|--:|",
-    ]
-    covered = 0
-    together = [aa_ratio(merged) if merged else None] + [
-        step_of(merged, v)[0] if merged else None for v in judged_variants(summaries)
-    ]
-    variants = [None, *judged_variants(summaries)]
-    control = ("A/A control", [aa_ratio(s) for s in summaries])
-    rows = [(f"`{v}`", [step_of(s, v)[0] for s in summaries]) for v in judged_variants(summaries)]
-    for i, (label, ratios) in enumerate([control, *rows]):
-        centre = pooled(ratios)
-        held = sum(holds(r, centre) for r in ratios) if centre is not None else 0
-        covered += held if i else 0
-        shown = "–" if centre is None else f"{centre:.3f}×"
-        q = heterogeneity([comparison_of(s, variants[i]) for s in summaries])
-        lines.append(
-            f"| {label} | {shown} | {held} of {len(ratios)} | {ratio_text(together[i])} | {q} |"
-        )
-    return [*lines, ""], covered
+        *table(header, "lrrrr", rows),
+    ], covered
 
 
 def calibration_lines(calibration: Mapping[str, Any] | None, extra: float) -> list[str]:
@@ -561,71 +516,64 @@ def slowed_section(
 ) -> tuple[list[str], list[Check]]:
     """The slowed runs: the arm against its unchanged ratio × (1 + extra), then the other verdicts."""
     n, arm, extra = len(runs), meta["arm"], meta["extra"]
-    base = pooled([step_of(s, arm)[0] for _, s in unchanged])
+    base = pooled([ratio_of(s, arm) for _, s in unchanged])
     expected = None if base is None else base * (1 + extra)
-    told = (
-        f"{base:.3f} × {1 + extra:.2f} = {expected:.3f}"
-        if base is not None and expected is not None
-        else "unknown: no unchanged run measured it"
-    )
-    lines = [
-        f"## Slowed: `{arm}` +{extra:.0%} per step, {n} run{'s' * (n != 1)}",
-        "",
-        *calibration_lines(meta.get("calibration"), extra),
-        f"Expected step ratio: its pooled unchanged ratio × {1 + extra:.2f} = {told}. Slowed ÷ "
-        "unchanged-i: the two runs' point ratios.",
-        "",
-        "| run | step ratio [95% CI] | verdict | unchanged-i | slowed ÷ unchanged | holds expected |",
-        "|---|--:|---|--:|--:|---|",
-    ]
-    slower = held = 0
-    pairs = dict(unchanged)
+    told = "unknown: no unchanged run measured it"
+    if expected is not None:
+        told = f"{base:.3f} × {1 + extra:.2f} = {expected:.3f}"
+    rows, slower, held, twins = [], 0, 0, dict(unchanged)
     for name, summary in runs:
-        ratio, verdict = step_of(summary, arm)
-        twin = pairs.get(name.replace("slowed", "unchanged"))
-        before = step_of(twin, arm)[0] if twin else None
-        slower += kind(verdict) == "slower"
+        ratio, verdict = ratio_of(summary, arm), verdict_of(summary, arm)
+        twin = twins.get(name.replace("slowed", "unchanged"))
+        before = ratio_of(twin, arm) if twin else None
         hit = expected is not None and holds(ratio, expected)
-        held += hit
+        slower, held = slower + (kind(verdict) == "slower"), held + hit
         moved = f"{ratio.point / before.point:.3f}" if ratio and before else "–"
-        lines.append(
-            f"| {name} | {ratio_text(ratio)} | {verdict} | {ratio_text(before)} | {moved} | "
-            f"{'–' if expected is None else 'yes' if hit else 'no'} |"
-        )
+        shown = "–" if expected is None else "yes" if hit else "no"
+        rows.append([name, ratio_text(ratio), verdict, ratio_text(before), moved, shown])
     flips, judged, others = other_verdicts(runs, unchanged, arm)
-    aa_held = sum(holds(aa_ratio(s), 1.0) for _, s in runs)
+    aa_held = sum(holds(ratio_of(s, None), 1.0) for _, s in runs)
     checks = [
         (f"slowed: `{arm}` called slower", slower, n, n),
         (f"slowed: its interval holds unchanged × {1 + extra:.2f}", held, n, n),
         ("slowed: other verdicts not given in any unchanged run", flips, 0, judged),
         ("slowed: A/A interval holds 1", aa_held, n, n),
     ]
-    return [*lines, "", *others], checks
+    header = ["run", "step ratio [95% CI]", "verdict", "unchanged-i", "slowed ÷ unchanged"]
+    return [
+        f"## Slowed: `{arm}` +{extra:.0%} per step, {n} run{'s' * (n != 1)}",
+        "",
+        *calibration_lines(meta.get("calibration"), extra),
+        f"Expected step ratio: its pooled unchanged ratio × {1 + extra:.2f} = {told}. Slowed ÷ "
+        "unchanged-i: the two runs' point ratios.",
+        "",
+        *table([*header, "holds expected"], "lrlrrl", rows),
+        *others,
+    ], checks
 
 
 def other_verdicts(
     runs: list[tuple[str, RunSummary]], unchanged: list[tuple[str, RunSummary]], arm: str
 ) -> tuple[int, int, list[str]]:
-    """(flips, verdicts judged, lines): each other variant's verdict in a slowed run that no
-    unchanged run gave it, with its interval; none can be judged without unchanged runs."""
+    """(flips, judged, lines): the other variants' slowed-run verdicts no unchanged run gave."""
     if not unchanged:
         return 0, 0, ["No unchanged run to compare the other verdicts with.", ""]
-    before: dict[str, set[str]] = {}
-    for _, summary in unchanged:
-        for variant in judged_variants([summary]):
-            before.setdefault(variant, set()).add(kind(step_of(summary, variant)[1]))
+    before = {  # each variant's verdicts in the unchanged runs
+        v: {kind(verdict_of(s, v)) for _, s in unchanged if v in s.versus_baseline}
+        for v in judged_variants([s for _, s in unchanged])
+    }
     flips, judged = [], 0
     for name, summary in runs:
         for variant in judged_variants([summary]):
             if variant == arm:
                 continue
             judged += 1
-            ratio, verdict = step_of(summary, variant)
+            verdict = verdict_of(summary, variant)
             if kind(verdict) not in before.get(variant, set()):
                 seen = ", ".join(sorted(before.get(variant, set()))) or "never judged"
                 flips.append(
-                    f"- `{variant}` in {name}: {why(ratio, verdict, summary)} (unchanged "
-                    f"runs: {seen})."
+                    f"- `{variant}` in {name}: {why(ratio_of(summary, variant), verdict, summary)} "
+                    f"(unchanged runs: {seen})."
                 )
     if not flips:
         said = f"{judged} judged, each one an unchanged run gave too" if judged else "none judged"
@@ -635,30 +583,27 @@ def other_verdicts(
 
 def busy_section(runs: list[tuple[str, RunSummary]]) -> tuple[list[str], list[Check]]:
     """The busy run(s): every step ratio's half-width against HALF_WIDTH_LIMIT, and the A/A."""
-    lines = [
-        "## Busy: one core held by a busy loop for the whole run",
-        "",
-        f"| run | variant | step ratio [95% CI] | half-width | within ±{HALF_WIDTH_LIMIT:.0%} |",
-        "|---|---|--:|--:|---|",
-    ]
-    within = total = aa_held = 0
+    rows, within, aa_held = [], 0, 0
     for name, summary in runs:
-        aa_held += holds(aa_ratio(summary), 1.0)
-        rows = [("A/A control", aa_ratio(summary))]
-        rows += [(f"`{v}`", step_of(summary, v)[0]) for v in judged_variants([summary])]
-        for label, ratio in rows:
+        aa_held += holds(ratio_of(summary, None), 1.0)
+        for variant in [None, *judged_variants([summary])]:
+            ratio = ratio_of(summary, variant)
             width = stats.relative_half_width(ratio) if ratio else None
             ok = width is not None and width <= HALF_WIDTH_LIMIT
-            within, total = within + ok, total + 1
+            within += ok
             shown = "–" if width is None else f"±{width:.1%}"
-            lines.append(
-                f"| {name} | {label} | {ratio_text(ratio)} | {shown} | {'yes' if ok else 'no'} |"
-            )
+            rows.append([name, label(variant), ratio_text(ratio), shown, "yes" if ok else "no"])
+    limit = f"±{HALF_WIDTH_LIMIT:.0%}"
     checks = [
-        (f"busy: step-ratio half-widths within ±{HALF_WIDTH_LIMIT:.0%}", within, total, total),
+        (f"busy: step-ratio half-widths within {limit}", within, len(rows), len(rows)),
         ("busy: A/A interval holds 1", aa_held, len(runs), len(runs)),
     ]
-    return [*lines, ""], checks
+    header = ["run", "variant", "step ratio [95% CI]", "half-width", f"within {limit}"]
+    return [
+        "## Busy: one core held by a busy loop for the whole run",
+        "",
+        *table(header, "llrrl", rows),
+    ], checks
 
 
 def distinct(values: list[str]) -> str:
@@ -666,7 +611,7 @@ def distinct(values: list[str]) -> str:
 
 
 def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> list[str]:
-    """The machine, versions, code and dates, read from the runs' records; the time, from campaign.json."""
+    """Machine, versions, code and dates from the records; the time spent from campaign.json."""
     meta, every = campaign["meta"], list(summaries.values())
     machines = [f"{s.machine.get('cpu_model')}, {s.machine.get('cpu_cores')} cores" for s in every]
     versions = [
@@ -694,34 +639,10 @@ def provenance(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) ->
     ]
 
 
-def outcome_table(checks: list[Check]) -> list[str]:
-    lines = ["| check | result | target | on target |", "|---|--:|--:|---|"]
-    for what, got, wanted, out_of in checks:
-        lines.append(
-            f"| {what} | {got} of {out_of} | {wanted} of {out_of} | "
-            f"{'yes' if got == wanted else 'no'} |"
-        )
-    return [*lines, ""]
-
-
 def paired_sets(summary: RunSummary) -> int:
     """The most paired sets any of the run's step ratios comes from."""
-    comparisons = [j["comparison"] for j in summary.versus_baseline.values() if j["comparison"]]
-    return max((c.paired_sets for c in comparisons), default=0)
-
-
-def runs_table(campaign: dict[str, Any], summaries: Mapping[str, RunSummary]) -> list[str]:
-    """Every run of the campaign: when it finished, how long it took, its paired sets, its error."""
-    lines = ["## Runs", "", "| run | finished (UTC) | min | paired sets | error |"]
-    lines.append("|---|---|--:|--:|---|")
-    for name, entry in campaign["runs"].items():
-        summary = summaries.get(name)
-        lines.append(
-            f"| {name} | {entry.get('finished_utc') or 'not finished'} | "
-            f"{entry.get('wall_s', 0.0) / 60:.1f} | {paired_sets(summary) if summary else '–'} | "
-            f"{entry.get('error') or ''} |"
-        )
-    return lines
+    judged = summary.versus_baseline.values()
+    return max((j["comparison"].paired_sets for j in judged if j["comparison"]), default=0)
 
 
 def render(
@@ -732,25 +653,35 @@ def render(
     """SUMMARY.md: the outcome against each target, then each scenario, then every run."""
     meta = campaign["meta"]
     unchanged, slowed, busy = (runs_of(summaries, s) for s in SCENARIOS)
-    sections, checks = [], []
-    if unchanged:
-        part = unchanged_section(unchanged, merged)
-        sections, checks = sections + part[0], checks + part[1]
-    if slowed:
-        part = slowed_section(slowed, unchanged, meta)
-        sections, checks = sections + part[0], checks + part[1]
-    if busy:
-        part = busy_section(busy)
-        sections, checks = sections + part[0], checks + part[1]
+    parts = [unchanged_section(unchanged, merged)] if unchanged else []
+    parts += [slowed_section(slowed, unchanged, meta)] if slowed else []
+    parts += [busy_section(busy)] if busy else []
+    checks = [check for _, part_checks in parts for check in part_checks]
+    outcome = [
+        [what, f"{got} of {out_of}", f"{wanted} of {out_of}", "yes" if got == wanted else "no"]
+        for what, got, wanted, out_of in checks
+    ]
+    runs = [
+        [
+            name,
+            entry.get("finished_utc") or "not finished",
+            f"{entry.get('wall_s', 0.0) / 60:.1f}",
+            str(paired_sets(summaries[name])) if name in summaries else "–",
+            entry.get("error") or "",
+        ]
+        for name, entry in campaign["runs"].items()
+    ]
     lines = [
         f"# Matrix proof ({meta.get('finished_utc') or meta['started_utc']})",
         "",
         *provenance(campaign, summaries),
-        *outcome_table(checks),
-        *sections,
-        *runs_table(campaign, summaries),
+        *table(["check", "result", "target", "on target"], "lrrl", outcome),
+        *(line for part_lines, _ in parts for line in part_lines),
+        "## Runs",
+        "",
+        *table(["run", "finished (UTC)", "min", "paired sets", "error"], "llrrl", runs),
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)  # the last table's blank line ends the file with a newline
 
 
 # --- Command line -------------------------------------------------------------------------------
@@ -758,17 +689,16 @@ def render(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs of unchanged and of slowed (N)")
-    parser.add_argument(
+    add = parser.add_argument
+    add("--runs", type=int, default=5, help="runs of unchanged and of slowed (N)")
+    add(
         "--only", default=",".join(SCENARIOS), help=f"scenarios to run, from {', '.join(SCENARIOS)}"
     )
-    parser.add_argument("--profile", default="default", help="the profile every run measures")
-    parser.add_argument(
-        "--set", action="append", metavar="KEY=VALUES", help="as `mnist-bench run --set`"
-    )
-    parser.add_argument("--arm", default=DEFAULT_ARM, help="the variant slowed runs slow down")
-    parser.add_argument("--out", default="reports/matrix-proof")
-    parser.add_argument(
+    add("--profile", default="default", help="the profile every run measures")
+    add("--set", action="append", metavar="KEY=VALUES", help="as `mnist-bench run --set`")
+    add("--arm", default=DEFAULT_ARM, help="the variant slowed runs slow down")
+    add("--out", default="reports/matrix-proof")
+    add(
         "--resume",
         action="store_true",
         help="keep the finished runs in --out (same profile, --set and --arm), continue a partial "
@@ -777,35 +707,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def prepare(args: argparse.Namespace) -> tuple[Matrix, list[str], dict[str, Any]]:
-    """The matrix, the runs to make and the campaign to add them to; ValueError, MatrixError or
-    RunError naming what is wrong, before anything is loaded or measured."""
-    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    if not scenarios or set(scenarios) - set(SCENARIOS) or args.runs < 1:
-        raise ValueError(f"--only takes names from {', '.join(SCENARIOS)}; --runs must be >= 1")
-    matrix = load_matrix(args.profile, args.set or [])
-    if "slowed" in scenarios:
-        check_arm(matrix, args.arm)
-    pairs.check_pairing(matrix.variants(), matrix.settings)
-    out = Path(args.out)
-    meta = campaign_meta(args)
-    campaign: dict[str, Any] = {"meta": meta, "runs": {}}
-    if (out / CAMPAIGN).exists():
-        if not args.resume:
-            raise ValueError(f"{out} holds a campaign already; pass --resume, or give a new --out")
-        campaign = load_campaign(out, meta)
-    names = schedule(args.runs, scenarios)
-    plan = plan_of(matrix.variants(), matrix.settings)
-    check_runs(out, names, campaign["runs"], plan, args.resume)
-    return matrix, names, campaign
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
         matrix, names, campaign = prepare(args)
-    except (ValueError, runner.RunError) as exc:  # MatrixError, OutputError, RecordError too
+    except (ValueError, RunError) as exc:  # MatrixError, OutputError, RecordError too
         parser.error(str(exc))
     from mnist_models.data import load_mnist  # after every check: it may download from PyPI
 

@@ -98,7 +98,7 @@ def test_an_aa_interval_that_misses_1_is_counted_and_shown():
     }
     text = pm.render(campaign(summaries), summaries)
     assert checks_of(text)["unchanged: A/A interval holds 1"] == ("1 of 2", "no")
-    aa = pm.aa_ratio(summaries["unchanged-2"])
+    aa = pm.ratio_of(summaries["unchanged-2"], None)
     assert aa.lo > 1.0
     assert f"unchanged-2 {pm.ratio_text(aa)}" in text
 
@@ -115,8 +115,8 @@ def test_a_flipped_verdict_is_caught_and_explained_with_its_intervals():
         "1 of 1",
         "no",
     )
-    ratio, verdict = pm.step_of(summaries["slowed-1"], BIG.id)
-    assert verdict == "slower"
+    ratio = pm.ratio_of(summaries["slowed-1"], BIG.id)
+    assert pm.verdict_of(summaries["slowed-1"], BIG.id) == "slower"
     assert f"- `{BIG.id}` in slowed-1: slower: {pm.ratio_text(ratio)}, wholly beyond" in text
 
 
@@ -156,7 +156,7 @@ def test_the_expected_slowed_ratio_is_relative_to_the_arms_own_unchanged_ratio()
     }
     text = pm.render(campaign(summaries, arm=BIG.id), summaries)
     assert checks_of(text)["slowed: its interval holds unchanged × 1.10"] == ("1 of 1", "yes")
-    slowed, unchanged = (pm.step_of(summaries[n], BIG.id)[0] for n in ("slowed-1", "unchanged-1"))
+    slowed, unchanged = (pm.ratio_of(summaries[n], BIG.id) for n in ("slowed-1", "unchanged-1"))
     assert f"| {slowed.point / unchanged.point:.3f} | yes |" in text
 
 
