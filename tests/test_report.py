@@ -491,6 +491,20 @@ def test_the_committed_interleaving_bias_summary_regenerates_from_its_records():
     assert bias.summary(folder / "results.jsonl") == (folder / "SUMMARY.md").read_text()
 
 
+def test_the_committed_matrix_proof_summary_regenerates_from_its_records():
+    """Bug: the renderer changed and SUMMARY.md kept the old text (it happened once: two columns
+    and the calibration lines were missing until the campaign re-rendered it)."""
+    from tests.conftest import load_script
+
+    pm = load_script("prove_matrix")
+    folder = Path(__file__).parent.parent / "reports" / "matrix-proof"
+    campaign = json.loads((folder / "campaign.json").read_text())
+    text = pm.render(
+        campaign, pm.read_summaries(folder, campaign), pm.merged_unchanged(folder, campaign)
+    )
+    assert text == (folder / "SUMMARY.md").read_text()
+
+
 def test_a_variant_field_no_table_names_keeps_two_configurations_apart():
     """Bug: rows copied a hand-kept list of variant fields and compared another, so a variant
     differing from the baseline in a new field and in batch size passed for a batch-size change

@@ -17,14 +17,9 @@ from typing import Any
 
 from bench import stats
 
-# What a tiny paired run's arms showed on the 2-core dev VM (2026-12-05), which other sessions
-# were using too, so a quiet machine gives at least this CPU ÷ wall; from `mnist-bench run --profile quick --set batch_size=32,2048 --set validation=end_only
-# --set repeats=2 --set budget_s=0`: every arm's median block CPU ÷ wall 0.97-1.00 (its blocks'
-# p10 0.63-0.95), steal 0.6% and 1.6% of the two sets' blocks' wall.
-#
 # Steal seconds of all the machine's CPUs together per wall second of the set's blocks. Steal that
 # fell on one arm's blocks moves its ratio by up to that share: 2% is two thirds of the default
-# ±3% target half-width, and above what the dev VM showed.
+# ±3% target half-width, and above what a quiet 2-core VM showed (docs/method.md, "Contention").
 STEAL_SHARE_MAX = 0.02
 # An arm alone on its turn keeps at least one thread busy (its ops run while its Python thread
 # waits for them), so its median block shows CPU ÷ wall near 1 or above; below 0.8 it went without

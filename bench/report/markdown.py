@@ -287,7 +287,9 @@ def answer_section(summary: aggregate.RunSummary) -> str:
         f"({base['step_ms']:.3f} ms a step, {base['samples_per_s']:,.0f} samples/s, test "
         f"accuracy {base['test_accuracy']:.4f} after {base['epochs']} epoch(s)). Ratios are "
         "variant ÷ baseline with 95% intervals; a verdict calls a difference real only when its "
-        "whole interval clears the A/A noise floor."
+        "whole interval clears the A/A noise floor. Intervals describe the machine while these "
+        "records were measured: between runs a compute-bound arm's ratio moved by more "
+        '(docs/method.md, "Between runs").'
     )
     return intro + "\n\n" + markdown_table(answer_row(e) for e in entries)
 
