@@ -226,13 +226,16 @@ class _EveryOtherChunk(ExtraWork):
             super().on_train_batch_end(batch, logs)
 
 
-def injection_cost(variant: Variant, extra: float, chunk: int = 50) -> list[float]:
+def injection_cost(variant: Variant, extra: float) -> list[float]:
     """What ExtraWork('uniform', extra) costs a step, measured apart from the paired matrix: one
     process trains `variant` with the wait on in every other chunk of steps (``chunk_costs``). A
     wait also slows the step after it, so the cost is not `extra` itself: scripts/prove_matrix.py
     sizes the wait by this measure."""
+    data = load_mnist()
+    steps = variant.steps_per_epoch(len(data.x_train)) * variant.epochs
+    chunk = max(4, min(50, steps // 10))  # short runs: a tenth of the run, so some pairs remain
     work = _EveryOtherChunk(extra, chunk)
-    run_variant(variant, load_mnist(), callbacks=[work])
+    run_variant(variant, data, callbacks=[work])
     return chunk_costs(work.stamps, chunk)
 
 
