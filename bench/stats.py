@@ -428,8 +428,11 @@ def logs_by_run(a: Arm, b: Arm) -> dict[str, tuple[list[float], list[float]]]:
 
 def set_log_ratios(a: Arm, b: Arm) -> tuple[list[float], list[float]]:
     """(step, s/epoch) log ratios b ÷ a, one per paired set, every run's sets together."""
-    runs = logs_by_run(a, b).values()
-    return [x for s, _ in runs for x in s], [x for _, t in runs for x in t]
+    return _together(logs_by_run(a, b))
+
+
+def _together(runs: dict[str, tuple[list[float], list[float]]]) -> tuple[list[float], list[float]]:
+    return [x for s, _ in runs.values() for x in s], [x for _, t in runs.values() for x in t]
 
 
 def paired_intervals(a: Arm, b: Arm) -> tuple[Interval, Interval, int] | None:
@@ -442,7 +445,7 @@ def paired_intervals(a: Arm, b: Arm) -> tuple[Interval, Interval, int] | None:
     between sets (docs/method.md, "Between runs"), so the runs are the top level that varies.
     """
     runs = logs_by_run(a, b)
-    steps, train = set_log_ratios(a, b)
+    steps, train = _together(runs)
     if len(steps) < 2:
         return None
     if len(runs) == 1:
