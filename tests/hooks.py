@@ -23,8 +23,14 @@ def small() -> dict[str, Any]:
 
 
 def diverge() -> dict[str, Any]:
-    """A learning rate no model survives: the loss goes non-finite."""
-    return small() | {"learning_rate": 1e30}
+    """A step size no model survives, set once training begins: the loss goes non-finite."""
+    import keras  # in the worker, after it chose the backend
+
+    class HugeStep(keras.callbacks.Callback):
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.model.optimizer.learning_rate.assign(1e30)
+
+    return small() | {"callbacks": [HugeStep()]}
 
 
 def fail() -> dict[str, Any]:

@@ -108,14 +108,57 @@ def test_expansion_keeps_one_variant_per_id_where_a_setting_does_not_apply():
     ]
 
 
-def test_seed_profile_is_the_classic_run():
-    (variant,) = load_profile("seed").variants()
-    assert (variant.batch_size, variant.validation, variant.epochs, variant.precision) == (
-        32,
-        "per_epoch",
-        30,
-        "float32",
-    )
+def test_seed_profile_is_the_walkthroughs_run_its_option_and_a_control():
+    """Catches: the seed profile drifting from the walkthrough (batch, epochs, learning rate), or
+    losing its end_only arm or A/A control."""
+    m = load_profile("seed")
+    ids = [v.id for v in m.variants()]
+    assert ids == [
+        "bs32-per_epoch-float32-cpu-e30",
+        "bs32-per_epoch-float32-cpu-e30-control",
+        "bs32-end_only-float32-cpu-e30",
+    ]
+    assert {v.learning_rate for v in m.variants()} == {0.01}
+    assert m.settings.repeats >= 5
+
+
+def test_to_target_profile_times_four_batches_and_both_learning_rates():
+    """Catches: a to-target arm missing, the two learning rates sharing one id, or an arm that
+    does not validate every epoch."""
+    m = load_profile("to-target")
+    ids = {v.id for v in m.variants()}
+    assert ids == {
+        "bs32-per_epoch-float32-cpu-e30",
+        "bs32-per_epoch-float32-cpu-e30-control",
+        "bs128-per_epoch-float32-cpu-e30",
+        "bs512-per_epoch-float32-cpu-e30",
+        "bs2048-per_epoch-float32-cpu-e30",
+        "bs32-per_epoch-float32-cpu-e30-lr0.001",
+    }
+    assert m.settings.targets == (0.98,) and m.settings.repeats >= 5
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("epochs=0", "epochs=0: must be an integer >= 1"),
+        ("target_accuracy=1", "target_accuracy=1: must be a number in (0, 1)"),
+        ("target_accuracy=0", "target_accuracy=0: must be a number in (0, 1)"),
+        ("targets=0.98,1.5", "targets=[0.98, 1.5]: must be a list of at most 10 numbers in (0, 1)"),
+        ("learning_rate=0", "learning_rate=0: must be a positive finite number"),
+        ("learning_rate=-0.01", "learning_rate=-0.01: must be a positive finite number"),
+        ("learning_rate=inf", "learning_rate=inf: must be a positive finite number"),
+        ("learning_rate=nan", "learning_rate=nan: must be a positive finite number"),
+        ("learning_rate=fast", "learning_rate='fast': must be a positive finite number"),
+        ("validation=per_epoch,end_only", "validates 'end_only'; use validation = \"per_epoch\""),
+    ],
+)
+def test_to_target_bad_input_names_the_field(override, needle):
+    """Catches: a learning rate, target or epoch count the run cannot use reaching the workers,
+    or a to-target run whose arms never validate mid-run (nothing to time)."""
+    with pytest.raises(MatrixError) as err:
+        apply_overrides(load_profile("to-target"), [override])
+    assert needle in str(err.value)
 
 
 def test_overrides_replace_axes_and_run_settings():

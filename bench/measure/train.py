@@ -151,7 +151,6 @@ def run_variant(
     variant: Variant,
     data: Mnist,
     *,
-    learning_rate: float = mlp.LEARNING_RATE,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int = 0,
     interleave: Interleave | None = None,
@@ -161,15 +160,15 @@ def run_variant(
     Nothing here is a statistic: ``bench.stats.repeat_stats`` derives those (warm-up exclusion
     included) from what this returns, when records are read.
 
-    ``learning_rate`` and ``callbacks`` are for experiments through the API (e.g. a test that forces
-    divergence, or a gate check that injects extra work per step); matrices never set them.
+    ``callbacks`` are for experiments through the API (e.g. a test that forces divergence, or a
+    gate check that injects extra work per step); matrices never set them.
     """
     backend.check_backend(variant.backend)
     strategy = distribute.make_strategy(variant)  # first: multi_worker must precede other TF work
     keras.utils.set_random_seed(variant.seed)
     arrays = _scaled_arrays(data)
     with backend.captured_warnings() as caught, distribute.scope(variant, strategy):
-        model = _build_model(variant, strategy, learning_rate)
+        model = _build_model(variant, strategy)
         run = train(model, variant, arrays, callbacks, verbose, interleave)
 
     peak_rss_bytes, peak_rss_source = memory.peak_rss()
@@ -199,11 +198,11 @@ def _scaled_arrays(data: Mnist) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     )
 
 
-def _build_model(variant: Variant, strategy: Any, learning_rate: float) -> keras.Model:
+def _build_model(variant: Variant, strategy: Any) -> keras.Model:
     """The reference MLP for this variant, checked to be on its device (call inside the scope)."""
     model = mlp.build_mlp(
         variant.precision,
-        learning_rate=learning_rate,
+        learning_rate=variant.learning_rate,
         jit_compile=variant.jit_compile,
         steps_per_execution=variant.steps_per_execution,
     )

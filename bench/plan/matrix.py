@@ -41,6 +41,7 @@ MAX_TIMEOUT_S = 7 * 24 * 3600.0
 MAX_PROFILE_BYTES = 1_000_000
 MAX_BLOCK_S = 3600.0
 MAX_WORKERS = 256
+MAX_TARGETS = 10
 
 
 class MatrixError(ValueError):
@@ -174,8 +175,21 @@ def build_matrix(name: str, spec: dict[str, Any]) -> Matrix:
         for value in values:
             _make_variant({**baseline, axis: value}, f"{name}: axes.{axis}")
     _make_variant(baseline, f"{name}: baseline")
-    matrix.variants()
+    _check_targets_timed(name, settings, matrix.variants())
     return matrix
+
+
+def _check_targets_timed(name: str, settings: RunSettings, variants: list[Variant]) -> None:
+    """A time-to-target run needs every variant's validation accuracy after every epoch."""
+    if not settings.targets:
+        return
+    for v in variants:
+        if v.validation != "per_epoch":
+            raise MatrixError(
+                f"{name}: run.targets={list(settings.targets)} times validation accuracy epoch "
+                f"by epoch, but {v.id} validates {v.validation!r}; use validation = "
+                '"per_epoch" or drop run.targets'
+            )
 
 
 def _check_field(where: str, axis: str, value: Any) -> None:
@@ -189,6 +203,10 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_accuracy(v: Any) -> bool:
+    return _is_number(v) and 0 < v < 1
+
+
 _SETTING_RULES: dict[str, tuple[Any, str]] = {
     "repeats": (
         lambda v: is_int(v) and 1 <= v <= MAX_REPEATS,
@@ -198,7 +216,13 @@ _SETTING_RULES: dict[str, tuple[Any, str]] = {
         lambda v: is_int(v) and 0 <= v <= MAX_WARMUP_STEPS,
         f"an integer >= 0 and <= {MAX_WARMUP_STEPS}",
     ),
-    "target_accuracy": (lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "target_accuracy": (lambda v: _is_accuracy(v), "a number in (0, 1), e.g. 0.97"),
+    "targets": (
+        lambda v: (
+            isinstance(v, list | tuple) and len(v) <= MAX_TARGETS and all(map(_is_accuracy, v))
+        ),
+        f"a list of at most {MAX_TARGETS} numbers in (0, 1), e.g. [0.98]",
+    ),
     "timeout_s": (
         lambda v: _is_number(v) and 0 < v <= MAX_TIMEOUT_S,
         f"a finite number > 0 and <= {MAX_TIMEOUT_S:g} (a week)",
@@ -228,6 +252,8 @@ def _settings(name: str, run: dict[str, Any]) -> RunSettings:
         check, rule = _SETTING_RULES[key]
         if not check(value):
             raise MatrixError(f"{name}: run.{key}={shown(value)}: must be {rule}")
+    if "targets" in run:
+        run = {**run, "targets": tuple(run["targets"])}
     return RunSettings(**run)
 
 
@@ -295,7 +321,9 @@ def apply_overrides(matrix: Matrix, overrides: list[str]) -> Matrix:
     }
     for text in overrides:
         key, values = parse_override(text)
-        if key in RUN_KEYS or key == "mode":
+        if key == "targets":
+            spec["run"][key] = values
+        elif key in RUN_KEYS or key == "mode":
             if len(values) != 1:
                 raise MatrixError(f"--set {key}: takes one value, got {len(values)}")
             if key == "mode":

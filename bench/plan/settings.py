@@ -36,7 +36,16 @@ class RunSettings:
     # ±target_halfwidth, while the measuring time stays within budget_s (0: no more sets).
     target_halfwidth: float = DEFAULT_TARGET_HALFWIDTH
     budget_s: float = 0.0
+    # Validation accuracies to time beyond target_accuracy (a time-to-target run, e.g. 0.98):
+    # every variant must then validate every epoch, or there would be nothing to time.
+    targets: tuple[float, ...] = ()
+
+    def as_data(self) -> dict[str, Any]:
+        """Every setting as JSON gives it back; no `targets` key when there are none, so runs
+        without them keep the plan (and fingerprint) they had before the setting existed."""
+        data = {**asdict(self), "targets": list(self.targets)}
+        return data if self.targets else {k: v for k, v in data.items() if k != "targets"}
 
     def record_section(self) -> dict[str, Any]:
         """The 'settings' section of each record: how its one job was measured."""
-        return {k: v for k, v in asdict(self).items() if k != "repeats"}
+        return {k: v for k, v in self.as_data().items() if k != "repeats"}

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from mnist_models.spec import POLICIES, TRAIN_IMAGES
+from mnist_models.spec import LEARNING_RATE, POLICIES, TRAIN_IMAGES
 
 # The axes every report tabulates and compares one at a time.
 HEADLINE_AXES = ("batch_size", "validation", "precision", "device", "backend")
@@ -28,6 +29,7 @@ _ID_LABELS = {
     "jit_compile": "xla",  # True → 'xla', "auto" → 'jitauto' (see Variant.id)
     "seed": "seed",
     "control": "control",
+    "learning_rate": "lr",
 }
 
 
@@ -54,6 +56,8 @@ class Variant:
     replicas: int = 2  # used by mirrored/multi_worker only, like validation_freq by freq
     # The A/A control: a second, identical arm of the baseline, measured to see the run's noise.
     control: bool = False
+    # Adam's step size: the walkthrough's 0.01 (Keras' own default is 0.001).
+    learning_rate: float = LEARNING_RATE
 
     def __post_init__(self) -> None:
         check_variant(self)
@@ -164,6 +168,13 @@ def _check_validation_split(v: Any) -> None:
         raise VariantError(f"validation_split={shown(v)}: must be in (0, 1)")
 
 
+def _check_learning_rate(v: Any) -> None:
+    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
+        raise VariantError(
+            f"learning_rate={shown(v)}: must be a positive finite number, e.g. 0.001"
+        )
+
+
 def _check_jit_compile(v: Any) -> None:
     if not (isinstance(v, bool) or v == "auto"):
         raise VariantError(f"jit_compile={shown(v)}: choose from [false, true, 'auto']")
@@ -193,6 +204,7 @@ FIELD_CHECKS = {
     "strategy": _choice("strategy", STRATEGIES),
     "replicas": _integer("replicas", 1, MAX_REPLICAS),
     "control": _boolean("control"),
+    "learning_rate": _check_learning_rate,
 }
 
 

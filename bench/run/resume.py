@@ -13,7 +13,6 @@ import hashlib
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ def plan_of(variants: Sequence[Variant], settings: RunSettings) -> dict[str, Any
     return {
         "variants": sorted(v.id for v in variants),
         "baseline": variants[0].id if variants else None,
-        "settings": asdict(settings),
+        "settings": settings.as_data(),
     }
 
 
