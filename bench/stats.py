@@ -358,6 +358,14 @@ class Arm:
         return repeat_draws(self.test_accuracy, "mean", seed=seed_for("acc " + self.label))
 
 
+def set_key(record: Mapping[str, Any]) -> str:
+    """Which arms of a paired record shared machine moments: its run (two runs' sets share names,
+    never a moment), its set and, for arms resumed after an interruption, its sitting."""
+    pairing = record["pairing"]
+    sitting = f"#{pairing['sitting']}" if pairing.get("sitting") else ""
+    return f"{record['run']['id']}/{pairing['set']}{sitting}"
+
+
 def arm(label: str, records: Sequence[Mapping[str, Any]]) -> Arm:
     """The Arm of a variant from its successful records (raw fields only)."""
     steps, train, acc = [], [], []
@@ -374,8 +382,7 @@ def arm(label: str, records: Sequence[Mapping[str, Any]]) -> Arm:
         acc.append(float(r["accuracy"]["test_accuracy"]))
         if r.get("pairing"):
             blocks = block_medians(timing["step_ms_raw"], warmup, pauses, spe, short)
-            # Keyed by run too: two runs' sets share names, never a machine moment.
-            sets[f"{r['run']['id']}/{r['pairing']['set']}"] = SetTimes(tuple(blocks), train[-1])
+            sets[set_key(r)] = SetTimes(tuple(blocks), train[-1])
     batch = records[0]["variant"]["batch_size"]
     return Arm(label, batch, tuple(steps), tuple(train), tuple(acc), sets)
 
@@ -655,3 +662,54 @@ def is_difference(verdict: str) -> bool:
 def stdev(values: Sequence[float]) -> float | None:
     """Sample standard deviation; None for fewer than two values."""
     return statistics.stdev(values) if len(values) > 1 else None
+
+
+# --- Over seeds: figures of whole training runs -------------------------------------------------
+#
+# A long run's figures (accuracy at an epoch, seconds to a target) vary with the seed; each seed's
+# run is one independent sample (docs/method.md, "The walkthrough's run" and "Time to target").
+
+NOT_REACHED = math.inf  # a run that never reached the target sorts as the slowest
+
+
+def mean_interval(values: Sequence[float]) -> Interval | None:
+    """The mean with its 95% t-interval (df = n − 1); None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = statistics.fmean(values)
+    half = t975(n - 1) * statistics.stdev(values) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half)
+
+
+def _binomial_tail(n: int, k: int) -> float:
+    """P(X <= k) for X ~ Binomial(n, 1/2)."""
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+
+
+def median_interval(values: Sequence[float]) -> tuple[Interval, float] | None:
+    """The median with its distribution-free order-statistic interval and that interval's exact
+    coverage: the narrowest (x_(k), x_(n−k+1)) covering at least 95%, or the widest (min, max)
+    when n is too small for 95% (5 values give 93.8%). Infinite values (targets not reached)
+    sort last and may be an end. None for fewer than two values."""
+    n = len(values)
+    if n < 2:
+        return None
+    xs = sorted(values)
+    k = 1
+    while k + 1 <= n - k and 1 - 2 * _binomial_tail(n, k) >= 0.95:
+        k += 1
+    coverage = 1 - 2 * _binomial_tail(n, k - 1)
+    mid = n // 2
+    point = xs[mid] if n % 2 else (xs[mid - 1] + xs[mid]) / 2
+    return Interval(point, xs[k - 1], xs[n - k]), coverage
+
+
+def drop_two_mean(values: Sequence[float]) -> float | None:
+    """MLPerf Training's score of a set of runs: the mean after dropping the fastest and the
+    slowest. A run that never reached the target counts as infinitely slow, so one such run is
+    dropped as the slowest and a second makes the score infinite. None for fewer than 3 runs."""
+    if len(values) < 3:
+        return None
+    kept = sorted(values)[1:-1]
+    return statistics.fmean(kept) if all(math.isfinite(v) for v in kept) else NOT_REACHED

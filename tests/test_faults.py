@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from bench import cli, records
+from bench import cli, records, stats
 from bench.plan.settings import RunSettings
 from bench.plan.variant import Variant
 from bench.records import REASON_CHARS
@@ -147,20 +147,27 @@ def test_a_reason_names_any_signal_and_keeps_within_the_record_limit():
 
 class FakeSets:
     """``pairs.run_set`` in this process: in set `id`, the arm of batch size `script[id][0]` ends
-    with status `script[id][1]`, once."""
+    with status `script[id][1]`, once ("interrupt": the run is interrupted as that arm runs, after
+    the arms before it ended)."""
 
     def __init__(self, script: dict[str, tuple[int, str]]) -> None:
         self.script, self.ran = dict(script), []
 
-    def __call__(self, pset: pairs.PairedSet, job_of: Any, settings: RunSettings) -> Any:
+    def __call__(
+        self, pset: pairs.PairedSet, job_of: Any, settings: RunSettings, *, on_arm: Any = None
+    ) -> Any:
         self.ran.append((pset.id, [a.variant.batch_size for a in pset.arms]))
         failing, status = self.script.pop(pset.id, (None, "ok"))
-        outcomes = {
-            arm.variant.id: pairs.ArmOutcome(
+        outcomes = {}
+        for k, arm in enumerate(pset.arms):
+            if status == "interrupt" and arm.variant.batch_size == failing:
+                raise KeyboardInterrupt
+            outcome = pairs.ArmOutcome(
                 _result(status if arm.variant.batch_size == failing else "ok"), 0.5, 1.0, [k]
             )
-            for k, arm in enumerate(pset.arms)
-        }
+            outcomes[arm.variant.id] = outcome
+            if on_arm is not None:
+                on_arm(arm.variant.id, outcome, 2.0, 1)
         return outcomes, 2.0, 1
 
 
@@ -217,6 +224,41 @@ def test_retrying_a_failed_arm_of_a_paired_set_reruns_its_whole_set(monkeypatch,
     assert latest[3:] == records.variant_records(everything, all_attempts=True)[6:]  # the new set
     rows = aggregate.summarize_run(everything).rows
     assert {row["variant_id"]: row["repeats"] for row in rows} == {v.id: 2 for v in variants}
+
+
+def test_an_interrupted_set_keeps_its_finished_arms_and_resume_runs_the_rest_alone(
+    monkeypatch, tmp_path
+):
+    """Catches: a set's records written only at its end (an interruption loses its finished arms),
+    a resume that reruns the finished arms, or the resumed arm paired with arms it never took turns
+    with (its sitting must key it apart)."""
+    base = Variant(batch_size=100)
+    variants = [base, dataclasses.replace(base, control=True), Variant(batch_size=200)]
+    ctx = dataclasses.replace(_ctx(repeats=2, aa_control=True, max_workers=3), baseline_id=base.id)
+    fake = FakeSets({"g0-r1": (200, "interrupt")})
+    monkeypatch.setattr(pairs, "run_set", fake)
+    out = tmp_path / "results.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_plan(ctx, variants, out, measure_peak=False)
+    kept = records.variant_records(records.read_records(out))
+    assert [(r["pairing"]["set"], r["variant"]["batch_size"]) for r in kept][-2:] == [
+        ("g0-r1", 100),
+        ("g0-r1", 100),
+    ]
+    fake.ran.clear()
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
+    assert fake.ran == [("g0-r1", [200])]  # the unfinished arm alone
+    latest = records.variant_records(records.read_records(out))
+    assert len(latest) == 6
+    resumed = latest[-1]
+    assert resumed["pairing"]["sitting"] == 1 and len(resumed["pairing"]["arms"]) == 3
+    base_r1 = next(
+        r for r in latest if r["pairing"]["set"] == "g0-r1" and r["pairing"]["role"] == "baseline"
+    )
+    assert stats.set_key(resumed) != stats.set_key(base_r1)
+    fake.ran.clear()
+    runner.run_plan(ctx, variants, out, resume=True, measure_peak=False)
+    assert fake.ran == []  # every arm of every set has its record now
 
 
 def test_a_failed_set_beyond_the_minimum_is_rerun_whole_with_its_own_arms(monkeypatch, tmp_path):

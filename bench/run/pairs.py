@@ -8,9 +8,10 @@ arm training at a time. Each arm still runs its whole ``model.fit`` (epochs, val
 final ``evaluate`` as a user would; interleaving only decides *when* its next steps run. An arm
 that has finished leaves the rounds (its evaluate ran in its own turn); the others go on.
 
-A set's records are appended together once every arm has ended, so a set is either in the file or
-not (``--resume`` reruns an interrupted one whole). The stopping rule for sets beyond the minimum
-is ``next_set``: fixed before the run by its settings, stated in the report.
+Each arm's record is appended as soon as that arm ends, so an interrupted set keeps its finished
+arms; ``--resume`` runs the rest of it as a later *sitting* of the same set, whose arms pair only
+with each other (``stats.set_key``). The stopping rule for sets beyond the minimum is
+``next_set``: fixed before the run by its settings, stated in the report.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class PairedSet:
     group: int
     repeat: int
     arms: tuple[SetArm, ...]
+    # 0, or the how-many-th resumed run of this set's unfinished arms (`arms` holds those alone;
+    # `all_arms` the set's every arm, as its records name them).
+    sitting: int = 0
+    all_arms: tuple[str, ...] = ()
 
 
 def worker_cap(settings: RunSettings, available_bytes: int | None = None) -> int:
@@ -120,13 +125,15 @@ def run_set(
     settings: RunSettings,
     *,
     block_of: Callable[[int, str], float | None] | None = None,
+    on_arm: Callable[[str, ArmOutcome, float, int], None] | None = None,
 ) -> tuple[dict[str, ArmOutcome], float, int]:
     """Run one set to its end: ({variant id: outcome}, the set's wall seconds, its rounds).
 
     `job_of` gives each arm's worker job (as for a plain child); `block_of(round, variant id)` may
     give a turn another block length than ``block_s`` (the block-length bias check uses it). An arm
     that crashes or hangs past ``timeout_s`` of its own time becomes a failed or timeout result;
-    the others go on.
+    the others go on. `on_arm(variant id, outcome, seconds so far, rounds so far)` hears of each
+    arm as it ends, so its record can be written before the others end.
     """
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -146,21 +153,28 @@ def run_set(
         for taker in takers.values():
             stack.callback(taker.kill)
         watch = _ArmWatch(takers, block_of)
-        rounds = turns.take_turns(
-            takers,
-            turns.shuffled(stats.seed_for(pset.id)),
-            on_failure=watch.failed,
-            block_of=watch.block_of,
-        )
-        outcomes = {
-            vid: ArmOutcome(
+        outcomes: dict[str, ArmOutcome] = {}
+
+        def end(vid: str, rounds: list[list[str]]) -> None:
+            t = takers[vid]
+            outcomes[vid] = ArmOutcome(
                 _result(results[vid], watch.ended(vid), settings.timeout_s),
                 t.ready_s or 0.0,
                 t.busy_s,
                 [r.index(vid) for r in rounds if vid in r],
             )
-            for vid, t in takers.items()
-        }
+            if on_arm is not None:
+                on_arm(vid, outcomes[vid], time.perf_counter() - started, len(rounds))
+
+        rounds = turns.take_turns(
+            takers,
+            turns.shuffled(
+                stats.seed_for(f"{pset.id}#{pset.sitting}" if pset.sitting else pset.id)
+            ),
+            on_failure=watch.failed,
+            block_of=watch.block_of,
+            on_end=end,
+        )
     return outcomes, time.perf_counter() - started, len(rounds)
 
 
@@ -219,14 +233,16 @@ def pairing_section(
     pset: PairedSet, arm: SetArm, outcome: ArmOutcome, set_s: float, rounds: int, block_s: float,
     minimum: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """The record's 'pairing' section: which set, with whom, in which turns."""
+    """The record's 'pairing' section: which set (and sitting), with whom, in which turns.
+    `set_s` and `rounds` are the set's up to this arm's end (the last arm's are the whole set's)."""
     return {
         "set": pset.id,
         "group": pset.group,
         "round": pset.repeat,  # the record's name for the set's repeat number
         "extra": pset.repeat >= minimum,  # a set the stopping rule added after the minimum
         "role": arm.role,
-        "arms": [a.variant.id for a in pset.arms],
+        "arms": list(pset.all_arms) or [a.variant.id for a in pset.arms],
+        **({"sitting": pset.sitting} if pset.sitting else {}),
         "block_s": block_s,
         "rounds": rounds,
         "turns": outcome.turns,

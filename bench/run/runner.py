@@ -7,6 +7,7 @@ several processes each, cannot take turns and run one job after another. Resumin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -347,7 +348,10 @@ class PairedRun:
                 if (ok := [r for r in recs if r["status"] == "ok"])
             }
             live = {vid for vid, recs in by_variant.items() if recs[-1]["status"] == "ok"}
-            seconds = {r["pairing"]["set"]: r["pairing"]["set_s"] for r in self.records}
+            seconds: dict[str, float] = {}
+            for r in self.records:  # a set's seconds: its last arm's (each arm's run to its end)
+                key = r["pairing"]["set"]
+                seconds[key] = max(seconds.get(key, 0.0), r["pairing"]["set_s"])
             choice = pairs.next_set(
                 self.groups, arms, live, self.ctx.settings, sum(seconds.values()),
                 list(seconds.values()), self.baseline,
@@ -360,8 +364,9 @@ class PairedRun:
             self.measure(g, max(repeats, default=-1) + 1, chosen)
 
     def measure(self, g: int, repeat: int, variants: Sequence[Variant]) -> None:
-        """Run repeat `repeat` of group g's set of `variants` unless the file has it; append its
-        records together."""
+        """Run repeat `repeat` of group g's set of `variants` unless the file has it, appending
+        each arm's record as that arm ends; of a set interrupted before, only the arms without a
+        record run, as its next sitting."""
         pset = pairs.make_set(
             g,
             repeat,
@@ -377,16 +382,22 @@ class PairedRun:
                     "(another matrix); resume it with the command that started it, or a new --out"
                 )
             return
-        outcomes, set_s, rounds = pairs.run_set(pset, self._job_of, self.ctx.settings)
-        made, settings = [], self.ctx.settings
-        for arm in pset.arms:
-            outcome = outcomes[arm.variant.id]
+        pset = self._unfinished(pset)
+        made: list[dict[str, Any]] = []
+        settings = self.ctx.settings
+        arm_of = {a.variant.id: a for a in pset.arms}
+
+        def keep(vid: str, outcome: pairs.ArmOutcome, set_s: float, rounds: int) -> None:
+            arm = arm_of[vid]
             section = pairs.pairing_section(
                 pset, arm, outcome, set_s, rounds, settings.block_s, settings.repeats
             )
             job = Job(arm.variant, arm.repeat)
-            made.append(variant_record(self.ctx, job, outcome.result, outcome.turns_s, section))
-        records.append_records(self.out_path, made)
+            rec = variant_record(self.ctx, job, outcome.result, outcome.turns_s, section)
+            records.append_records(self.out_path, [rec])
+            made.append(rec)
+
+        _, set_s, rounds = pairs.run_set(pset, self._job_of, settings, on_arm=keep)
         self.records = records.latest_attempts([*self.records, *made])
         self.made += len(made)
         if self.on_set:
@@ -395,6 +406,20 @@ class PairedRun:
             planned = max(self.planned, self.made)
             for k, rec in enumerate(made, start=self.made - len(made) + 1):
                 self.on_record(rec, k, planned, time.perf_counter() - self.started)
+
+    def _unfinished(self, pset: pairs.PairedSet) -> pairs.PairedSet:
+        """The set as it runs now: whole, or (interrupted before, some arms recorded and no retry
+        of its faults asked for) its unrecorded arms alone, as the set's next sitting."""
+        mine = [r for r in self.records if r["pairing"]["set"] == pset.id]
+        if not mine or (self.retry_failed and any(r["status"] in RETRIED for r in mine)):
+            return pset
+        recorded = {r["variant_id"] for r in mine}
+        return dataclasses.replace(
+            pset,
+            arms=tuple(a for a in pset.arms if a.variant.id not in recorded),
+            sitting=1 + max(r["pairing"].get("sitting", 0) for r in mine),
+            all_arms=tuple(a.variant.id for a in pset.arms),
+        )
 
     def _job_of(self, arm: pairs.SetArm) -> dict[str, Any]:
         return job_description(self.ctx, Job(arm.variant, arm.repeat))

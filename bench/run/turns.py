@@ -193,6 +193,7 @@ def take_turns(
     *,
     on_failure: Callable[[TurnError], None] | None = None,
     block_of: Callable[[int, str], float | None] | None = None,
+    on_end: Callable[[str, list[list[str]]], None] | None = None,
 ) -> list[list[str]]:
     """Run every process to its end, one at a time; returns each round's order of turns.
 
@@ -200,12 +201,19 @@ def take_turns(
     no turn. Then each round gives every live process one turn (``go``, and wait for its next line).
     A process that fails raises TurnError, unless `on_failure` is given: then it is told, the
     process drops out and the others go on. `block_of(round, label)` may set a turn's block length
-    (None: the process's own).
+    (None: the process's own). `on_end(label, rounds so far)` hears of each process as it ends
+    (its response read, or its failure told), so its result can be kept before the others end.
     """
     waiting: dict[str, dict[str, Any]] = {}
+    rounds: list[list[str]] = []
+
+    def ended(label: str) -> None:
+        if on_end is not None and "wait" not in waiting[label]:
+            on_end(label, rounds)
+
     for taker in takers.values():  # all ready to train: start-up is over for everyone
         _step(taker, waiting, on_failure)
-    rounds: list[list[str]] = []
+        ended(taker.label)
     while live := [k for k in takers if "wait" in waiting.get(k, {})]:
         turns = order(len(rounds), live)
         rounds.append(turns)
@@ -214,6 +222,7 @@ def take_turns(
             block = block_of(len(rounds) - 1, label) if block_of else None
             taker.send(GO if block is None else f"{GO} {block!r}")
             _step(taker, waiting, on_failure)
+            ended(label)
     return rounds
 
 
