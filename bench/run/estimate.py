@@ -29,15 +29,16 @@ from bench.plan.shard import backend_start_s, compute_s, expected_cost_s
 from bench.plan.variant import Variant
 from bench.run import pairs
 
-# From the reference run's records (the default profile in paired sets on the 2-core dev machine),
-# as `calibrate` derives them:
+# From two paired runs on the 2-core dev machine, one of 1-epoch arms (reports/reference) and one of
+# 30-epoch arms (reports/seed), as `calibrate` derives them:
 #   python -c "from bench import records; from bench.run.estimate import calibrate;
-#              print(calibrate(records.read_records('reports/reference/results.jsonl')))"
-# gave startup_s_per_arm 3.44, turn_s_per_compute_s 2.48, probe_s 7.0;
-# tests/test_estimate.py checks that they still agree with that file.
-STARTUP_S_PER_ARM = 3.44  # a set's slowest start-up (its arms side by side) ÷ its arms
-TURN_S_PER_COMPUTE_S = 2.48  # a set's turns (its seconds less its start-up) ÷ its arms' compute_s
-PROBE_S = 7.0  # a between or end machine probe (matmul trials in a fresh process)
+#              print(calibrate(records.read_records('reports/reference/results.jsonl')
+#                              + records.read_records('reports/seed/results.jsonl')))"
+# tests/test_estimate.py checks that they still agree with those files.
+STARTUP_S_PER_ARM = 3.16  # a set's slowest start-up (its arms side by side) ÷ its arms
+TURN_S_PER_COMPUTE_S = 1.62  # a set's turns grow by this per second of its arms' compute_s ...
+TURN_S_PER_ARM = 2.39  # ... plus this per arm (a turn's fixed costs: tracing, the first epoch)
+PROBE_S = 6.5  # a between or end machine probe (matmul trials in a fresh process)
 _GAP_PHASES = ("between", "end")
 
 
@@ -61,7 +62,9 @@ class Estimate:
 def set_seconds(arms: Sequence[Variant]) -> tuple[float, float]:
     """(a set's expected seconds, its start-up part) for these arms side by side."""
     startup = STARTUP_S_PER_ARM * len(arms)
-    turns = sum(TURN_S_PER_COMPUTE_S * compute_s(v) + backend_start_s(v) for v in arms)
+    turns = sum(
+        TURN_S_PER_COMPUTE_S * compute_s(v) + TURN_S_PER_ARM + backend_start_s(v) for v in arms
+    )
     return startup + turns, startup
 
 
@@ -111,17 +114,23 @@ def estimate(
 
 
 def calibrate(recs: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The constants above, from a paired run's records: per-arm start-up, turns per compute
-    second, and the probes' seconds (each between/end probe's time after the record before it)."""
-    sets: dict[str, list[dict[str, Any]]] = {}
+    """The constants above, from paired runs' records: per-arm start-up; the turns' seconds as a
+    least-squares line in the arms' compute_s plus a fixed part per arm (runs of 1 epoch and of
+    many give both); and the probes' seconds (each between/end probe's time after the record
+    before it)."""
+    sets: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in records.variant_records(list(recs)):
         if r.get("pairing"):
-            sets.setdefault(r["pairing"]["set"], []).append(r)
+            sets.setdefault((r["run"]["id"], r["pairing"]["set"]), []).append(r)
     startups = [max(r["pairing"]["startup_s"] for r in arms) for arms in sets.values()]
-    turns = [
-        arms[0]["pairing"]["set_s"] - s for arms, s in zip(sets.values(), startups, strict=True)
+    turns = [  # the last arm's set_s: the whole set's
+        max(r["pairing"]["set_s"] for r in arms) - s
+        for arms, s in zip(sets.values(), startups, strict=True)
     ]
-    compute = [compute_s(Variant.from_dict(r["variant"])) for arms in sets.values() for r in arms]
+    compute = [
+        sum(compute_s(Variant.from_dict(r["variant"])) for r in arms) for arms in sets.values()
+    ]
+    per_compute, per_arm = _line(compute, [len(a) for a in sets.values()], turns)
     gaps = [
         (_created(r) - _created(before)).total_seconds()
         for before, r in itertools.pairwise(recs)
@@ -129,9 +138,21 @@ def calibrate(recs: Sequence[dict[str, Any]]) -> dict[str, float]:
     ]
     return {
         "startup_s_per_arm": sum(startups) / sum(len(arms) for arms in sets.values()),
-        "turn_s_per_compute_s": sum(turns) / sum(compute),
+        "turn_s_per_compute_s": per_compute,
+        "turn_s_per_arm": per_arm,
         "probe_s": statistics.median(gaps) if gaps else float("nan"),
     }
+
+
+def _line(x: Sequence[float], n: Sequence[int], y: Sequence[float]) -> tuple[float, float]:
+    """(a, b) minimising Σ (y − a·x − b·n)²; with one kind of set only, b = 0 and a = Σy ÷ Σx."""
+    sxx, snn = sum(v * v for v in x), sum(v * v for v in n)
+    sxn = sum(a * b for a, b in zip(x, n, strict=True))
+    sxy, sny = (sum(a * b for a, b in zip(v, y, strict=True)) for v in (x, n))
+    det = sxx * snn - sxn * sxn
+    if abs(det) < 1e-9 * sxx * snn:
+        return sum(y) / sum(x), 0.0
+    return (sxy * snn - sny * sxn) / det, (sny * sxx - sxy * sxn) / det
 
 
 def _created(record: dict[str, Any]) -> datetime:
