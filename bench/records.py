@@ -174,7 +174,14 @@ _SECTION_TYPES: dict[str, dict[str, _Spec]] = {
         "memory_bytes": _OPT_NUMBER,
         "cpu_cores": _OPT_NUMBER,
     },
-    "settings": {"warmup_steps": _COUNT, "target_accuracy": _NUMBER},
+    "settings": {
+        "warmup_steps": _COUNT,
+        "target_accuracy": _NUMBER,
+        "targets": (
+            lambda v: _list_of(lambda x: _is_number(x) and 0 < x < 1)(v),
+            "a list of validation accuracies in (0, 1)",
+        ),
+    },
     "timing": {
         "steps_per_epoch": _POSITIVE,
         "step_ms_raw": (

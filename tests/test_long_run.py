@@ -94,7 +94,9 @@ def test_the_side_by_side_table_fills_every_row_from_the_seeds():
     assert by["steps per epoch"]["verdict"] == "matches"
     assert by["epoch 1 accuracy"]["verdict"] == "matches"
     assert by["epoch 1 loss"]["verdict"] == "differs"  # every seed 0.38, printed 0.3846
-    assert by["epoch 30 val_loss"]["walkthrough"] == "–" and by["epoch 30 val_loss"]["verdict"] == "–"
+    assert (
+        by["epoch 30 val_loss"]["walkthrough"] == "–" and by["epoch 30 val_loss"]["verdict"] == "–"
+    )
     assert all(r["this run: mean of 5 seeds [95% CI]"] not in ("", "–") for r in table)
 
 
@@ -157,7 +159,10 @@ def test_the_median_interval_is_order_statistics_with_its_exact_coverage():
 def test_validation_loss_climbing_after_its_minimum_is_called_overfitting():
     """Catches: the finding taken from the last epoch alone, or the best epoch off by one."""
     curve = [0.25, 0.19, 0.20, 0.24, 0.30, 0.36]
-    runs = [run([v + d for v in curve], set_id=f"g0-r{i}") for i, d in enumerate((0, 0.01, -0.01, 0.005, 0))]
+    runs = [
+        run([v + d for v in curve], set_id=f"g0-r{i}")
+        for i, d in enumerate((0, 0.01, -0.01, 0.005, 0))
+    ]
     o = seeds.overfitting(runs)
     assert o is not None and o.best_epoch == 2 and o.last == 6
     assert o.overfits and o.rise.point == pytest.approx(0.17, abs=0.01)

@@ -14,6 +14,7 @@ from bench import stats
 from bench.plan.variant import HEADLINE_AXES as AXES
 from bench.records import probe_ok, probe_records, variant_records
 from bench.report.contention import SetUsage, set_usage
+from bench.report.seeds import SeedRun, seed_runs
 from mnist_models.spec import compute_dtype
 
 # A probe's trials below this fraction of the best one mean the machine was busy at some point.
@@ -85,6 +86,11 @@ class RunSummary:
     comparisons: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # Each paired set's CPU and steal over its blocks (empty for records without them).
     contention: list[SetUsage] = field(default_factory=list)
+    # Every successful record's whole run by variant (bench.report.seeds), and the accuracies
+    # the run times: target_accuracy, then the run's further targets.
+    seeds: dict[str, list[SeedRun]] = field(default_factory=dict)
+    target_accuracy: float | None = None
+    targets: tuple[float, ...] = ()
 
     def row(self, variant_id: str | None) -> dict[str, Any] | None:
         return next((r for r in self.rows if r["variant_id"] == variant_id), None)
@@ -179,6 +185,9 @@ def summarize_run(records: list[dict[str, Any]]) -> RunSummary:
         failed_probes=[p["probe"] for p in probes if not probe_ok(p)],
         pairing=pairing_facts(variants),
         contention=set_usage(variants),
+        seeds=seed_runs(variants),
+        target_accuracy=variants[0]["settings"]["target_accuracy"] if variants else None,
+        targets=tuple(variants[0]["settings"].get("targets", ())) if variants else (),
         **_model_and_curves(variants),
     )
     return judge_run(summary)

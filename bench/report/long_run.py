@@ -32,6 +32,17 @@ def walkthrough_section(summary: RunSummary) -> str | None:
         "dependent: the walkthrough's machine is unknown, this one is in the title."
     )
     table = markdown_table(walkthrough.table(runs, summary.model))
+    differ = [
+        r.figure
+        for r in walkthrough.rows(runs, summary.model)
+        if walkthrough.verdict(r.printed, r.measured) == "differs" and not r.exact
+        and walkthrough.MACHINE_DEPENDENT not in r.figure
+    ]  # fmt: skip
+    if differ:
+        intro += (
+            f" The walkthrough's {', '.join(differ)} lie outside the spread of {len(runs)} seeds: "
+            "the seed alone does not explain them."
+        )
     return "## The walkthrough's run, side by side\n\n" + intro + "\n\n" + table
 
 
@@ -159,7 +170,11 @@ def short_label(summary: RunSummary, vid: str) -> str:
     v = summary.variants[vid]
     if v.get("control"):
         return "A/A control"
-    diff = [f"{k} {v[k]:g}" if isinstance(v[k], float) else f"{k} {v[k]}" for k in v if v[k] != base.get(k)]
+    diff = [
+        f"{k} {v[k]:g}" if isinstance(v[k], float) else f"{k} {v[k]}"
+        for k in v
+        if v[k] != base.get(k)
+    ]
     return ", ".join(diff) or "baseline"
 
 
@@ -173,7 +188,12 @@ def one_line(summary: RunSummary) -> str | None:
     runs = _base_runs(summary)
     final = seeds.band(runs, "val_accuracy")[-1] if runs else None
     o = seeds.overfitting(runs) if runs else None
-    if final is not None and o is not None:
+    if final is not None and o is not None and o.best_epoch == o.last:
+        parts.append(
+            f"after {runs[0].epochs} epochs `{summary.baseline}` reaches validation accuracy "
+            f"{final.point:.4f} [{final.lo:.4f}, {final.hi:.4f}], its validation loss still falling"
+        )
+    elif final is not None and o is not None:
         state = "overfits" if o.overfits else "no overfitting shown"
         parts.append(
             f"after {runs[0].epochs} epochs `{summary.baseline}` reaches validation accuracy "
@@ -194,6 +214,8 @@ def one_line(summary: RunSummary) -> str | None:
         if summary.variants[vid].get("control"):
             continue
         t = to_target.time_to_target(arm_runs, target)
-        times.append(f"{short_label(summary, vid)} {to_target.median_cell(t)} ({t.reached}/{len(t.times)} seeds)")
+        times.append(
+            f"{short_label(summary, vid)} {to_target.median_cell(t)} ({t.reached}/{len(t.times)} seeds)"
+        )
     parts.append(f"median training seconds to {target:g}: " + "; ".join(times))
     return "- **In one line:** " + "; ".join(parts) + "."

@@ -11,7 +11,7 @@ import pandas as pd
 from bench import outputs, stats
 from bench.plan.variant import DEFAULT_BACKEND
 from bench.records import read_records
-from bench.report import aggregate
+from bench.report import aggregate, long_run
 from bench.report.axes import answer_row, delta_cell, ratio_cell
 from bench.report.contention import contention_line
 from bench.report.findings import findings
@@ -29,6 +29,7 @@ PLOTS = (
     ("val_accuracy.png", "Validation accuracy per epoch"),
     ("time_to_target.png", "Time to the accuracy target"),
     ("train_vs_validation.png", "Training vs validation time"),
+    (long_run.CURVES_PNG, "Accuracy and loss per epoch over seeds"),
 )
 
 
@@ -430,6 +431,8 @@ def plot_names(summary: aggregate.RunSummary) -> set[str]:
     names = {"step_time_vs_batch.png", "time_to_target.png", "train_vs_validation.png"}
     if any(a is not None for c in summary.curves.values() for a in c["val_accuracy"]):
         names.add("val_accuracy.png")
+    if long_run.curves_plot_input(summary) is not None:
+        names.add(long_run.CURVES_PNG)
     return names
 
 
@@ -441,7 +444,12 @@ def main_plot(available: set[str]) -> list[str]:
 
 def plots_section(available: set[str]) -> str:
     """Links to the other PNGs written beside REPORT.md (the first is on the first screen)."""
-    links = [f"![{caption}]({name})" for name, caption in PLOTS[1:] if name in available]
+    # The curves over seeds sit in their own section.
+    links = [
+        f"![{caption}]({name})"
+        for name, caption in PLOTS[1:]
+        if name in available and name != long_run.CURVES_PNG
+    ]
     return "## More plots\n\n" + ("\n\n".join(links) if links else "Nothing more to plot.")
 
 
@@ -504,11 +512,14 @@ def _render(summary: aggregate.RunSummary) -> str:
     # The answer first (title, each axis value's verdict, the A/A control, the main plot), then
     # the findings; how it was measured is collapsed below them, the details after that.
     plots = plot_names(summary)
+    long = [long_run.walkthrough_section(summary), long_run.to_target_section(summary)]
     sections = [
         title(summary),
+        *(s for s in long if s),
         answer_section(summary),
         aa_line(summary),
         *main_plot(plots),
+        *(s for s in [long_run.whole_run_section(summary)] if s),
         findings_section(summary),
         method_section(summary),
         headline_section(summary),
@@ -534,6 +545,9 @@ def write_plots(summary: aggregate.RunSummary, out_dir: Path) -> list[Path]:
         plots.time_to_target(rows, out_dir / "time_to_target.png"),
         plots.train_vs_validation(rows, out_dir / "train_vs_validation.png"),
     ]
+    curves = long_run.curves_plot_input(summary)
+    if curves is not None:
+        drawn.append(plots.curves_over_seeds(*curves, out_dir / long_run.CURVES_PNG))
     return [p for p in drawn if p is not None]
 
 

@@ -136,3 +136,30 @@ def train_vs_validation(rows: list[dict[str, Any]], path: Path) -> Path | None:
     ax.legend(fontsize="small")
     ax.grid(True, axis="x", alpha=0.3)
     return _save(fig, path)
+
+
+def curves_over_seeds(
+    bands: dict[str, list[Any]], label: str, best_epoch: int | None, path: Path
+) -> Path | None:
+    """Training and validation accuracy and loss per epoch: the mean over seeds, 95% band shaded."""
+    if not bands or not bands["accuracy"]:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH_IN, 3.6))
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        for key, name in ((metric, "training"), (f"val_{metric}", "validation")):
+            points = [(e + 1, b) for e, b in enumerate(bands[key]) if b is not None]
+            if not points:
+                continue
+            epochs = [e for e, _ in points]
+            ax.plot(epochs, [b.point for _, b in points], label=name)
+            ax.fill_between(epochs, [b.lo for _, b in points], [b.hi for _, b in points], alpha=0.3)
+        if best_epoch is not None:
+            ax.axvline(
+                best_epoch, color="grey", linestyle="--", linewidth=1, label="lowest val_loss"
+            )
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small")
+    fig.suptitle(f"{label}: mean over seeds, 95% band", fontsize="medium")
+    return _save(fig, path)

@@ -78,7 +78,11 @@ def band(runs: Sequence[SeedRun], key: str) -> list[stats.Interval | None]:
 
 def has_curves(runs: Sequence[SeedRun]) -> bool:
     """Whether `runs` give validation curves with bands: several epochs, validated every one."""
-    return len(runs) >= 2 and runs[0].epochs >= 2 and all(b is not None for b in band(runs, "val_loss"))
+    return (
+        len(runs) >= 2
+        and runs[0].epochs >= 2
+        and all(b is not None for b in band(runs, "val_loss"))
+    )
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,21 @@ def overfitting_line(o: Overfitting, label: str) -> str:
     seeds = len(o.best_epochs)
     where = ", ".join(f"{e}" for e in sorted(o.best_epochs))
     rise = f"{o.rise.point:+.3f} [{o.rise.lo:+.3f}, {o.rise.hi:+.3f}]"
+    if o.best_epoch == o.last:
+        return (
+            f"{label}: validation loss is lowest at the last epoch ({o.last}) on the mean over "
+            f"{seeds} seeds: still falling, no overfitting shown."
+        )
     head = (
         f"{label}: validation loss is lowest at epoch {o.best_epoch} on the mean over {seeds} "
         f"seeds (each seed's own lowest: epochs {where}); at epoch {o.last} it is {rise} above "
         f"that, while training accuracy reaches {o.final_accuracy.point:.4f}"
     )
     if o.overfits:
-        return head + f": the run **overfits** after epoch {o.best_epoch} (the whole interval is above 0)."
+        return (
+            head
+            + f": the run **overfits** after epoch {o.best_epoch} (the whole interval is above 0)."
+        )
     return head + ": no overfitting shown (the interval reaches 0)."
 
 

@@ -76,7 +76,12 @@ def rows(runs: Sequence[SeedRun], model: dict[str, Any]) -> list[Row]:
     """Every row of the table: model facts, epoch 1, seconds, the last epoch."""
     dense = [layer for layer in model["layers"] if layer["params"]]
     out = [
-        Row(f"{layer['layer']} params", PRINTED.get(f"{layer['layer']} params"), _exact(layer["params"]), True)
+        Row(
+            f"{layer['layer']} params",
+            PRINTED.get(f"{layer['layer']} params"),
+            _exact(layer["params"]),
+            True,
+        )
         for layer in dense
     ]
     out += [
@@ -90,7 +95,13 @@ def rows(runs: Sequence[SeedRun], model: dict[str, Any]) -> list[Row]:
         Row("steps per epoch", PRINTED["steps per epoch"], _exact(runs[0].steps_per_epoch), True),
     ]
     for key in ("accuracy", "loss", "val_accuracy", "val_loss"):
-        out.append(Row(f"epoch 1 {key}", PRINTED[f"epoch 1 {key}"], _over(runs, lambda r, k=key: r.curves[k][0])))
+        out.append(
+            Row(
+                f"epoch 1 {key}",
+                PRINTED[f"epoch 1 {key}"],
+                _over(runs, lambda r, k=key: r.curves[k][0]),
+            )
+        )
     out += [
         Row(
             "epoch 1 seconds" + MACHINE_DEPENDENT,
@@ -122,6 +133,13 @@ def _number(x: float) -> str:
     return f"{x:.4f}" if abs(x) < 10 else f"{x:.2f}"
 
 
+def _printed(x: float | None) -> str:
+    """The walkthrough's figure as it printed it: '118,282', '0.8821', '6'."""
+    if x is None:
+        return "–"
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
 def measured_cell(row: Row) -> str:
     """'0.9214 [0.9190, 0.9238]', or the exact figure alone."""
     m = row.measured
@@ -137,7 +155,7 @@ def table(runs: Sequence[SeedRun], model: dict[str, Any]) -> list[dict[str, str]
     return [
         {
             "figure": r.figure,
-            "walkthrough": "–" if r.printed is None else _number(r.printed),
+            "walkthrough": _printed(r.printed),
             f"this run: mean of {len(runs)} seeds [95% CI]": measured_cell(r),
             "verdict": verdict(r.printed, r.measured),
         }
