@@ -6,6 +6,7 @@ No TensorFlow: SeedRuns are made up here, with known answers.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -131,7 +132,9 @@ def test_seeds_that_never_reach_the_target_are_counted_never_dropped():
     t = to_target.time_to_target(runs, 0.97)
     assert t.reached == 2 and len(t.times) == 5
     assert to_target.median_cell(t) == "not reached"
-    assert to_target.row("arm", runs, 0.97)["reached"] == "2 of 5 seeds"
+    row = to_target.row("arm", runs, 0.97)
+    assert row["reached"] == "2 of 5 seeds"
+    assert row["seconds of the seeds that reached it"] == "8.0, 10.0"  # the two that did
 
 
 def test_mlperf_score_drops_the_fastest_and_the_slowest_and_not_reached_counts_as_slowest():
@@ -191,8 +194,9 @@ def test_an_arm_without_per_epoch_validation_has_no_curves_and_no_finding():
 
 
 def test_validation_cost_pairs_the_arms_by_set():
-    """Catches: the ratio taken across sets (unpaired) or end_only's evaluate left out: here
-    set r0 ran slow for both arms, so only a paired ratio is the same in every set."""
+    """Catches: the ratio taken across sets (unpaired), end_only's evaluate left out, or a stall
+    counted as cost: here set r0 ran slow for both arms, so only a paired ratio is the same in
+    every set."""
     per_epoch = [
         run([0.2] * 2, set_id="g0-r0", train_s=10.0, val_s=1.0),
         run([0.2] * 2, set_id="g0-r1", train_s=5.0, val_s=0.5),
@@ -203,6 +207,9 @@ def test_validation_cost_pairs_the_arms_by_set():
         run([None] * 2, val_accuracy=[None] * 2, set_id="g0-r1", train_s=5.0, eval_s=0.5),  # type: ignore[list-item]
         run([None] * 2, val_accuracy=[None] * 2, set_id="g0-r2", train_s=5.0, eval_s=0.5),  # type: ignore[list-item]
     ]
+    # a 5-s stall of the machine inside one arm's training is no cost of validating
+    stalled = per_epoch[1]
+    per_epoch[1] = dataclasses.replace(stalled, train_s=[10.0, 5.0], stalled_s=5.0)
     ratio, n = seeds.validation_cost(per_epoch, end_only)
     assert n == 3 and ratio.point == pytest.approx(22 / 21) and ratio.hi - ratio.lo < 1e-9
     share = seeds.validation_share(per_epoch)

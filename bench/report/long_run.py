@@ -165,17 +165,9 @@ def curves_plot_input(summary: RunSummary) -> tuple[dict[str, Any], str, int | N
 
 
 def short_label(summary: RunSummary, vid: str) -> str:
-    """'baseline', 'A/A control', or what differs from the baseline: 'batch_size 128'."""
-    base = summary.variants.get(summary.baseline or "", {})
-    v = summary.variants[vid]
-    if v.get("control"):
-        return "A/A control"
-    diff = [
-        f"{k} {v[k]:g}" if isinstance(v[k], float) else f"{k} {v[k]}"
-        for k in v
-        if v[k] != base.get(k)
-    ]
-    return ", ".join(diff) or "baseline"
+    """What a variant's id says beyond the baseline's: 'bs128', 'lr0.001', 'control'; 'baseline'."""
+    base = set((summary.baseline or "").split("-"))
+    return "-".join(t for t in vid.split("-") if t not in base) or "baseline"
 
 
 def one_line(summary: RunSummary) -> str | None:
@@ -214,8 +206,8 @@ def one_line(summary: RunSummary) -> str | None:
         if summary.variants[vid].get("control"):
             continue
         t = to_target.time_to_target(arm_runs, target)
-        times.append(
-            f"{short_label(summary, vid)} {to_target.median_cell(t)} ({t.reached}/{len(t.times)} seeds)"
-        )
-    parts.append(f"median training seconds to {target:g}: " + "; ".join(times))
+        got = t.median
+        median = to_target.seconds(got[0].point) if got else to_target.seconds(t.times[0])
+        times.append(f"{short_label(summary, vid)} {median} ({t.reached}/{len(t.times)})")
+    parts.append(f"median training s to {target:g} (seeds that reached it): " + ", ".join(times))
     return "- **In one line:** " + "; ".join(parts) + "."

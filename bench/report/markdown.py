@@ -512,7 +512,10 @@ def _render(summary: aggregate.RunSummary) -> str:
     # The answer first (title, each axis value's verdict, the A/A control, the main plot), then
     # the findings; how it was measured is collapsed below them, the details after that.
     plots = plot_names(summary)
+    # A time-to-target run (run.targets) leads with its times; any other, with the walkthrough.
     long = [long_run.walkthrough_section(summary), long_run.to_target_section(summary)]
+    if summary.targets:
+        long.reverse()
     sections = [
         title(summary),
         *(s for s in long if s),

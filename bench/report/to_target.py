@@ -83,5 +83,9 @@ def row(label: str, runs: Sequence[SeedRun], target: float) -> dict[str, str]:
         "reached": f"{t.reached} of {len(t.times)} seeds",
         "median training s [interval] (coverage)": median_cell(t),
         "MLPerf score s (drop fastest and slowest)": seconds(t.mlperf),
+        "seconds of the seeds that reached it": ", ".join(
+            f"{x:.1f}" for x in sorted(x for x in t.times if math.isfinite(x))
+        )
+        or "–",
         "epoch reached": epoch_cell(t),
     }

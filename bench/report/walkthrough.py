@@ -119,9 +119,9 @@ def rows(runs: Sequence[SeedRun], model: dict[str, Any]) -> list[Row]:
         out.append(Row(f"epoch {last} {key}", None, _over(runs, lambda r, k=key: r.curves[k][-1])))
     out.append(
         Row(
-            f"seconds per epoch, mean of {last}" + MACHINE_DEPENDENT,
+            f"seconds per epoch, mean of {last}, stalls left out" + MACHINE_DEPENDENT,
             None,
-            _over(runs, lambda r: (sum(r.train_s) + sum(r.val_s)) / r.epochs),
+            _over(runs, lambda r: r.per_epoch_total_s() / r.epochs),
         )
     )
     return out
