@@ -24,6 +24,7 @@ from typing import Any
 
 from bench import __version__, outputs, records
 from bench.gate import ab_rule
+from bench.gate.trend import TrendError
 from bench.outputs import OutputError
 from bench.plan.grouping import PairingError
 from bench.plan.matrix import Matrix, MatrixError, apply_overrides, load_profile, profile_names
@@ -49,6 +50,7 @@ USER_ERRORS = (
     ShardError,
     OutputError,
     ab_rule.ABError,
+    TrendError,
     OSError,
 )
 
@@ -311,6 +313,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "mnist-bench regress --json /tmp/gate.json     # keep the raw rounds",
         "mnist-bench regress --against origin/main --ref-env /tmp/refenv  # keep REF's environment",
     ),
+    "trend": (
+        "mnist-bench trend run                         # HEAD against trend.toml's anchor",
+        "mnist-bench trend report reports/trend/history.jsonl --out reports/trend --force",
+        "mnist-bench trend export reports/trend/history.jsonl --format bencher -o bmf.json",
+    ),
     "profiles": (
         "mnist-bench profiles",
         "mnist-bench run --profile seed --list         # one profile's variants",
@@ -386,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub, [debug])
     _add_readers(sub, [debug, force])
     _add_regress(sub, [debug, force])
+    _add_trend(sub, [debug, force])
     profiles = sub.add_parser("profiles", parents=[debug], help="list the shipped matrix profiles")
     profiles.set_defaults(func=_cmd_profiles)
     _add_examples(parser, sub)
@@ -506,6 +514,49 @@ def _add_regress(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> Non
         "(default: a temporary folder, removed)",
     )
     regress.set_defaults(func=_cmd_regress)
+
+
+def _add_trend(sub: Subparsers, parents: list[argparse.ArgumentParser]) -> None:
+    trend = sub.add_parser(
+        "trend",
+        parents=parents,
+        help="step time across commits: ratios to an anchor commit, as history (docs/trend.md)",
+    )
+    trend.add_argument("action", choices=("run", "report", "export"))
+    trend.add_argument("history", nargs="?", help="history file (default: trend.toml's history)")
+    trend.add_argument("--anchor", metavar="REF", help="default: trend.toml's anchor")
+    trend.add_argument(
+        "--commit", dest="commits", action="append", default=[], metavar="REF",
+        help="a commit to measure (repeatable; default: HEAD unless --between or --new-anchor)",
+    )  # fmt: skip
+    trend.add_argument(
+        "--between", nargs=2, metavar=("A", "B"),
+        help="measure every commit from A to B and name the first at which the ratio moved",
+    )  # fmt: skip
+    trend.add_argument(
+        "--new-anchor", metavar="REF",
+        help="measure REF against the anchor once (an overlap), so later points chain to it",
+    )  # fmt: skip
+    trend.add_argument(
+        "--python", metavar="PATH",
+        help="run every side in this interpreter instead of building each lock's environment",
+    )  # fmt: skip
+    trend.add_argument("--rounds", type=_rounds, help="exactly this many rounds per commit")
+    trend.add_argument("--data", help="Keras mnist.npz or a directory of the four IDX files")
+    trend.add_argument("--out", metavar="DIR", help="report: where REPORT.md and trend.png go")
+    trend.add_argument(
+        "--format",
+        choices=("github-action-benchmark", "bencher"),
+        default="github-action-benchmark",
+    )
+    trend.add_argument("-o", "--output", metavar="PATH", help="export: write here (default stdout)")
+    trend.set_defaults(func=_cmd_trend)
+
+
+def _cmd_trend(args: argparse.Namespace) -> int:
+    from bench.gate import trend_cli
+
+    return trend_cli.main(args)
 
 
 @contextlib.contextmanager
