@@ -526,3 +526,12 @@ def test_a_variant_field_no_table_names_keeps_two_configurations_apart():
     summary = aggregate.summarize_run(recs)
     assert "batch_size" not in summary.comparisons
     assert summary.row(bigger.id)["learning_rate"] == 0.01
+
+
+def test_a_field_outside_the_headline_axes_that_the_run_varies_gets_its_own_answer_row():
+    """Catches: the answer and axis tables built from the headline axes alone, so the to-target
+    run's learning rate 0.001 arm (issue 31: does 0.01 cost accuracy or time?) had no row."""
+    text = (REPORTS / "to-target" / "REPORT.md").read_text()
+    answer = text[text.index("| what changed") :].split("\n\n")[0]
+    assert "| learning_rate 0.001 instead of 0.01" in answer
+    assert "## Each axis against the baseline" in text and "learning_rate" in text

@@ -371,6 +371,24 @@ def judge_run(summary: RunSummary) -> RunSummary:
     return replace(summary, versus_baseline=versus, comparisons=axis_entries(summary, versus))
 
 
+# Fields that tell arms apart without being a setting a reader compares.
+NOT_AXES = ("control", "seed")
+
+
+def _axes(summary: RunSummary) -> list[str]:
+    """The headline axes, then any other variant field the run varies (e.g. learning_rate), in
+    the order of the baseline's fields."""
+    base = summary.variants.get(summary.baseline or "", {})
+    varied = [
+        k
+        for k in base
+        if k not in AXES
+        and k not in NOT_AXES
+        and any(v.get(k) != base[k] for v in summary.variants.values())
+    ]
+    return [*AXES, *varied]
+
+
 def axis_entries(
     summary: RunSummary, versus: dict[str, Judgement]
 ) -> dict[str, list[dict[str, Any]]]:
@@ -380,7 +398,7 @@ def axis_entries(
     if base is None or base["status"] != "ok":
         return {}
     out: dict[str, list[dict[str, Any]]] = {}
-    for axis in AXES:
+    for axis in _axes(summary):
         entries = []
         for row in summary.rows:
             config = summary.variants[row["variant_id"]]
