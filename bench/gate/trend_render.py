@@ -78,7 +78,11 @@ def render(history: Sequence[Mapping[str, Any]]) -> str:
 
 def _machine(record: Mapping[str, Any]) -> str:
     m = record.get("machine") or {}
-    return f"{m.get('cpu_model', '?')} x{m.get('cpu_cores', '?')} ({m.get('hostname', '?')})"
+    v = m.get("versions") or {}
+    return (
+        f"{m.get('cpu_model', '?')} x{m.get('cpu_cores', '?')} ({m.get('hostname', '?')}; Python "
+        f"{m.get('python', '?')}, TensorFlow {v.get('tensorflow', '?')}, Keras {v.get('keras', '?')})"
+    )
 
 
 def plot(history: Sequence[Mapping[str, Any]], path: Path) -> Path:
