@@ -325,3 +325,12 @@ def test_new_anchor_runs_alone(tmp_path, monkeypatch, capsys):
          "--commit", ids[3]]
     )  # fmt: skip
     assert code == 2 and "--new-anchor runs alone" in capsys.readouterr().err
+
+
+def test_the_committed_trend_report_regenerates_from_its_history():
+    """Catches: reports/trend edited by hand, or left behind when the renderer changes."""
+    committed = Path(__file__).parent.parent / "reports" / "trend"
+    history = trend.read_history(committed / "history.jsonl")
+    assert len({r["commit"]["id"] for r in history if r["kind"] == "point"}) >= 6
+    assert trend_render.render(history) == (committed / "REPORT.md").read_text()
+    assert (committed / "trend.png").stat().st_size > 10_000
