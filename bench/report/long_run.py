@@ -59,6 +59,11 @@ def _timed(summary: RunSummary) -> dict[str, list[seeds.SeedRun]]:
     }
 
 
+def _banded(summary: RunSummary) -> dict[str, list[seeds.SeedRun]]:
+    """The timed arms whose validation curves have bands (the whole-run section and its plot)."""
+    return {vid: runs for vid, runs in _timed(summary).items() if seeds.has_curves(runs)}
+
+
 def to_target_section(summary: RunSummary) -> str | None:
     """Each arm's time to each target over seeds; None for runs of one epoch."""
     timed = _timed(summary)
@@ -116,7 +121,7 @@ def _cost_lines(summary: RunSummary, o: seeds.Overfitting | None) -> list[str]:
 
 def whole_run_section(summary: RunSummary) -> str | None:
     """Curves with bands, the overfitting finding per arm, validation's cost; None for 1 epoch."""
-    timed = {vid: runs for vid, runs in _timed(summary).items() if seeds.has_curves(runs)}
+    timed = _banded(summary)
     if not timed:
         return None
     lines = ["## The whole run, over seeds", ""]
@@ -155,7 +160,7 @@ def _cell(b: stats.Interval | None) -> str:
 
 def curves_plot_input(summary: RunSummary) -> tuple[dict[str, Any], str, int | None] | None:
     """What the curves PNG draws: the baseline's (else the first timed arm's) bands."""
-    timed = {vid: runs for vid, runs in _timed(summary).items() if seeds.has_curves(runs)}
+    timed = _banded(summary)
     if not timed:
         return None
     label = summary.baseline if summary.baseline in timed else next(iter(timed))
